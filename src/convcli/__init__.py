@@ -1,0 +1,59 @@
+"""convcli: convolve images and numeric arrays with named kernels, exactly as scipy does.
+
+>>> import convcli
+>>> k = convcli.get_kernel("gaussian:sigma=2")
+>>> y = convcli.convolve([[0, 0, 0], [0, 9, 0], [0, 0, 0]], "box", boundary="fill")
+>>> y.tolist()
+[[1.0, 1.0, 1.0], [1.0, 1.0, 1.0], [1.0, 1.0, 1.0]]
+
+The public names are imported on first use, so that importing the package (and starting the
+command line) stays fast.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_PUBLIC = {
+    "ConvcliError": "errors",
+    "KernelError": "errors",
+    "InputError": "errors",
+    "UsageError": "errors",
+    "Kernel": "kernel",
+    "KernelBank": "kernel",
+    "KernelChain": "kernel",
+    "get_kernel": "registry",
+    "list_kernels": "registry",
+    "convolve": "engine",
+    "choose_method": "engine",
+    "read_image": "image_io",
+    "write_image": "image_io",
+    "read_array": "image_io",
+    "filter_image": "imaging",
+}
+
+__all__ = ["__version__", *_PUBLIC]
+
+if TYPE_CHECKING:
+    from .engine import choose_method, convolve
+    from .errors import ConvcliError, InputError, KernelError, UsageError
+    from .image_io import read_array, read_image, write_image
+    from .imaging import filter_image
+    from .kernel import Kernel, KernelBank, KernelChain
+    from .registry import get_kernel, list_kernels
+
+
+def __getattr__(name: str) -> Any:
+    module = _PUBLIC.get(name)
+    if module is None:
+        raise AttributeError(f"module 'convcli' has no attribute {name!r}")
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,60 @@
+"""Computing backends, imported only when used.
+
+``scipy`` is the reference and always present. ``auto`` picks the fastest installed backend
+that can serve the request.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from functools import cache
+
+from ..boundary import Boundary
+from ..errors import BackendError
+from .base import Backend, Plan
+
+__all__ = ["BACKENDS", "Backend", "Plan", "available", "get_backend"]
+
+#: name -> (module, class, the package it needs, the extra that installs it)
+BACKENDS: dict[str, tuple[str, str, str, str]] = {
+    "scipy": ("scipy_backend", "ScipyBackend", "scipy", ""),
+}
+
+#: the order ``auto`` tries installed backends in, fastest first
+AUTO_ORDER: tuple[str, ...] = ("scipy",)
+
+
+def available(name: str) -> bool:
+    """True if the backend's library is installed (without importing it)."""
+    return importlib.util.find_spec(BACKENDS[name][2]) is not None
+
+
+@cache
+def _load(name: str) -> Backend:
+    module, cls, package, extra = BACKENDS[name]
+    if not available(name):
+        raise BackendError(
+            f"the {name} backend needs {package}: pip install 'convcli[{extra}]'"
+        )
+    mod = importlib.import_module(f"{__name__}.{module}")
+    backend: Backend = getattr(mod, cls)()
+    return backend
+
+
+def get_backend(name: str, *, boundary: Boundary, fill: float, device: str = "auto") -> Backend:
+    """The backend called ``name`` (or the best for the request with ``auto``)."""
+    if name == "auto":
+        for candidate in AUTO_ORDER:
+            if available(candidate):
+                backend = _load(candidate)
+                if backend.unsupported(boundary, fill) is None:
+                    return backend
+        return _load("scipy")
+    if name not in BACKENDS:
+        raise BackendError(f"unknown backend {name!r} (choose from auto, {', '.join(BACKENDS)})")
+    backend = _load(name)
+    reason = backend.unsupported(boundary, fill)
+    if reason:
+        raise BackendError(f"the {name} backend cannot do this: {reason}")
+    return backend

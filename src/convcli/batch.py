@@ -1,0 +1,506 @@
+"""Many inputs: discovery, output naming, the work for one input, and parallel workers.
+
+The command line builds one :class:`Request` (kernels resolved once, options validated) and
+hands it, with the inputs, to :func:`run`. Each input becomes an :class:`Outcome` (paths
+written, an array to print, or an error), reported through a callback as soon as it is done.
+Workers are separate processes that receive the request once, when they start.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import string
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import image_io
+from .engine import convolve
+from .errors import ConvcliError, InputError, OutputError, UsageError
+from .imaging import PixelOptions, filter_image, output_dtype, sample_max, to_samples
+from .kernel import AnyKernel, KernelBank, KernelChain
+
+DEFAULT_TEMPLATE = "{stem}.{kernel}{ext}"
+TEMPLATE_FIELDS = {"stem", "ext", "kernel"}
+
+
+# -- inputs ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Source:
+    """One input: a file, image bytes on stdin, or an inline JSON array."""
+
+    label: str  # how messages name it
+    path: Path | None = None
+    inline: str | None = None
+    stdin: bytes | None = None
+    rel: Path | None = None  # path below the directory it was found in (kept by -d)
+
+    @property
+    def is_array(self) -> bool:
+        return self.inline is not None or (
+            self.path is not None and image_io.is_array_path(self.path)
+        )
+
+    @property
+    def stem(self) -> str:
+        if self.path is not None:
+            return self.path.stem
+        return "stdin" if self.stdin is not None else "array"
+
+
+def image_suffixes() -> set[str]:
+    from PIL import Image
+
+    return {ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}
+
+
+def discover(
+    inputs: Iterable[str],
+    *,
+    recursive: bool = False,
+    stdin: Callable[[], bytes] | None = None,
+) -> Iterator[Source]:
+    """Expand the command line's inputs: files, ``-``, inline arrays and directories.
+
+    A directory needs ``recursive``; its images and array files are taken in sorted order,
+    each remembering its path below the directory so that ``-d`` can keep the layout.
+    """
+    suffixes: set[str] | None = None
+    for item in inputs:
+        if item == "-":
+            if stdin is None:
+                raise UsageError("'-' (stdin) can only be given once")
+            data = stdin()
+            stdin = None
+            yield Source("<stdin>", stdin=data)
+            continue
+        if item.lstrip().startswith("[") and not Path(item).exists():
+            yield Source(_short(item), inline=item)
+            continue
+        path = Path(item)
+        if path.is_dir():
+            if not recursive:
+                yield Source(item, path=path)  # reported as "is a directory (give -r ...)"
+                continue
+            suffixes = suffixes or image_suffixes() | set(image_io.ARRAY_FORMATS)
+            for found in _walk(path, suffixes):
+                yield Source(str(found), path=found, rel=found.relative_to(path))
+            continue
+        yield Source(item, path=path)
+
+
+def _walk(root: Path, suffixes: set[str]) -> Iterator[Path]:
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if not name.startswith(".") and Path(name).suffix.lower() in suffixes:
+                yield Path(dirpath) / name
+
+
+def read_list(data: bytes, null: bool) -> list[str]:
+    """Paths from ``--files-from``: one per line, or NUL-separated with ``-0``."""
+    sep = b"\0" if null else b"\n"
+    items = []
+    for raw in data.split(sep):
+        if not null:
+            raw = raw.rstrip(b"\r")
+        if raw.strip():
+            items.append(os.fsdecode(raw))
+    return items
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+# -- the request ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class OutputSpec:
+    """Where results go."""
+
+    path: str | None = None  # -o (one input); "-" = stdout
+    out_dir: Path | None = None  # -d
+    template: str = DEFAULT_TEMPLATE
+    format: str | None = None
+    quality: int | None = None
+    compress: int | None = None
+    in_place: bool = False
+    skip_existing: bool = False
+    print_result: bool = False  # --print
+
+    def __post_init__(self) -> None:
+        check_template(self.template)
+
+
+@dataclass(frozen=True)
+class Request:
+    """Everything needed to process any input; sent once to each worker."""
+
+    operation: AnyKernel
+    label: str  # the {kernel} of output names
+    conv: dict[str, Any]  # convolve() keyword arguments
+    pixels: PixelOptions = field(default_factory=PixelOptions)
+    output: OutputSpec = field(default_factory=OutputSpec)
+    depth_given: bool = False  # --depth was given (else arrays written from images are float)
+    stack_labels: tuple[str, ...] = ()  # member labels when the result is a stack
+
+
+def stack_labels(operation: AnyKernel) -> tuple[str, ...]:
+    """Labels of the members of the stacking bank in ``operation``, if there is one."""
+    if isinstance(operation, KernelBank):
+        if operation.combine == "stack":
+            return _unique(tuple(m.label for m in operation.members))
+        return ()
+    if isinstance(operation, KernelChain):
+        for step in operation.steps:
+            labels = stack_labels(step)
+            if labels:
+                return labels
+    return ()
+
+
+def _unique(labels: tuple[str, ...]) -> tuple[str, ...]:
+    """Member labels made distinct (``a``, ``a`` -> ``a``, ``a-2``) so files do not collide."""
+    seen: dict[str, int] = {}
+    out = []
+    for label in labels:
+        seen[label] = seen.get(label, 0) + 1
+        out.append(label if seen[label] == 1 else f"{label}-{seen[label]}")
+    return tuple(out)
+
+
+def check_template(template: str) -> None:
+    """Refuse templates with unknown fields or that name a directory."""
+    try:
+        fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+    except ValueError as exc:
+        raise UsageError(f"--name {template!r}: {exc}") from None
+    unknown = fields - TEMPLATE_FIELDS
+    if unknown:
+        msg = (f"--name {template!r}: unknown field {{{sorted(unknown)[0]}}} "
+               "(fields: {stem}, {ext}, {kernel})")
+        raise UsageError(msg)
+    if "/" in template or "\\" in template or template in (".", ".."):
+        raise UsageError(f"--name {template!r}: a name may not contain a directory; "
+                         "use -d to choose the directory")
+
+
+# -- outputs -----------------------------------------------------------------------------------
+@dataclass
+class Outcome:
+    """What happened to one input."""
+
+    source: Source
+    written: list[str] = field(default_factory=list)
+    array: np.ndarray | None = None  # to print
+    data: bytes | None = None  # to write to stdout (-o -)
+    skipped: bool = False
+    error: str | None = None
+    exit_code: int = 0
+    detail: str | None = None  # traceback, shown with --debug
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def output_targets(source: Source, request: Request, fmt_ext: str) -> list[Path]:
+    """The files a source's result goes to (several for a stack written as images)."""
+    out = request.output
+    if out.in_place:
+        assert source.path is not None
+        return [source.path]
+    if out.path is not None:
+        return [Path(out.path)]
+    labels = [request.label]
+    if request.stack_labels and fmt_ext.lower() not in (".npy", ".json"):
+        labels = list(request.stack_labels)
+    if out.out_dir is not None:
+        directory = out.out_dir / (source.rel.parent if source.rel is not None else Path())
+    elif source.path is not None:
+        directory = source.path.parent
+    else:
+        raise UsageError(f"{source.label}: give -o or -d to say where its result goes")
+    targets = []
+    for label in labels:
+        name = out.template.format(stem=source.stem, ext=fmt_ext, kernel=label)
+        if not name or name in (".", ".."):
+            raise UsageError(f"--name {out.template!r} gives an empty file name")
+        targets.append(directory / name)
+    return targets
+
+
+def _format_and_ext(source: Source, request: Request, detected: str | None) -> tuple[str, str]:
+    """Output format name and the {ext} of output names."""
+    out = request.output
+    if out.path not in (None, "-"):
+        fmt = image_io.format_for(out.path, out.format)
+        return fmt, Path(out.path).suffix  # type: ignore[arg-type]
+    if out.format:
+        fmt = image_io.format_for(None, out.format)
+        return fmt, image_io.extension_for(fmt)
+    if out.path == "-":
+        raise UsageError("-o - writes to stdout and needs --format")
+    if source.path is not None and (source.is_array or not out.in_place):
+        suffix = source.path.suffix
+        if source.is_array:
+            return image_io.ARRAY_FORMATS[suffix.lower()], suffix
+        if detected:
+            return image_io.format_for(source.path if suffix else None, detected), suffix or \
+                image_io.extension_for(detected)
+        return image_io.format_for(source.path), suffix
+    if source.path is not None:
+        return image_io.format_for(source.path, detected), source.path.suffix
+    if source.inline is not None:
+        return "NPY", ".npy"
+    fmt = detected or "PNG"
+    return fmt, image_io.extension_for(fmt)
+
+
+# -- processing one input ------------------------------------------------------------------------
+@dataclass
+class Loaded:
+    data: np.ndarray
+    format: str | None = None  # detected image format
+    icc_profile: bytes | None = None
+    is_array: bool = False
+
+
+def process(source: Source, request: Request) -> Outcome:
+    """Filter one input and write (or return) its result; never raises for the input's sake."""
+    started = time.perf_counter()
+    outcome = Outcome(source)
+    try:
+        _process(source, request, outcome)
+    except ConvcliError as exc:
+        outcome.error = str(exc) if exc.subject else f"{source.label}: {exc.message}"
+        outcome.exit_code = exc.exit_code
+    except MemoryError:
+        outcome.error = f"{source.label}: out of memory (try a smaller image or --memory)"
+        outcome.exit_code = 1
+    except Exception as exc:  # an input must never take the batch down
+        outcome.error = f"{source.label}: internal error: {type(exc).__name__}: {exc}"
+        outcome.exit_code = 1
+        outcome.detail = traceback.format_exc()
+    outcome.seconds = time.perf_counter() - started
+    return outcome
+
+
+def _process(source: Source, request: Request, outcome: Outcome) -> None:
+    out = request.output
+    writes = out.path is not None or out.out_dir is not None or out.in_place
+    if not writes and (source.is_array or out.print_result):
+        outcome.array = _compute(_load(source), source, request, outcome, to_array=True)
+        return
+    if out.skip_existing and source.path is not None and source.path.suffix:
+        # decide before decoding, so that resuming a batch costs nothing for finished files
+        _, ext = _format_and_ext(source, request, None)
+        if all(t.exists() for t in output_targets(source, request, ext)):
+            outcome.skipped = True
+            return
+    loaded = _load(source)
+    fmt, ext = _format_and_ext(source, request, loaded.format)
+    result = _compute(loaded, source, request, outcome,
+                      to_array=fmt in image_io.ARRAY_FORMATS.values())
+    if out.print_result:
+        outcome.array = result
+    stacked = bool(request.stack_labels)
+    if out.path == "-":
+        if stacked and fmt not in ("NPY", "JSON"):
+            raise UsageError("a stacked result written to stdout needs --format npy or json")
+        outcome.data = image_io.encode(result, fmt, quality=out.quality, compress=out.compress)
+        return
+    targets = output_targets(source, request, ext)
+    _guard_targets(source, request, targets)
+    if out.skip_existing and all(t.exists() for t in targets):
+        outcome.skipped = True
+        return
+    parts = list(result) if len(targets) > 1 else [result]
+    for target, part in zip(targets, parts, strict=True):
+        if out.out_dir is not None:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        data = image_io.encode(part, fmt, quality=out.quality, compress=out.compress,
+                               icc_profile=loaded.icc_profile)
+        image_io.atomic_write(target, data)
+        outcome.written.append(str(target))
+
+
+def _guard_targets(source: Source, request: Request, targets: list[Path]) -> None:
+    """Never write over an input (unless --in-place), nor outside the output directory."""
+    out = request.output
+    if out.in_place:
+        return
+    for target in targets:
+        if source.path is not None and _same_file(target, source.path):
+            raise OutputError(f"the output {str(target)!r} would overwrite the input; choose "
+                              "another --name or -o, or give --in-place", subject=source.label)
+        if out.out_dir is not None:
+            root = os.path.realpath(out.out_dir)
+            where = os.path.realpath(target)
+            if os.path.commonpath([root, where]) != root:
+                raise OutputError(f"the output {str(target)!r} would leave the output "
+                                  f"directory {str(out.out_dir)!r}", subject=source.label)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _load(source: Source) -> Loaded:
+    if source.inline is not None:
+        return Loaded(image_io.parse_array(source.inline, source.label), is_array=True)
+    if source.stdin is not None:
+        if not source.stdin:
+            raise InputError("stdin is empty (no image bytes)", subject=source.label)
+        picture = image_io.open_image(source.stdin, source.label)
+        return Loaded(picture.pixels, picture.format, picture.icc_profile)
+    assert source.path is not None
+    if source.is_array:
+        return Loaded(image_io.read_array(source.path), is_array=True)
+    picture = image_io.open_image(source.path, source.label)
+    return Loaded(picture.pixels, picture.format, picture.icc_profile)
+
+
+#: share of clipped results above which a warning suggests another --range
+CLIP_WARNING_SHARE = 0.01
+
+
+def _compute(loaded: Loaded, source: Source, request: Request, outcome: Outcome,
+             to_array: bool) -> np.ndarray:
+    """The result as output samples.
+
+    Images keep their depth (``--depth``) unless written as an array, which holds the float
+    result in the input's units. Arrays are numbers: offset, abs and rescale apply and nothing
+    is clipped, unless they are written as an image, where they are sample values of the
+    output depth (8-bit by default).
+    """
+    pixels = request.pixels
+    if to_array and not request.depth_given:
+        pixels = replace(pixels, depth="float")
+    try:
+        if not loaded.is_array:
+            filtered = filter_image(loaded.data, request.operation, pixels, **request.conv)
+            if filtered.total and filtered.clipped > CLIP_WARNING_SHARE * filtered.total:
+                share = 100.0 * filtered.clipped / filtered.total
+                outcome.warnings.append(
+                    f"{source.label}: {filtered.clipped} of {filtered.total} results "
+                    f"({share:.1f}%) were clipped to the output range; try --range abs, "
+                    "--offset 50% or --depth float")
+            return filtered.pixels
+        result = convolve(loaded.data, request.operation, **request.conv)
+        if to_array and pixels.depth in ("same", "float"):
+            dtype = result.dtype  # numbers stay in the precision they were computed in
+        else:
+            dtype = output_dtype(result.dtype, "8" if pixels.depth == "same" else pixels.depth)
+        full_scale = sample_max(dtype) if dtype.kind in "ui" else 1.0
+        return to_samples(result, full_scale, dtype, pixels)[0]
+    except InputError as exc:
+        if exc.subject is None:
+            exc.subject = source.label
+        raise
+
+
+# -- running many --------------------------------------------------------------------------------
+@dataclass
+class Summary:
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed else 0
+
+
+_worker_request: Request | None = None
+
+
+def _init_worker(request: Request) -> None:
+    global _worker_request
+    _worker_request = request
+
+
+def _work(source: Source) -> Outcome:
+    assert _worker_request is not None
+    return process(source, _worker_request)
+
+
+def run(
+    sources: Iterable[Source],
+    request: Request,
+    *,
+    jobs: int = 1,
+    fail_fast: bool = False,
+    on_outcome: Callable[[Outcome], None] = lambda o: None,
+) -> Summary:
+    """Process every source, ``jobs`` at a time, reporting each outcome as it completes."""
+    started = time.perf_counter()
+    summary = Summary()
+    items = list(sources)
+
+    def record(outcome: Outcome) -> bool:
+        if outcome.error:
+            summary.failed += 1
+        elif outcome.skipped:
+            summary.skipped += 1
+        else:
+            summary.done += 1
+        on_outcome(outcome)
+        return bool(outcome.error) and fail_fast
+
+    if jobs <= 1 or len(items) <= 1:
+        for source in items:
+            if record(process(source, request)):
+                break
+    else:
+        _run_pool(items, request, jobs, record)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _run_pool(items: list[Source], request: Request, jobs: int,
+              record: Callable[[Outcome], bool]) -> None:
+    # fork: workers inherit the imported modules and the resolved kernels; the parent does no
+    # filtering of its own while they run, so no library thread pool is copied mid-use.
+    method = "fork" if sys.platform.startswith("linux") else None
+    context = multiprocessing.get_context(method)
+    pending: set[Future[Outcome]] = set()
+    queue = iter(items)
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker,
+                             initargs=(request,)) as pool:
+        try:
+            for source in queue:  # keep a short queue so that --fail-fast stops soon
+                pending.add(pool.submit(_work, source))
+                if len(pending) >= 2 * jobs:
+                    break
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                stop = False
+                for future in done:
+                    stop = record(future.result()) or stop
+                if stop:
+                    for f in pending:
+                        f.cancel()
+                    pending = {f for f in pending if not f.cancelled()}
+                    for future in wait(pending).done:
+                        record(future.result())
+                    return
+                for source in queue:
+                    pending.add(pool.submit(_work, source))
+                    if len(pending) >= 2 * jobs:
+                        break
+        except BaseException:
+            for f in pending:
+                f.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise

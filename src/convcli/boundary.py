@@ -1,0 +1,123 @@
+"""The output-size and boundary vocabulary, defined once and translated per library.
+
+Modes (``full``, ``same``, ``valid``) are those of ``scipy.signal.convolve2d``. Boundaries:
+
+========  ===============  =================  ==============  ==========  =====================
+ours      picture          scipy.signal       scipy.ndimage   numpy.pad   OpenCV / torch F.pad
+========  ===============  =================  ==============  ==========  =====================
+fill      ``kkk|abcd|kkk``  ``fill``           ``constant``    constant    CONSTANT / constant
+reflect   ``dcba|abcd|dcba`` ``symm``          ``reflect``     symmetric   REFLECT / (none)
+mirror    ``dcb|abcd|cba``  (none)             ``mirror``      reflect     REFLECT_101 / reflect
+nearest   ``aaa|abcd|ddd``  (none)             ``nearest``     edge        REPLICATE / replicate
+wrap      ``bcd|abcd|abc``  ``wrap``           ``wrap``        wrap        WRAP / circular
+========  ===============  =================  ==============  ==========  =====================
+
+Every result is defined as: extend the input by the boundary rule, then take the ``valid``
+correlation of the extension with the (flipped, for convolution) kernel. :func:`pad_widths` says
+how far to extend for each mode; a backend either extends natively or calls :func:`pad`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .errors import UsageError
+from .vocabulary import Boundary, Mode
+
+if TYPE_CHECKING:
+    import numpy as np
+
+__all__ = ["Boundary", "Mode", "as_boundary", "as_mode", "index_map", "pad", "pad_widths"]
+
+NUMPY_PAD = {
+    Boundary.FILL: "constant",
+    Boundary.REFLECT: "symmetric",
+    Boundary.MIRROR: "reflect",
+    Boundary.NEAREST: "edge",
+    Boundary.WRAP: "wrap",
+}
+NDIMAGE = {
+    Boundary.FILL: "constant",
+    Boundary.REFLECT: "reflect",
+    Boundary.MIRROR: "mirror",
+    Boundary.NEAREST: "nearest",
+    Boundary.WRAP: "wrap",
+}
+SCIPY_SIGNAL = {Boundary.FILL: "fill", Boundary.REFLECT: "symm", Boundary.WRAP: "wrap"}
+OPENCV = {  # cv2 attribute names; filter2D cannot wrap, so WRAP is only used to pad
+    Boundary.FILL: "BORDER_CONSTANT",
+    Boundary.REFLECT: "BORDER_REFLECT",
+    Boundary.MIRROR: "BORDER_REFLECT_101",
+    Boundary.NEAREST: "BORDER_REPLICATE",
+    Boundary.WRAP: "BORDER_WRAP",
+}
+TORCH_PAD = {  # F.pad has no symmetric ("reflect" in our words) mode
+    Boundary.FILL: "constant",
+    Boundary.MIRROR: "reflect",
+    Boundary.NEAREST: "replicate",
+    Boundary.WRAP: "circular",
+}
+
+
+def as_mode(value: str | Mode) -> Mode:
+    try:
+        return Mode(value)
+    except ValueError:
+        choices = ", ".join(m.value for m in Mode)
+        raise UsageError(f"mode {value!r} is not one of {choices}") from None
+
+
+def as_boundary(value: str | Boundary) -> Boundary:
+    try:
+        return Boundary(value)
+    except ValueError:
+        choices = ", ".join(b.value for b in Boundary)
+        raise UsageError(f"boundary {value!r} is not one of {choices}") from None
+
+
+def pad_widths(mode: Mode, size: int, centre: int) -> tuple[int, int]:
+    """How far to extend one axis before and after, for correlation weights of ``size`` taps.
+
+    ``centre`` is the index of the weight that lands on the output pixel in ``same`` mode. The
+    valid correlation of the extension with the weights has the mode's length.
+    """
+    if mode is Mode.FULL:
+        return size - 1, size - 1
+    if mode is Mode.SAME:
+        return centre, size - 1 - centre
+    return 0, 0
+
+
+def output_length(mode: Mode, n: int, size: int) -> int:
+    if mode is Mode.FULL:
+        return n + size - 1
+    if mode is Mode.SAME:
+        return n
+    return n - size + 1
+
+
+def index_map(n: int, before: int, after: int, boundary: Boundary) -> np.ndarray:
+    """Source index of every position of an axis of length ``n`` extended by the boundary
+    rule (not for ``fill``). Works for extensions longer than the axis, like numpy.pad."""
+    import numpy as np
+
+    return np.pad(np.arange(n), (before, after), mode=NUMPY_PAD[boundary])  # type: ignore[call-overload]
+
+
+def pad(
+    x: np.ndarray,
+    pads: tuple[tuple[int, int], tuple[int, int]],
+    boundary: Boundary,
+    fill: float = 0.0,
+) -> np.ndarray:
+    """Extend the last two axes of ``x`` by the boundary rule."""
+    import numpy as np
+
+    if not any(pads[0]) and not any(pads[1]):
+        return x
+    if boundary is Boundary.FILL:
+        widths = [(0, 0)] * (x.ndim - 2) + [pads[0], pads[1]]
+        return np.pad(x, widths, mode="constant", constant_values=fill)
+    rows = index_map(x.shape[-2], *pads[0], boundary)
+    cols = index_map(x.shape[-1], *pads[1], boundary)
+    return x[..., rows[:, None], cols[None, :]]

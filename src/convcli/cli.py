@@ -1,0 +1,406 @@
+"""The convcli command line: parse, call the library once, render.
+
+The only module that imports typer. Heavy modules (numpy, scipy, Pillow, rich) are imported
+inside the commands that need them, so ``convcli --help`` starts fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+try:  # recent typer vendors its own copy of click
+    from typer import _click as click
+except ImportError:  # pragma: no cover - older typer uses click itself
+    import click  # type: ignore[no-redef]
+
+from . import __version__
+from .errors import ConvcliError, UsageError
+from .vocabulary import Alpha, Boundary, Combine, Depth, Method, Mode, Range
+
+if TYPE_CHECKING:
+    from .batch import Outcome
+
+
+class BackendName(StrEnum):
+    AUTO = "auto"
+    SCIPY = "scipy"
+
+
+class _BrokenPipe(Exception):
+    """stdout was closed by the reader (``| head``): stop quietly."""
+
+
+def error(message: str) -> None:
+    """One line on stderr: ``convcli: error: ...``."""
+    sys.stderr.write(f"convcli: error: {message}\n")
+    sys.stderr.flush()
+
+
+class ConvcliGroup(TyperGroup):
+    """Turns every failure into one ``convcli: error:`` line and the SPEC's exit code."""
+
+    def main(self, args: Any = None, prog_name: str | None = None,  # type: ignore[override]
+             complete_var: str | None = None, standalone_mode: bool = True,
+             **extra: Any) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        debug = "--debug" in argv
+        try:
+            code = super().main(args=argv, prog_name=prog_name or "convcli",
+                                complete_var=complete_var, standalone_mode=False, **extra)
+            code = code if isinstance(code, int) else 0
+        except click.exceptions.NoArgsIsHelpError as exc:
+            click.echo(exc.ctx.get_help() if exc.ctx else str(exc))
+            code = 0
+        except click.exceptions.UsageError as exc:
+            error(_usage_message(exc))
+            code = 2
+        except (typer.Abort, KeyboardInterrupt):
+            code = 130
+        except _BrokenPipe:
+            _silence_stdout()
+            code = 141
+        except ConvcliError as exc:
+            if debug:
+                import traceback
+
+                traceback.print_exc()
+            error(str(exc))
+            code = exc.exit_code
+        except BrokenPipeError:
+            _silence_stdout()
+            code = 141
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+def _usage_message(exc: click.exceptions.UsageError) -> str:
+    return " ".join(exc.format_message().split()).rstrip(".")
+
+
+def _silence_stdout() -> None:
+    """After EPIPE, make the interpreter's final flush of stdout harmless."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+app = typer.Typer(
+    cls=ConvcliGroup,
+    name="convcli",
+    help="Convolve images and numeric arrays with named kernels, exactly as scipy does.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"convcli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Convolve images and numeric arrays with named kernels, exactly as scipy does.
+
+    \b
+    Examples:
+      convcli apply -k sobel photo.png              # writes photo.sobel.png
+      convcli apply -k gaussian:sigma=2 -d out/ -r photos/
+      convcli apply -k box-1d:size=4 --mode valid '[1,2,3,4,5,4,3,2,1]'
+      convcli list-kernels --tag edge
+      convcli show-kernel gaussian:sigma=1
+    """
+
+
+# -- list-kernels / show-kernel ------------------------------------------------------------------
+@app.command("list-kernels")
+def list_kernels_cmd(
+    tag: Annotated[str | None, typer.Option("--tag", "-t", help="Only kernels with this tag "
+                                            "(edge, blur, sharpen, seed, 1d, ...).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List the named kernels: built-ins and your own (CONVCLI_KERNEL_PATH,
+    ~/.config/convcli/kernels).
+
+    \b
+    Example:
+      convcli list-kernels --tag edge
+    """
+    from . import render
+    from .registry import list_kernels
+
+    render.kernel_list(list_kernels(tag), as_json)
+
+
+@app.command("show-kernel")
+def show_kernel_cmd(
+    spec: Annotated[str, typer.Argument(help="Kernel spec: a name, name:params, a file or a "
+                                        "JSON array.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Print a kernel's matrix (each member of a bank), its sum and whether it is separable.
+
+    \b
+    Examples:
+      convcli show-kernel sobel
+      convcli show-kernel gaussian:sigma=1.5 --json
+    """
+    from . import render
+    from .registry import get_kernel
+
+    render.show_kernel(get_kernel(spec), as_json)
+
+
+# -- apply --------------------------------------------------------------------------------------
+_OUT = "Output"
+_CONV = "Convolution"
+_PIX = "Pixels"
+_BATCH = "Batch"
+
+
+@app.command()
+def apply(
+    inputs: Annotated[list[str] | None, typer.Argument(
+        help="Images, array files (.npy .csv .txt .json), directories (with -r), '-' for image "
+             "bytes on stdin, or an inline JSON array.", show_default=False)] = None,
+    kernel: Annotated[list[str], typer.Option(
+        "--kernel", "-k", help="Kernel spec; repeat to chain (or to build a bank with "
+        "--combine).", show_default=False, rich_help_panel=_CONV)] = [],  # noqa: B006
+    combine: Annotated[Combine | None, typer.Option(
+        help="Apply every -k to the input and combine the results (a bank).",
+        rich_help_panel=_CONV)] = None,
+    mode: Annotated[Mode, typer.Option(help="Output size, as scipy.signal.convolve2d.",
+                                       rich_help_panel=_CONV)] = Mode.SAME,
+    boundary: Annotated[Boundary, typer.Option(
+        help="Padding: fill (--fill-value), reflect dcba|abcd, mirror dcb|abcd, nearest, wrap.",
+        rich_help_panel=_CONV)] = Boundary.REFLECT,
+    fill_value: Annotated[float, typer.Option(help="Value outside the input with "
+                                              "--boundary fill.", rich_help_panel=_CONV)] = 0.0,
+    correlate: Annotated[bool, typer.Option("--correlate", help="Do not flip the kernel "
+                                            "(what torch.nn.Conv2d computes).",
+                                            rich_help_panel=_CONV)] = False,
+    normalize: Annotated[bool, typer.Option("--normalize", help="Divide each kernel by its sum.",
+                                            rich_help_panel=_CONV)] = False,
+    method: Annotated[Method, typer.Option(help="Algorithm; all give the same result within "
+                                           "float tolerance.", rich_help_panel=_CONV)
+                      ] = Method.AUTO,
+    backend: Annotated[BackendName, typer.Option(help="Computing library.",
+                                                 rich_help_panel=_CONV)] = BackendName.AUTO,
+    offset: Annotated[str, typer.Option(help="Added to the result, in output units, or a "
+                                        "percentage of the output range (50%).",
+                                        rich_help_panel=_PIX)] = "0",
+    range_: Annotated[Range, typer.Option(
+        "--range", help="Map results to integer pixels: clip, abs then clip, or rescale "
+        "min..max to the full range.", rich_help_panel=_PIX)] = Range.CLIP,
+    gray: Annotated[bool, typer.Option("--gray", help="Convert to luminance first.",
+                                       rich_help_panel=_PIX)] = False,
+    alpha: Annotated[Alpha, typer.Option(help="keep: copy alpha through; filter: filter it too; "
+                                         "premultiplied: no fringes.", rich_help_panel=_PIX)
+                     ] = Alpha.KEEP,
+    depth: Annotated[Depth | None, typer.Option(
+        help="Output samples: same, 8, 16, float (TIFF float32 or .npy).  [default: same]",
+        show_default=False, rich_help_panel=_PIX)] = None,
+    output: Annotated[str | None, typer.Option(
+        "--output", "-o", help="Output file (one input); '-' for stdout (needs --format).",
+        rich_help_panel=_OUT)] = None,
+    out_dir: Annotated[Path | None, typer.Option(
+        "--out-dir", "-d", help="Output directory; the layout below directory inputs is kept.",
+        rich_help_panel=_OUT)] = None,
+    name: Annotated[str, typer.Option(help="Output file name; fields {stem} {ext} {kernel}.",
+                                      rich_help_panel=_OUT)] = "{stem}.{kernel}{ext}",
+    fmt: Annotated[str | None, typer.Option(
+        "--format", help="png, jpeg, tiff, webp, bmp, npy, csv, json, txt (default: from the "
+        "extension).", rich_help_panel=_OUT)] = None,
+    print_: Annotated[bool, typer.Option("--print", help="Print the result as a numeric table.",
+                                         rich_help_panel=_OUT)] = False,
+    precision: Annotated[int | None, typer.Option(min=0, max=17, help="Digits when printing.",
+                                                  rich_help_panel=_OUT)] = None,
+    quality: Annotated[int | None, typer.Option(min=1, max=100, help="JPEG/WebP quality "
+                                                "[default: 90].", rich_help_panel=_OUT)] = None,
+    compress: Annotated[int | None, typer.Option(min=0, max=9, help="PNG/TIFF compression level "
+                                                 "[default: PNG 1, TIFF none].",
+                                                 rich_help_panel=_OUT)] = None,
+    in_place: Annotated[bool, typer.Option("--in-place", help="Replace each input with its "
+                                           "result (atomically).", rich_help_panel=_OUT)] = False,
+    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Descend into directory "
+                                            "inputs.", rich_help_panel=_BATCH)] = False,
+    files_from: Annotated[str | None, typer.Option(
+        help="Read input paths from FILE ('-' = stdin), one per line.", metavar="FILE",
+        rich_help_panel=_BATCH)] = None,
+    null: Annotated[bool, typer.Option("-0", "--null", help="--files-from is NUL-separated "
+                                       "(find -print0).", rich_help_panel=_BATCH)] = False,
+    jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Parallel workers "
+                                             "[default: CPU count].", rich_help_panel=_BATCH)
+                    ] = None,
+    skip_existing: Annotated[bool, typer.Option("--skip-existing", help="Leave outputs that "
+                                                "already exist (resume a batch).",
+                                                rich_help_panel=_BATCH)] = False,
+    fail_fast: Annotated[bool, typer.Option("--fail-fast", help="Stop at the first failed "
+                                            "input.", rich_help_panel=_BATCH)] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress, warnings or "
+                                        "summary.", rich_help_panel=_BATCH)] = False,
+    progress: Annotated[bool | None, typer.Option(
+        "--progress/--no-progress", help="Progress bar [default: on when stderr is a terminal].",
+        show_default=False, rich_help_panel=_BATCH)] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> int:
+    """Filter images or arrays with one or more kernels.
+
+    Results are written beside each image as {stem}.{kernel}{ext} (or to -o / -d), and every
+    file written is printed on stdout; array results are printed.
+
+    \b
+    Examples:
+      convcli apply -k sobel photo.png
+      convcli apply -k gaussian:sigma=2 -k sharpen photo.jpg -o out.jpg
+      convcli apply -k sobel-x -k sobel-y --combine magnitude --depth 16 scan.tif
+      find photos -name '*.jpg' | convcli apply -k gaussian:sigma=2 --files-from - -d out/
+      convcli apply -k box-1d:size=4 --mode valid '[1,2,3,4,5,4,3,2,1]'
+    """
+    from .batch import OutputSpec, Request, discover, read_list, run, stack_labels
+    from .engine import as_operation, check_request
+    from .imaging import PixelOptions, parse_offset
+
+    specs = list(kernel)
+    if not specs:
+        raise UsageError("give at least one kernel with -k/--kernel (convcli list-kernels "
+                         "shows them)")
+    items = list(inputs or [])
+    stdin_used = items.count("-") + (files_from == "-")
+    if stdin_used > 1:
+        raise UsageError("stdin can be read only once: '-' as an input and --files-from - "
+                         "conflict")
+    if files_from is not None:
+        items += read_list(_read_source(files_from), null)
+    elif null:
+        raise UsageError("-0/--null goes with --files-from")
+    if not items:
+        raise UsageError("no input given (files, directories with -r, '-', or --files-from)")
+    _check_output_options(items, output, out_dir, in_place, print_, recursive)
+    offset_value, offset_percent = parse_offset(offset)
+    pixels = PixelOptions(gray=gray, alpha=alpha.value, depth=(depth or Depth.SAME).value,
+                          range=range_.value, offset=offset_value, offset_percent=offset_percent)
+    operation = as_operation(specs, combine.value if combine else None)
+    conv = dict(mode=mode.value, boundary=boundary.value, fill_value=fill_value,
+                correlate=correlate, normalize=normalize, method=method.value,
+                backend=backend.value)
+    check_request(operation, **conv)
+    out = OutputSpec(path=output, out_dir=out_dir, template=name, format=fmt, quality=quality,
+                     compress=compress, in_place=in_place, skip_existing=skip_existing,
+                     print_result=print_)
+    request = Request(operation=operation, label=_label(operation, specs), conv=conv,
+                      pixels=pixels, output=out, depth_given=depth is not None,
+                      stack_labels=stack_labels(operation))
+    sources = list(discover(items, recursive=recursive, stdin=sys.stdin.buffer.read))
+    if output is not None and len(sources) > 1:
+        raise UsageError(f"-o takes one input, got {len(sources)}; use -d for many")
+    workers = jobs or os.cpu_count() or 1
+    show_progress = (progress if progress is not None
+                     else sys.stderr.isatty() and not quiet and len(sources) > 1)
+    return _run_batch(sources, request, workers, fail_fast, show_progress, quiet, debug,
+                      print_, precision)
+
+
+def _read_source(name: str) -> bytes:
+    if name == "-":
+        return sys.stdin.buffer.read()
+    try:
+        return Path(name).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"--files-from {name}: {exc.strerror or exc}") from None
+
+
+def _check_output_options(items: list[str], output: str | None, out_dir: Path | None,
+                          in_place: bool, print_: bool, recursive: bool) -> None:
+    if output is not None and out_dir is not None:
+        raise UsageError("-o and -d conflict: -o names one output file, -d a directory")
+    if in_place and (output is not None or out_dir is not None):
+        raise UsageError("--in-place conflicts with -o and -d (it writes over each input)")
+    if in_place and any(i == "-" or i.lstrip().startswith("[") for i in items):
+        raise UsageError("--in-place needs input files (not stdin or an inline array)")
+    if output == "-":
+        if print_:
+            raise UsageError("--print and -o - both write to stdout; choose one")
+        if sys.stdout.isatty():
+            raise UsageError("-o - would write image bytes to the terminal; redirect stdout "
+                             "or pipe it")
+    if output is not None and output != "-" and recursive:
+        raise UsageError("-o takes one input; use -d with -r")
+
+
+def _label(operation: Any, specs: list[str]) -> str:
+    """The {kernel} of output names: the kernel's name, or its file's stem."""
+    if len(specs) == 1:
+        spec = specs[0]
+        path = Path(spec)
+        if path.suffix.lower() in (".toml", ".json", ".mat") or "/" in spec:
+            from .kernel import slug
+
+            return slug(path.stem)
+    return str(operation.label)
+
+
+def _run_batch(sources: list[Any], request: Any, workers: int, fail_fast: bool,
+               show_progress: bool, quiet: bool, debug: bool, print_: bool,
+               precision: int | None) -> int:
+    from . import render
+    from .batch import run
+
+    worst = 0
+    many = len(sources) > 1
+
+    with render.progress(len(sources), show_progress) as advance:
+
+        def report(outcome: Outcome) -> None:
+            nonlocal worst
+            advance()
+            if outcome.error:
+                worst = max(worst, outcome.exit_code)
+                error(outcome.error)
+                if debug and outcome.detail:
+                    sys.stderr.write(outcome.detail)
+                return
+            if not quiet:
+                for warning in outcome.warnings:
+                    sys.stderr.write(f"convcli: warning: {warning}\n")
+            try:
+                for path in outcome.written:
+                    sys.stdout.write(path + "\n")
+                if outcome.array is not None:
+                    title = outcome.source.label if many else ""
+                    render.array(outcome.array, table=print_, precision=precision, title=title)
+                if outcome.data is not None:
+                    sys.stdout.flush()
+                    sys.stdout.buffer.write(outcome.data)
+                sys.stdout.flush()
+            except BrokenPipeError:
+                raise _BrokenPipe() from None
+
+        summary = run(sources, request, jobs=workers, fail_fast=fail_fast, on_outcome=report)
+    if not quiet and (many or show_progress):
+        sys.stderr.write(
+            f"convcli: {summary.done} done, {summary.skipped} skipped, {summary.failed} failed "
+            f"in {summary.seconds:.1f} s\n")
+    return worst
+
+
+def main() -> None:
+    """Entry point of the ``convcli`` script."""
+    app()

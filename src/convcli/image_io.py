@@ -1,0 +1,521 @@
+"""Images and numeric arrays in and out: Pillow codecs, bit depth, channels, atomic writes.
+
+Images come back as numpy arrays in the layout Pillow and OpenCV use: ``(H, W)`` gray,
+``(H, W, 2)`` gray + alpha, ``(H, W, 3)`` RGB, ``(H, W, 4)`` RGBA; ``uint8`` for 8-bit,
+``uint16`` for 16-bit, ``int32`` for 32-bit integer and ``float32`` for float images. Palette,
+1-bit, CMYK, YCbCr, LAB and HSV images are converted to gray or RGB(A) on read; EXIF
+orientation is applied. 16-bit colour needs OpenCV (PNG) or tifffile (TIFF), which the
+``opencv`` and ``tiff`` extras install; Pillow alone would keep only 8 bits.
+
+Arrays: ``.npy``, ``.csv`` (comma-separated rows), ``.txt`` (whitespace-separated rows),
+``.json`` (nested lists), and inline JSON text.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import json
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import InputError, LimitError, OutputError, UsageError
+from .numeric import nested_to_array
+
+ARRAY_FORMATS = {".npy": "NPY", ".csv": "CSV", ".txt": "TXT", ".json": "JSON"}
+#: default 256 megapixels; CONVCLI_MAX_PIXELS raises it (decompression-bomb guard)
+DEFAULT_MAX_PIXELS = 256 * 1024 * 1024
+_FORMAT_ALIASES = {"JPG": "JPEG", "TIF": "TIFF", "NUMPY": "NPY"}
+_COLOUR_MODES_TO_RGB = {"CMYK", "YCbCr", "LAB", "HSV", "RGBX"}
+
+
+@dataclass
+class Picture:
+    """A decoded image and what is worth carrying to its output."""
+
+    pixels: np.ndarray
+    format: str | None = None  # Pillow's name of the source format ("PNG", "JPEG", ...)
+    icc_profile: bytes | None = None
+
+
+def max_pixels() -> int:
+    raw = os.environ.get("CONVCLI_MAX_PIXELS", "").strip()
+    if not raw:
+        return DEFAULT_MAX_PIXELS
+    try:
+        value = int(float(raw))
+    except ValueError:
+        raise UsageError(f"CONVCLI_MAX_PIXELS must be a number, got {raw!r}") from None
+    return value if value > 0 else DEFAULT_MAX_PIXELS
+
+
+# -- formats ------------------------------------------------------------------------------------
+def normalize_format(fmt: str) -> str:
+    name = fmt.strip().lstrip(".").upper()
+    return _FORMAT_ALIASES.get(name, name)
+
+
+def format_for(path: str | Path | None, explicit: str | None = None) -> str:
+    """The output format: ``--format`` if given, else from the file extension."""
+    if explicit:
+        fmt = normalize_format(explicit)
+        if fmt in ARRAY_FORMATS.values():
+            return fmt
+        if fmt not in _pillow_formats():
+            raise UsageError(f"unknown output format {explicit!r}")
+        return fmt
+    if path is None or str(path) == "-":
+        raise UsageError("writing to stdout needs --format (png, jpeg, tiff, npy, csv, ...)")
+    suffix = Path(path).suffix.lower()
+    if suffix in ARRAY_FORMATS:
+        return ARRAY_FORMATS[suffix]
+    from PIL import Image
+
+    fmt = Image.registered_extensions().get(suffix)
+    if fmt is None or fmt not in _pillow_formats():
+        raise UsageError(f"{path}: cannot tell the output format from {suffix or 'no extension'!r}"
+                         " (give --format)")
+    return fmt
+
+
+def _pillow_formats() -> set[str]:
+    from PIL import Image
+
+    Image.init()
+    return set(Image.SAVE)
+
+
+def extension_for(fmt: str) -> str:
+    """A file extension for a format (``JPEG`` -> ``.jpg``)."""
+    for ext, name in ARRAY_FORMATS.items():
+        if name == fmt:
+            return ext
+    preferred = {"JPEG": ".jpg", "TIFF": ".tif", "PNG": ".png", "WEBP": ".webp", "BMP": ".bmp"}
+    if fmt in preferred:
+        return preferred[fmt]
+    from PIL import Image
+
+    for ext, name in Image.registered_extensions().items():
+        if name == fmt:
+            return ext
+    return "." + fmt.lower()
+
+
+def is_array_path(path: str | Path) -> bool:
+    return Path(path).suffix.lower() in ARRAY_FORMATS
+
+
+# -- reading images -----------------------------------------------------------------------------
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image file into a numpy array (see the module docstring for the layout).
+
+    >>> import numpy as np, tempfile, os
+    >>> p = os.path.join(tempfile.mkdtemp(), "a.png")
+    >>> write_image(np.zeros((2, 3), np.uint8), p)
+    >>> read_image(p).shape
+    (2, 3)
+    """
+    return open_image(Path(path)).pixels
+
+
+def open_image(source: Path | bytes, name: str | None = None) -> Picture:
+    """Decode an image from a path or from bytes (stdin), naming it in every error."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    label = name or str(source if isinstance(source, Path) else "<stdin>")
+    if isinstance(source, Path):
+        _check_readable(source, label)
+    Image.MAX_IMAGE_PIXELS = None  # our own limit below names itself and how to raise it
+    stream: Any = io.BytesIO(source) if isinstance(source, bytes) else source
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(stream)
+        with im:
+            _check_size(im.size, label)
+            fmt = im.format
+            icc = im.info.get("icc_profile")
+            special = _special_decoder(im, source)
+            if special is not None:
+                return Picture(special, fmt, icc)
+            im.load()
+            im = ImageOps.exif_transpose(im) or im
+            pixels = _to_array(im)
+    except UnidentifiedImageError:
+        raise InputError("not an image Pillow can read (unknown or corrupt format)",
+                         subject=label) from None
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
+        raise InputError(f"corrupt or truncated image ({_reason(exc)})", subject=label) from None
+    return Picture(pixels, fmt, icc)
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:120]
+
+
+def _check_readable(path: Path, label: str) -> None:
+    if not path.exists():
+        raise InputError("no such file", subject=label)
+    if path.is_dir():
+        raise InputError("is a directory (give -r to process a directory)", subject=label)
+    if not os.access(path, os.R_OK):
+        raise InputError("permission denied", subject=label)
+    if path.stat().st_size == 0:
+        raise InputError("empty file (0 bytes)", subject=label)
+
+
+def _check_size(size: tuple[int, int], label: str) -> None:
+    w, h = size
+    limit = max_pixels()
+    if w * h > limit:
+        msg = (f"image is {w}x{h} = {w * h / 1e6:.0f} megapixels, over the limit of "
+               f"{limit / 1e6:.0f} megapixels (set CONVCLI_MAX_PIXELS to raise it)")
+        raise LimitError(msg, subject=label)
+
+
+def _special_decoder(im: Any, source: Path | bytes) -> np.ndarray | None:
+    """16-bit colour (and float colour TIFF), which Pillow would truncate to 8 bits."""
+    if im.format == "PNG" and im.mode in ("RGB", "RGBA"):
+        raw = source.read_bytes()[:32] if isinstance(source, Path) else source[:32]
+        if len(raw) > 24 and raw[24] == 16:  # IHDR bit depth
+            return _decode_png16(raw if isinstance(source, bytes) else source.read_bytes())
+    if im.format == "TIFF" and _tiff_needs_tifffile(im):
+        return _decode_tiff(source)
+    return None
+
+
+def _tiff_needs_tifffile(im: Any) -> bool:
+    bits = im.tag_v2.get(258)  # BitsPerSample
+    samples = im.tag_v2.get(277, 1)  # SamplesPerPixel
+    bits = bits[0] if isinstance(bits, tuple) else bits
+    return samples > 1 and bits is not None and bits > 8
+
+
+def _decode_png16(data: bytes) -> np.ndarray:
+    if importlib.util.find_spec("cv2") is None:
+        warnings.warn("16-bit colour PNG read as 8-bit; install OpenCV to keep 16 bits: "
+                      "pip install 'convcli[opencv]'", stacklevel=3)
+        from PIL import Image
+
+        with Image.open(io.BytesIO(data)) as im:
+            return _to_array(im)
+    import cv2
+
+    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if pixels is None:
+        raise OSError("OpenCV could not decode the 16-bit PNG")
+    return _bgr_to_rgb(pixels)
+
+
+def _decode_tiff(source: Path | bytes) -> np.ndarray:
+    if importlib.util.find_spec("tifffile") is None:
+        raise OSError("16-bit or float colour TIFF needs tifffile: pip install 'convcli[tiff]'")
+    import tifffile
+
+    with tifffile.TiffFile(io.BytesIO(source) if isinstance(source, bytes) else source) as tif:
+        page = tif.pages[0]
+        pixels = page.asarray()  # type: ignore[union-attr]
+        if page.planarconfig == 2 and pixels.ndim == 3:  # type: ignore[union-attr]
+            pixels = np.moveaxis(pixels, 0, -1)
+    return np.ascontiguousarray(pixels)
+
+
+def _bgr_to_rgb(pixels: np.ndarray) -> np.ndarray:
+    if pixels.ndim == 3 and pixels.shape[2] in (3, 4):
+        order = [2, 1, 0, 3][: pixels.shape[2]]
+        return np.ascontiguousarray(pixels[:, :, order])
+    return pixels
+
+
+def _to_array(im: Any) -> np.ndarray:
+    """Pillow image -> numpy array in the documented layout."""
+    mode = im.mode
+    if mode == "1":
+        im = im.convert("L")
+    elif mode in ("P", "PA"):
+        has_alpha = mode == "PA" or "transparency" in im.info
+        im = im.convert("RGBA" if has_alpha else "RGB")
+    elif mode == "La":
+        im = im.convert("LA")
+    elif mode == "RGBa":
+        im = im.convert("RGBA")
+    elif mode in _COLOUR_MODES_TO_RGB:
+        im = im.convert("RGB")
+    elif mode.startswith("I;16"):
+        return np.array(im, dtype=np.uint16)
+    return np.array(im)
+
+
+# -- writing images -----------------------------------------------------------------------------
+def write_image(
+    pixels: np.ndarray,
+    path: str | Path,
+    *,
+    format: str | None = None,
+    quality: int | None = None,
+    compress: int | None = None,
+    icc_profile: bytes | None = None,
+) -> None:
+    """Write an image (or array, for .npy/.csv/.json/.txt) atomically.
+
+    The data goes to a temporary file beside ``path`` that is renamed into place, so a reader
+    never sees half a file.
+    """
+    fmt = format_for(path, format)
+    data = encode(pixels, fmt, quality=quality, compress=compress, icc_profile=icc_profile)
+    atomic_write(Path(path), data)
+
+
+def encode(
+    pixels: np.ndarray,
+    fmt: str,
+    *,
+    quality: int | None = None,
+    compress: int | None = None,
+    icc_profile: bytes | None = None,
+) -> bytes:
+    """Encode an image or array into the bytes of format ``fmt``."""
+    if fmt in ARRAY_FORMATS.values():
+        return encode_array(pixels, fmt)
+    pixels = np.asarray(pixels)
+    if pixels.ndim == 3 and pixels.shape[2] == 1:
+        pixels = pixels[:, :, 0]
+    if pixels.ndim not in (2, 3) or (pixels.ndim == 3 and pixels.shape[2] not in (2, 3, 4)):
+        shape = "x".join(map(str, pixels.shape))
+        raise OutputError(f"a {shape} array is not an image; write it as .npy")
+    colour = pixels.ndim == 3
+    if pixels.dtype == np.uint16 and colour:
+        return _encode_colour16(pixels, fmt, compress)
+    if pixels.dtype.kind == "f" and colour:
+        return _encode_float_colour(pixels, fmt)
+    return _encode_pillow(pixels, fmt, quality, compress, icc_profile)
+
+
+def _encode_pillow(
+    pixels: np.ndarray, fmt: str, quality: int | None, compress: int | None,
+    icc_profile: bytes | None,
+) -> bytes:
+    from PIL import Image
+
+    if pixels.dtype == np.uint16:
+        if fmt not in ("PNG", "TIFF"):
+            raise OutputError(f"{fmt} cannot store 16-bit samples; use PNG or TIFF, or --depth 8")
+        im = Image.fromarray(pixels.astype("<u2", copy=False), mode="I;16")
+    elif pixels.dtype == np.int32:
+        if fmt != "TIFF":
+            raise OutputError(f"{fmt} cannot store 32-bit integer samples; use TIFF or --depth 16")
+        im = Image.fromarray(pixels, mode="I")
+    elif pixels.dtype == np.float32:
+        if fmt != "TIFF":
+            raise OutputError(f"{fmt} cannot store float samples; use TIFF or .npy, or --depth 8")
+        im = Image.fromarray(pixels, mode="F")
+    elif pixels.dtype == np.uint8:
+        im = Image.fromarray(pixels)
+    else:
+        raise OutputError(f"cannot write {pixels.dtype} samples as an image")
+    if fmt == "JPEG" and im.mode in ("LA", "RGBA"):
+        im = im.convert("L" if im.mode == "LA" else "RGB")  # JPEG has no alpha channel
+    options: dict[str, Any] = {}
+    if icc_profile and fmt in ("PNG", "JPEG", "TIFF", "WEBP"):
+        options["icc_profile"] = icc_profile
+    if fmt == "PNG":
+        options["compress_level"] = 1 if compress is None else compress
+    elif fmt in ("JPEG", "WEBP"):
+        options["quality"] = 90 if quality is None else quality
+        if fmt == "WEBP":
+            options["method"] = 1
+    elif fmt == "TIFF" and compress:
+        options["compression"] = "tiff_adobe_deflate"
+    buffer = io.BytesIO()
+    try:
+        im.save(buffer, format=fmt, **options)
+    except (OSError, ValueError, KeyError) as exc:
+        raise OutputError(f"cannot write this image as {fmt}: {_reason(exc)}") from None
+    return buffer.getvalue()
+
+
+def _encode_colour16(pixels: np.ndarray, fmt: str, compress: int | None) -> bytes:
+    if fmt == "TIFF" and importlib.util.find_spec("tifffile") is not None:
+        return _tifffile_bytes(pixels, compress)
+    if fmt in ("PNG", "TIFF") and importlib.util.find_spec("cv2") is not None:
+        import cv2
+
+        params = [cv2.IMWRITE_PNG_COMPRESSION, 1 if compress is None else compress]
+        ok, buf = cv2.imencode(".png" if fmt == "PNG" else ".tif", _bgr_to_rgb(pixels),
+                               params if fmt == "PNG" else [])
+        if ok:
+            return buf.tobytes()
+    if fmt not in ("PNG", "TIFF"):
+        raise OutputError(f"{fmt} cannot store 16-bit samples; use PNG or TIFF, or --depth 8")
+    extra = "opencv" if fmt == "PNG" else "tiff"
+    raise OutputError(f"writing 16-bit colour {fmt} needs "
+                      f"{'OpenCV' if extra == 'opencv' else 'tifffile'}: "
+                      f"pip install 'convcli[{extra}]' (or use --depth 8)")
+
+
+def _encode_float_colour(pixels: np.ndarray, fmt: str) -> bytes:
+    if fmt != "TIFF":
+        raise OutputError(f"{fmt} cannot store float samples; use TIFF or .npy, or --depth 8")
+    if importlib.util.find_spec("tifffile") is None:
+        raise OutputError("writing float colour TIFF needs tifffile: pip install 'convcli[tiff]'")
+    return _tifffile_bytes(pixels.astype(np.float32, copy=False), None)
+
+
+def _tifffile_bytes(pixels: np.ndarray, compress: int | None) -> bytes:
+    import tifffile
+
+    buffer = io.BytesIO()
+    photometric = "rgb" if pixels.shape[2] >= 3 else "minisblack"
+    extras = ["unassalpha"] if pixels.shape[2] in (2, 4) else None
+    tifffile.imwrite(buffer, pixels, photometric=photometric, extrasamples=extras,
+                     compression="zlib" if compress else None)
+    return buffer.getvalue()
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same directory."""
+    directory = path.parent if str(path.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=directory)
+    except FileNotFoundError:
+        raise OutputError("the output directory does not exist", subject=str(path)) from None
+    except PermissionError:
+        raise OutputError("permission denied (cannot write in its directory)",
+                          subject=str(path)) from None
+    except OSError as exc:
+        raise OutputError(exc.strerror or str(exc), subject=str(path)) from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise OutputError(exc.strerror or str(exc), subject=str(path)) from None
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# -- arrays -------------------------------------------------------------------------------------
+def read_array(path: str | Path) -> np.ndarray:
+    """Read a numeric array from .npy, .csv, .txt or .json, naming the file in errors."""
+    p = Path(path)
+    label = str(path)
+    _check_readable(p, label)
+    suffix = p.suffix.lower()
+    try:
+        if suffix == ".npy":
+            try:
+                arr = np.load(p, allow_pickle=False)
+            except ValueError as exc:
+                raise InputError(f"not a plain numeric .npy file ({_reason(exc)})",
+                                 subject=label) from None
+            except (OSError, EOFError) as exc:
+                raise InputError(f"corrupt .npy file ({_reason(exc)})", subject=label) from None
+            return check_array(arr, label)
+        text = p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError("not UTF-8 text", subject=label) from None
+    except OSError as exc:
+        raise InputError(exc.strerror or str(exc), subject=label) from None
+    if suffix == ".json":
+        return parse_array(text, label)
+    return _parse_table(text, "," if suffix == ".csv" else None, label)
+
+
+def parse_array(text: str, label: str = "<inline>") -> np.ndarray:
+    """An array written as JSON (``'[1, 2, 3]'``, ``'[[1, 2], [3, 4]]'``)."""
+    try:
+        values = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"not a valid JSON array ({exc.msg} at line {exc.lineno} column "
+                         f"{exc.colno})", subject=label) from None
+    try:
+        return nested_to_array(values)
+    except ValueError as exc:
+        raise InputError(str(exc), subject=label) from None
+
+
+def _parse_table(text: str, delimiter: str | None, label: str) -> np.ndarray:
+    rows: list[list[float]] = []
+    width = None
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        cells = line.split(delimiter)
+        if delimiter and line.rstrip().endswith(delimiter):
+            cells = cells[:-1]
+        values = []
+        for cell in cells:
+            try:
+                value = float(cell)
+            except ValueError:
+                raise InputError(f"line {lineno}: {cell.strip()!r} is not a number",
+                                 subject=label) from None
+            if not np.isfinite(value):
+                raise InputError(f"line {lineno}: {cell.strip()} is not a finite number",
+                                 subject=label)
+            values.append(value)
+        if width is None:
+            width = len(values)
+        elif len(values) != width:
+            raise InputError(f"line {lineno} has {len(values)} values, expected {width}",
+                             subject=label)
+        rows.append(values)
+    if not rows or not width:
+        raise InputError("no numbers in the file", subject=label)
+    arr = np.array(rows)
+    return arr[0] if len(rows) == 1 else arr
+
+
+def check_array(arr: np.ndarray, label: str) -> np.ndarray:
+    """Refuse arrays convcli cannot filter, with a reason."""
+    if arr.dtype.kind not in "biuf":
+        raise InputError(f"holds {arr.dtype} values, expected numbers", subject=label)
+    if arr.ndim == 0:
+        raise InputError("is a single number (0-d), expected a 1-D or 2-D array", subject=label)
+    if arr.ndim > 3:
+        raise InputError(f"is {arr.ndim}-D, expected 1-D, 2-D or 3-D (H x W x channels)",
+                         subject=label)
+    if arr.size == 0:
+        raise InputError("is empty", subject=label)
+    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+        raise InputError("holds NaN or infinity", subject=label)
+    return arr
+
+
+def encode_array(arr: np.ndarray, fmt: str) -> bytes:
+    """Bytes of an array in NPY, CSV, TXT or JSON (full float precision)."""
+    arr = np.asarray(arr)
+    if fmt == "NPY":
+        buffer = io.BytesIO()
+        np.save(buffer, arr, allow_pickle=False)
+        return buffer.getvalue()
+    if fmt == "JSON":
+        return (json.dumps(arr.tolist()) + "\n").encode()
+    if arr.ndim > 2:
+        raise OutputError(f"{fmt} holds 1-D or 2-D arrays, this result is {arr.ndim}-D; "
+                          "write it as .npy or .json")
+    rows = arr[np.newaxis] if arr.ndim == 1 else arr
+    sep = "," if fmt == "CSV" else " "
+    return "".join(sep.join(_number_text(v) for v in row) + "\n" for row in rows).encode()
+
+
+def _number_text(value: Any) -> str:
+    v = float(value)
+    return str(int(v)) if v.is_integer() and abs(v) < 2**53 else repr(v)

@@ -1,0 +1,152 @@
+"""Kernels to and from other tools: ImageMagick kernel strings and libvips matrix files.
+
+A kernel taken from a tool gives that tool's pixels:
+
+* ImageMagick 6 ``-morphology Convolve 'WxH+X+Y: v,v,...'`` is a true convolution; the origin
+  ``+X+Y`` is the kernel element that lands on the output pixel, which is exactly
+  :attr:`Kernel.origin` (row ``Y``, column ``X``). Without an origin IM uses the centre,
+  ``((H-1)//2, (W-1)//2)``, the same as scipy's alignment. Several kernels separated by ``;``
+  are applied one after another (a chain).
+* ``vips conv`` correlates (the mask is not flipped) and computes ``sum / scale + offset``, with
+  the mask centred at ``(w//2, h//2)``; so a ``.mat`` file is flipped on load, divided by its
+  scale and keeps the offset, which makes it the same convolution with the default alignment.
+
+Both were checked against the real tools (tests/test_interop.py).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from .errors import KernelError
+from .kernel import AnyKernel, Kernel, KernelChain
+
+_GEOMETRY = re.compile(r"^\s*(\d+)(?:x(\d+))?(?:([+-]\d+)([+-]\d+))?\s*:(.*)$", re.S)
+_NUMBERS_ONLY = re.compile(r"^[\s,]*[-+0-9.eE]+(?:[\s,]+[-+0-9.eE]+)+[\s,]*$")
+
+
+def is_imagemagick_spec(text: str) -> bool:
+    """True for ``'3x3: ...'``, ``'3: ...'``, ``'3x3+0+0: ...'`` and ``;``-lists of them."""
+    first = text.split(";", 1)[0]
+    return bool(_GEOMETRY.match(first) or _NUMBERS_ONLY.match(first))
+
+
+def parse_imagemagick(text: str) -> AnyKernel:
+    """Parse an ImageMagick kernel string; a ``;``-list gives a :class:`KernelChain`."""
+    parts = [p for p in text.split(";") if p.strip()]
+    if not parts:
+        raise KernelError(f"kernel {text!r}: empty ImageMagick kernel list")
+    kernels = [_parse_one(p.strip(), i) for i, p in enumerate(parts, start=1)]
+    if len(kernels) == 1:
+        return kernels[0]
+    return KernelChain(tuple(kernels), name=text.strip())
+
+
+def _parse_one(text: str, index: int) -> Kernel:
+    match = _GEOMETRY.match(text)
+    if match:
+        w = int(match.group(1))
+        h = int(match.group(2)) if match.group(2) else w
+        body = match.group(5)
+    else:
+        body = text
+        w = h = 0
+    tokens = [t for t in re.split(r"[\s,]+", body.strip()) if t]
+    values = []
+    for t in tokens:
+        if t.lower() in ("nan", "-"):  # IM: "not part of the neighbourhood"; adds nothing
+            values.append(0.0)
+            continue
+        try:
+            values.append(float(t))
+        except ValueError:
+            raise KernelError(f"kernel {text!r}: {t!r} is not a number") from None
+    if not match:
+        side = round(len(values) ** 0.5)
+        if side * side != len(values) or side % 2 == 0:
+            msg = f"kernel {text!r}: {len(values)} values without a WxH: size need an odd square"
+            raise KernelError(msg)
+        w = h = side
+    if w == 0 or h == 0:
+        raise KernelError(f"kernel {text!r}: the size {w}x{h} is empty")
+    if len(values) != w * h:
+        raise KernelError(f"kernel {text!r}: {w}x{h} needs {w * h} values, got {len(values)}")
+    origin = None
+    if match and match.group(3) is not None:
+        x, y = int(match.group(3)), int(match.group(4))
+        if not (0 <= x < w and 0 <= y < h):
+            raise KernelError(f"kernel {text!r}: origin +{x}+{y} lies outside {w}x{h}")
+        origin = (y, x)
+    name = f"im{index}" if index > 1 else "im"
+    matrix = np.array(values).reshape(h, w)
+    return Kernel(matrix, name=name, source="ImageMagick kernel string", origin=origin)
+
+
+def read_vips_matrix(path: Path) -> Kernel:
+    """Read a libvips ``.mat`` file: ``width height [scale [offset]]`` then ``height`` rows."""
+    label = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise KernelError(f"kernel file {label!r}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise KernelError(f"kernel file {label!r}: cannot read it ({exc})") from None
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    if not lines:
+        raise KernelError(f"kernel file {label!r}: empty matrix file")
+    try:
+        header = [float(v) for v in lines[0].split()]
+        rows = [[float(v) for v in ln.split()] for ln in lines[1:]]
+    except ValueError as exc:
+        raise KernelError(f"kernel file {label!r}: {exc}") from None
+    if not 2 <= len(header) <= 4 or not all(v.is_integer() and v > 0 for v in header[:2]):
+        msg = f"kernel file {label!r}: the header must be 'width height [scale [offset]]'"
+        raise KernelError(msg)
+    w, h = int(header[0]), int(header[1])
+    scale = header[2] if len(header) > 2 else 1.0
+    offset = header[3] if len(header) > 3 else 0.0
+    if scale == 0:
+        raise KernelError(f"kernel file {label!r}: scale is 0")
+    if len(rows) != h:
+        raise KernelError(f"kernel file {label!r}: the header says {h} rows, found {len(rows)}")
+    for i, row in enumerate(rows, start=1):
+        if len(row) != w:
+            msg = f"kernel file {label!r}: row {i} has {len(row)} values, expected {w}"
+            raise KernelError(msg)
+    mask = np.array(rows, dtype=np.float64)
+    # vips correlates: flipping makes it a convolution with the default alignment.
+    return Kernel(
+        mask[::-1, ::-1] / scale,
+        name=path.stem,
+        source=f"libvips matrix {label}",
+        offset=offset,
+    )
+
+
+def to_imagemagick(kernel: Kernel) -> str:
+    """The kernel as an ImageMagick kernel string that gives the same pixels."""
+    m = kernel.as_2d()
+    h, w = m.shape
+    origin = ""
+    if kernel.origin is not None:
+        oy, ox = kernel.origin if kernel.ndim == 2 else (0, kernel.origin[0])
+        origin = f"+{ox}+{oy}"
+    values = ",".join(_fmt(v) for v in m.flat)
+    return f"{w}x{h}{origin}: {values}"
+
+
+def to_vips(kernel: Kernel) -> str:
+    """The kernel as a libvips ``.mat`` file that gives the same pixels with ``vips conv``."""
+    m = kernel.centred()[::-1, ::-1]
+    h, w = m.shape
+    offset = f" {_fmt(kernel.offset)}" if kernel.offset else ""
+    lines = [f"{w} {h} 1{offset}"]
+    lines += [" ".join(_fmt(v) for v in row) for row in m]
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(v: float) -> str:
+    return repr(float(v)).removesuffix(".0") if float(v).is_integer() else repr(float(v))

@@ -1,0 +1,362 @@
+"""Kernel and KernelBank: validated, immutable kernel values (no I/O).
+
+A :class:`Kernel` is a 1-D or 2-D matrix of finite numbers with a name and a little metadata.
+It validates itself when built, like Pillow's ``ImageFilter.Kernel``, so that everything
+downstream may trust it. A :class:`KernelBank` is several kernels applied to the same input
+and then combined (``stack``, ``magnitude``, ``sum``, ``mean``, ``max``, ``min``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from .errors import KernelError
+from .numeric import nested_to_array
+from .vocabulary import COMBINES
+
+#: Largest kernel side accepted, unless ``CONVCLI_MAX_KERNEL_SIZE`` says otherwise. A 1025-tap
+#: kernel is a Gaussian of sigma 256: anything larger is almost certainly a mistake.
+DEFAULT_MAX_KERNEL_SIZE = 1025
+
+
+def max_kernel_size() -> int:
+    """The largest kernel side accepted (``CONVCLI_MAX_KERNEL_SIZE``, default 1025)."""
+    raw = os.environ.get("CONVCLI_MAX_KERNEL_SIZE", "")
+    try:
+        return int(raw) if raw.strip() else DEFAULT_MAX_KERNEL_SIZE
+    except ValueError:
+        msg = f"CONVCLI_MAX_KERNEL_SIZE must be a whole number, got {raw!r}"
+        raise KernelError(msg) from None
+
+
+def as_matrix(values: Any, name: str) -> np.ndarray:
+    """Turn nested sequences or an array into a validated, read-only float64 kernel matrix.
+
+    Raises :class:`KernelError` naming the kernel and the problem: ragged rows, values that are
+    not numbers, NaN or infinity, empty, more than two dimensions, or too large.
+    """
+    try:
+        if isinstance(values, np.ndarray):
+            if values.dtype.kind not in "biuf":
+                raise ValueError(f"values must be real numbers, got {values.dtype}")
+            if values.ndim == 0:
+                raise ValueError("a single number, expected an array")
+            if values.size == 0:
+                raise ValueError("the array is empty")
+            if values.ndim > 2:
+                raise ValueError(f"{values.ndim} dimensions, a kernel is 1-D or 2-D")
+            matrix = np.array(values, dtype=np.float64)
+            if not np.all(np.isfinite(matrix)):
+                raise ValueError("the matrix holds NaN or infinity")
+        else:
+            matrix = nested_to_array(values)
+    except ValueError as exc:
+        raise KernelError(f"kernel {name!r}: {exc}") from None
+    limit = max_kernel_size()
+    if max(matrix.shape) > limit:
+        msg = (
+            f"kernel {name!r}: {'x'.join(map(str, matrix.shape))} is larger than the limit of "
+            f"{limit} taps a side (set CONVCLI_MAX_KERNEL_SIZE to raise it)"
+        )
+        raise KernelError(msg)
+    matrix.setflags(write=False)
+    return matrix
+
+
+def slug(text: str) -> str:
+    """A file-name friendly form of a kernel name: ``gaussian:sigma=2`` -> ``gaussian-sigma2``."""
+    text = text.replace(":", "-").replace(",", "-").replace("=", "")
+    text = re.sub(r"[^A-Za-z0-9._+-]+", "-", text).strip("-.")
+    return text or "kernel"
+
+
+@dataclass(frozen=True, eq=False)
+class Kernel:
+    """A validated 1-D or 2-D convolution kernel.
+
+    Parameters
+    ----------
+    matrix
+        Nested sequences or an array of finite numbers, 1-D or 2-D.
+    name
+        How the kernel is called (``sobel-x``, ``gaussian:sigma=2``).
+    scale
+        The matrix is multiplied by this (kernel files may give integer matrices and a scale).
+    origin
+        Index (row, column) of the kernel element that lands on the output pixel in ``same``
+        mode, for kernels that carry one (ImageMagick ``WxH+X+Y``); ``None`` for scipy's
+        convention, ``(n - 1) // 2`` along each axis.
+    offset
+        Added to the result of this kernel (libvips matrix files carry one).
+
+    Examples
+    --------
+    >>> k = Kernel([[1, 2, 1]], name="smooth", scale=0.25)
+    >>> k.matrix.tolist(), k.shape, k.sum
+    ([[0.25, 0.5, 0.25]], (1, 3), 1.0)
+    """
+
+    matrix: np.ndarray
+    name: str = "kernel"
+    description: str = ""
+    tags: tuple[str, ...] = ()
+    source: str = ""
+    scale: float = 1.0
+    origin: tuple[int, ...] | None = None
+    offset: float = 0.0
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        matrix = as_matrix(self.matrix, self.name)
+        if not np.isfinite(self.scale):
+            raise KernelError(f"kernel {self.name!r}: scale must be a finite number")
+        if not np.isfinite(self.offset):
+            raise KernelError(f"kernel {self.name!r}: offset must be a finite number")
+        if self.scale != 1.0:
+            matrix = matrix * float(self.scale)
+            matrix.setflags(write=False)
+        object.__setattr__(self, "matrix", matrix)
+        object.__setattr__(self, "scale", 1.0)
+        object.__setattr__(self, "tags", tuple(self.tags))
+        if self.origin is not None:
+            origin = tuple(int(o) for o in self.origin)
+            if len(origin) != matrix.ndim or any(
+                not 0 <= o < n for o, n in zip(origin, matrix.shape, strict=True)
+            ):
+                msg = f"kernel {self.name!r}: origin {origin} lies outside the {matrix.shape} matrix"
+                raise KernelError(msg)
+            object.__setattr__(self, "origin", origin)
+
+    # -- shape and summary ------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.matrix.shape)
+
+    @property
+    def ndim(self) -> int:
+        return int(self.matrix.ndim)
+
+    @property
+    def sum(self) -> float:
+        return float(self.matrix.sum())
+
+    @property
+    def label(self) -> str:
+        """The name as used in output file names."""
+        return slug(self.name)
+
+    @property
+    def size_text(self) -> str:
+        """``3x3`` for 2-D kernels, ``5`` for 1-D ones."""
+        return "x".join(str(n) for n in self.shape)
+
+    # -- separability -------------------------------------------------------------------------
+    @cached_property
+    def factors(self) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+        """Pairs ``(column, row)`` of 1-D vectors whose outer products sum to the matrix.
+
+        A rank-1 (separable) kernel has one pair, taken from the matrix itself (a row and a
+        scaled column) so that integer kernels such as Sobel keep exact, short binary
+        fractions. Higher ranks come from the SVD. A 1-D kernel is the single pair
+        ``([1], row)``.
+        """
+        m = self.matrix if self.ndim == 2 else self.matrix[np.newaxis, :]
+        if not np.any(m):
+            return ((np.zeros(m.shape[0]), np.zeros(m.shape[1])),)
+        if min(m.shape) == 1:
+            if m.shape[0] == 1:
+                return ((np.ones(1), m[0].copy()),)
+            return ((m[:, 0].copy(), np.ones(1)),)
+        tol = _rank_tolerance(m)
+        i, j = np.unravel_index(np.argmax(np.abs(m)), m.shape)
+        row = m[i, :].copy()
+        col = m[:, j] / m[i, j]
+        if np.max(np.abs(np.outer(col, row) - m)) <= tol:
+            return ((col, row),)
+        u, s, vt = np.linalg.svd(m)
+        rank = int(np.sum(s > tol))
+        return tuple((u[:, r] * s[r], vt[r, :].copy()) for r in range(rank))
+
+    @property
+    def rank(self) -> int:
+        """Number of separable passes the kernel needs (1 = separable)."""
+        return len(self.factors)
+
+    @property
+    def separable(self) -> bool:
+        return self.rank == 1
+
+    # -- derived kernels ----------------------------------------------------------------------
+    def normalized(self) -> Kernel:
+        """The kernel divided by its sum (error if the sum is zero)."""
+        total = self.sum
+        if abs(total) <= 1e-12 * float(np.abs(self.matrix).sum()):
+            msg = f"kernel {self.name!r}: cannot normalize, its sum is 0"
+            raise KernelError(msg)
+        return replace(self, matrix=self.matrix / total)
+
+    def as_2d(self) -> np.ndarray:
+        """The matrix as 2-D (a 1-D kernel becomes one row)."""
+        return self.matrix if self.ndim == 2 else self.matrix[np.newaxis, :]
+
+    @property
+    def origin_2d(self) -> tuple[int, int]:
+        """The origin of :meth:`as_2d`, the default centre where none is set."""
+        h, w = self.as_2d().shape
+        if self.origin is None:
+            return ((h - 1) // 2, (w - 1) // 2)
+        return self.origin if self.ndim == 2 else (0, self.origin[0])  # type: ignore[return-value]
+
+    def centred(self) -> np.ndarray:
+        """The 2-D matrix zero-padded so that the default alignment puts the origin where it
+        was: the same convolution for a tool (or backend) that knows no origin."""
+        m = self.as_2d()
+        pads = []
+        for o, n in zip(self.origin_2d, m.shape, strict=True):
+            centre = (n - 1) // 2
+            if o > centre:
+                pads.append((0, 2 * o + 1 - n))
+            elif o < centre:
+                pads.append((n - 2 - 2 * o, 0))
+            else:
+                pads.append((0, 0))
+        return np.pad(m, pads)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly description (the same keys as a kernel file)."""
+        data: dict[str, Any] = {"name": self.name}
+        if self.description:
+            data["description"] = self.description
+        if self.tags:
+            data["tags"] = list(self.tags)
+        data["matrix"] = self.matrix.tolist()
+        if self.origin is not None:
+            data["origin"] = list(self.origin)
+        if self.offset:
+            data["offset"] = self.offset
+        return data
+
+
+def _rank_tolerance(m: np.ndarray) -> float:
+    """Largest deviation still counted as exact, relative to the kernel's magnitude."""
+    return 1e-9 * float(np.max(np.abs(m))) * max(m.shape)
+
+
+@dataclass(frozen=True, eq=False)
+class KernelBank:
+    """Several kernels applied to the same input and combined.
+
+    ``combine`` is one of ``stack`` (a new first axis, one entry per member), ``magnitude``
+    (square root of the sum of squares), ``sum``, ``mean``, ``max`` or ``min``.
+
+    Examples
+    --------
+    >>> bank = KernelBank([Kernel([[1, -1]], name="dx"), Kernel([[1], [-1]], name="dy")],
+    ...                   combine="magnitude", name="grad")
+    >>> [m.name for m in bank.members], bank.combine
+    (['dx', 'dy'], 'magnitude')
+    """
+
+    members: tuple[AnyKernel, ...]
+    combine: str = "stack"
+    name: str = "bank"
+    description: str = ""
+    tags: tuple[str, ...] = ()
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        members = tuple(self.members)
+        object.__setattr__(self, "members", members)
+        object.__setattr__(self, "tags", tuple(self.tags))
+        if not members:
+            raise KernelError(f"kernel bank {self.name!r}: it has no member kernels")
+        if self.combine not in COMBINES:
+            choices = ", ".join(COMBINES)
+            msg = f"kernel bank {self.name!r}: combine {self.combine!r} is not one of {choices}"
+            raise KernelError(msg)
+        for member in members:
+            if isinstance(member, KernelBank) and member.combine == "stack":
+                msg = (
+                    f"kernel bank {self.name!r}: member {member.name!r} is itself a stacked "
+                    "bank; only the outermost bank may stack"
+                )
+                raise KernelError(msg)
+            if not isinstance(member, Kernel | KernelBank | KernelChain):
+                raise KernelError(f"kernel bank {self.name!r}: {member!r} is not a kernel")
+
+    @property
+    def label(self) -> str:
+        return slug(self.name)
+
+    @property
+    def size_text(self) -> str:
+        sizes = dict.fromkeys(m.size_text for m in self.members)
+        return ",".join(sizes)
+
+    def with_combine(self, combine: str) -> KernelBank:
+        return replace(self, combine=combine)
+
+    def leaves(self) -> list[Kernel]:
+        """Every plain kernel in the bank, depth first."""
+        return _leaves(self.members)
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"name": self.name}
+        if self.description:
+            data["description"] = self.description
+        if self.tags:
+            data["tags"] = list(self.tags)
+        data["combine"] = self.combine
+        data["kernels"] = [m.to_dict() for m in self.members]
+        return data
+
+
+@dataclass(frozen=True, eq=False)
+class KernelChain:
+    """Kernels applied one after another, each to the result of the one before.
+
+    Repeating ``-k`` on the command line builds one; so does an ImageMagick ``;``-list.
+    """
+
+    steps: tuple[AnyKernel, ...]
+    name: str = "chain"
+    description: str = ""
+    tags: tuple[str, ...] = ()
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        steps = tuple(self.steps)
+        object.__setattr__(self, "steps", steps)
+        if not steps:
+            raise KernelError(f"kernel chain {self.name!r}: it has no kernels")
+
+    @property
+    def label(self) -> str:
+        return "+".join(s.label for s in self.steps)
+
+    @property
+    def size_text(self) -> str:
+        return "+".join(s.size_text for s in self.steps)
+
+    def leaves(self) -> list[Kernel]:
+        return _leaves(self.steps)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "chain": [s.to_dict() for s in self.steps]}
+
+
+AnyKernel = Kernel | KernelBank | KernelChain
+
+
+def _leaves(items: Sequence[AnyKernel]) -> list[Kernel]:
+    out: list[Kernel] = []
+    for item in items:
+        out.extend([item] if isinstance(item, Kernel) else item.leaves())
+    return out

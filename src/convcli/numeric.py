@@ -1,0 +1,66 @@
+"""Nested lists of numbers (JSON, TOML, CSV rows) to float arrays, with errors that say where.
+
+numpy only reports "inhomogeneous shape"; users need "row 2 has 4 values, expected 3".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def _is_seq(value: Any) -> bool:
+    return isinstance(value, list | tuple)
+
+
+def nested_to_array(values: Any) -> np.ndarray:
+    """Validate nested lists of real numbers (1-D or 2-D) and return a float64 array.
+
+    Raises ``ValueError`` with a message that names the first problem: ragged rows, a value
+    that is not a number, NaN or infinity, an empty array, too many dimensions.
+
+    >>> nested_to_array([[1, 2], [3, 4]]).tolist()
+    [[1.0, 2.0], [3.0, 4.0]]
+    >>> nested_to_array([[1, 2], [3]])
+    Traceback (most recent call last):
+    ...
+    ValueError: row 2 has 1 values, expected 2
+    """
+    if not _is_seq(values):
+        if isinstance(values, int | float) and not isinstance(values, bool):
+            raise ValueError("a single number, expected an array")
+        raise ValueError(f"{_show(values)} is not an array")
+    if not values:
+        raise ValueError("the array is empty")
+    if _is_seq(values[0]):
+        width = len(values[0])
+        for i, row in enumerate(values, start=1):
+            if not _is_seq(row):
+                raise ValueError(f"row {i} is {_show(row)}, expected a row of numbers")
+            if len(row) != width:
+                raise ValueError(f"row {i} has {len(row)} values, expected {width}")
+            for value in row:
+                if _is_seq(value):
+                    raise ValueError("more than 2 dimensions (expected 1-D or 2-D)")
+                _check_number(value, f"row {i}")
+        if width == 0:
+            raise ValueError("the array is empty")
+    else:
+        for i, value in enumerate(values, start=1):
+            if _is_seq(value):
+                raise ValueError(f"item {i} is a row, but item 1 is a number (ragged array)")
+            _check_number(value, f"item {i}")
+    return np.array(values, dtype=np.float64)
+
+
+def _check_number(value: Any, where: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{where}: {_show(value)} is not a number")
+    if not np.isfinite(value):
+        raise ValueError(f"{where}: {value} is not a finite number")
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."

@@ -1,0 +1,391 @@
+"""Kernel specs to kernels: built-ins, parametric names, files, user paths and inline arrays.
+
+A spec is one of (see SPEC.md):
+
+* a name, case-insensitive: ``sobel``, ``Gaussian``;
+* a name with parameters: ``gaussian:sigma=2``, ``box:size=4``;
+* a kernel file: ``my.toml``, ``edges.json`` (a kernel or a bank);
+* an inline JSON array: ``'[[1,0,-1],[2,0,-2],[1,0,-1]]'``.
+
+Names are looked up, in order, in the directories of ``CONVCLI_KERNEL_PATH`` (``:``-separated),
+in ``$XDG_CONFIG_HOME/convcli/kernels`` (default ``~/.config/convcli/kernels``) and in the
+built-in library, so a user kernel shadows a built-in of the same name. Each kernel is a file
+``<name>.toml`` or ``<name>.json``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import interop
+from .errors import KernelError
+from .generators import GENERATORS
+from .kernel import AnyKernel, Kernel, KernelBank, KernelChain, as_matrix
+from .vocabulary import COMBINES
+
+KERNEL_SUFFIXES = (".toml", ".json")
+_KERNEL_KEYS = {"name", "description", "tags", "source", "matrix", "scale", "origin"}
+_GENERATOR_KEYS = {"name", "description", "tags", "source", "generator", "params"}
+_BANK_KEYS = {"name", "description", "tags", "source", "combine", "kernels"}
+
+
+def builtin_dir() -> Path:
+    """Where the built-in kernel files are.
+
+    Inside an installed wheel they sit in the package (``convcli/kernels``); in a source
+    checkout or an editable install they are the top-level ``kernels/`` folder.
+    """
+    here = Path(__file__).resolve().parent
+    packaged = here / "kernels"
+    if packaged.is_dir():
+        return packaged
+    checkout = here.parents[1] / "kernels"
+    if checkout.is_dir():
+        return checkout
+    raise KernelError(f"the built-in kernel library is missing (looked in {packaged})")
+
+
+def user_dirs() -> list[Path]:
+    """User kernel directories, highest priority first."""
+    dirs = [Path(p).expanduser() for p in os.environ.get("CONVCLI_KERNEL_PATH", "").split(":") if p]
+    config = os.environ.get("XDG_CONFIG_HOME") or str(Path("~/.config").expanduser())
+    dirs.append(Path(config) / "convcli" / "kernels")
+    return dirs
+
+
+@dataclass(frozen=True)
+class KernelInfo:
+    """One line of ``list-kernels``."""
+
+    name: str
+    size: str
+    tags: tuple[str, ...]
+    description: str
+    where: str  # "built-in" or the file it comes from
+    kind: str  # "kernel", "bank" or "parametric"
+    params: tuple[str, ...] = ()
+    error: str = ""
+
+
+class Registry:
+    """Resolves kernel specs; one instance caches the directory listings it has read."""
+
+    def __init__(self, dirs: Iterable[Path] | None = None) -> None:
+        self.dirs = list(dirs) if dirs is not None else [*user_dirs(), builtin_dir()]
+        self._builtin = builtin_dir()
+        self._index: dict[str, Path] | None = None
+
+    # -- lookup -------------------------------------------------------------------------------
+    @property
+    def index(self) -> dict[str, Path]:
+        """Lower-case kernel name -> file, earlier directories winning."""
+        if self._index is None:
+            index: dict[str, Path] = {}
+            for d in reversed(self.dirs):
+                try:
+                    entries = sorted(d.iterdir())
+                except OSError:
+                    continue
+                for path in entries:
+                    if path.suffix.lower() in KERNEL_SUFFIXES and path.is_file():
+                        index[path.stem.lower()] = path
+            self._index = index
+        return self._index
+
+    def names(self) -> list[str]:
+        return sorted(self.index)
+
+    def get(self, spec: str) -> AnyKernel:
+        """Resolve one spec to a :class:`Kernel` or :class:`KernelBank`."""
+        return self._resolve(spec, stack=())
+
+    def _resolve(self, spec: str, stack: tuple[str, ...]) -> AnyKernel:
+        text = spec.strip()
+        if not text:
+            raise KernelError("empty kernel spec")
+        if text.startswith("["):
+            return inline_kernel(text)
+        if interop.is_imagemagick_spec(text):
+            return interop.parse_imagemagick(text)
+        path = Path(text).expanduser()
+        looks_like_file = path.suffix.lower() in (*KERNEL_SUFFIXES, ".mat") or "/" in text
+        if looks_like_file or (path.is_file() and ":" not in text):
+            return self._load_file(path, stack)
+        name, _, param_text = text.partition(":")
+        return self._by_name(name.strip(), param_text, stack)
+
+    def _by_name(self, name: str, param_text: str, stack: tuple[str, ...]) -> AnyKernel:
+        key = name.lower()
+        if key in stack:
+            chain = " -> ".join([*stack, key])
+            raise KernelError(f"kernel {stack[0]!r} refers to itself ({chain})")
+        path = self.index.get(key)
+        if path is None:
+            raise KernelError(f"unknown kernel {name!r}{self._suggest(key)}")
+        return self._load_file(path, (*stack, key), param_text=param_text, name=key)
+
+    def _suggest(self, key: str) -> str:
+        close = difflib.get_close_matches(key, self.names(), n=4, cutoff=0.6)
+        if not close:
+            close = [n for n in self.names() if n.startswith(key[:3])][:4]
+        if close:
+            return "; did you mean " + ", ".join(repr(c) for c in close) + "?"
+        return " (convcli list-kernels shows them all)"
+
+    # -- files --------------------------------------------------------------------------------
+    def _load_file(
+        self, path: Path, stack: tuple[str, ...], param_text: str = "", name: str | None = None
+    ) -> AnyKernel:
+        label = name or str(path)
+        if path.suffix.lower() == ".mat":
+            if param_text:
+                raise KernelError(f"kernel {label!r} takes no parameters")
+            return interop.read_vips_matrix(path)
+        data = read_definition(path)
+        where = "built-in" if path.parent == self._builtin else str(path)
+        if isinstance(data, list):  # a JSON file holding a bare array
+            if param_text:
+                raise KernelError(f"kernel {label!r} takes no parameters")
+            return Kernel(data, name=path.stem, source=where)
+        data.setdefault("name", path.stem)
+        return self._from_definition(data, where, stack or (str(data["name"]).lower(),), param_text)
+
+    def _from_definition(
+        self, data: dict[str, Any], where: str, stack: tuple[str, ...], param_text: str = ""
+    ) -> AnyKernel:
+        name = str(data.get("name", "kernel"))
+        if "kernels" in data or "combine" in data:
+            _check_keys(data, _BANK_KEYS, name)
+            if param_text:
+                raise KernelError(f"kernel bank {name!r} takes no parameters")
+            return self._bank(data, where, stack)
+        if "generator" in data:
+            _check_keys(data, _GENERATOR_KEYS, name)
+            return self._generated(data, where, param_text)
+        _check_keys(data, _KERNEL_KEYS, name)
+        if param_text:
+            raise KernelError(f"kernel {name!r} takes no parameters")
+        if "matrix" not in data:
+            raise KernelError(f"kernel {name!r}: no matrix (give 'matrix', or 'kernels' for a bank)")
+        return Kernel(
+            data["matrix"],
+            name=name,
+            description=str(data.get("description", "")),
+            tags=_tags(data, name),
+            source=str(data.get("source", where)),
+            scale=_number(data.get("scale", 1.0), f"kernel {name!r}: scale"),
+            origin=data.get("origin"),
+        )
+
+    def _generated(self, data: dict[str, Any], where: str, param_text: str) -> Kernel:
+        name = str(data["name"])
+        generator = GENERATORS.get(str(data["generator"]))
+        if generator is None:
+            raise KernelError(f"kernel {name!r}: unknown generator {data['generator']!r}")
+        defaults = data.get("params", {})
+        if not isinstance(defaults, dict):
+            raise KernelError(f"kernel {name!r}: 'params' must be a table of defaults")
+        params = {k: generator.parse(k, str(v), name) for k, v in defaults.items()}
+        given = parse_params(param_text, name)
+        params.update({k: generator.parse(k, v, name) for k, v in given.items()})
+        matrix = generator(name, **params)
+        full_name = name + (":" + ",".join(f"{k}={v}" for k, v in given.items()) if given else "")
+        return Kernel(
+            matrix,
+            name=full_name,
+            description=str(data.get("description", "")),
+            tags=_tags(data, name),
+            source=str(data.get("source", where)),
+            params=params,
+        )
+
+    def _bank(self, data: dict[str, Any], where: str, stack: tuple[str, ...]) -> KernelBank:
+        name = str(data["name"])
+        combine = str(data.get("combine", "stack"))
+        if combine not in COMBINES:
+            msg = f"kernel bank {name!r}: combine {combine!r} is not one of {', '.join(COMBINES)}"
+            raise KernelError(msg)
+        entries = data.get("kernels")
+        if not isinstance(entries, list) or not entries:
+            raise KernelError(f"kernel bank {name!r}: 'kernels' must be a non-empty list")
+        members: list[AnyKernel] = []
+        for i, entry in enumerate(entries, start=1):
+            members.append(self._member(entry, i, name, where, stack))
+        return KernelBank(
+            tuple(members),
+            combine=combine,
+            name=name,
+            description=str(data.get("description", "")),
+            tags=_tags(data, name),
+            source=str(data.get("source", where)),
+        )
+
+    def _member(
+        self, entry: Any, i: int, bank: str, where: str, stack: tuple[str, ...]
+    ) -> AnyKernel:
+        if isinstance(entry, str):
+            entry = {"name": entry}
+        if not isinstance(entry, dict):
+            raise KernelError(f"kernel bank {bank!r}: member {i} must be a table with a name")
+        if set(entry) <= {"name"}:
+            ref = entry.get("name")
+            if not isinstance(ref, str) or not ref.strip():
+                raise KernelError(f"kernel bank {bank!r}: member {i} has no name and no matrix")
+            try:
+                return self._resolve(ref, stack)
+            except KernelError as exc:
+                if "refers to itself" in exc.message:
+                    raise
+                raise KernelError(f"kernel bank {bank!r}: member {i}: {exc.message}") from None
+        entry = dict(entry)
+        entry.setdefault("name", f"{bank}-{i}")
+        return self._from_definition(entry, where, stack)
+
+    # -- listing ------------------------------------------------------------------------------
+    def infos(self) -> list[KernelInfo]:
+        """Every kernel that can be named, with a summary; broken user files are listed too."""
+        infos = []
+        for key, path in sorted(self.index.items()):
+            where = "built-in" if path.parent == self._builtin else str(path)
+            try:
+                data = read_definition(path)
+                kernel = self._load_file(path, (key,), name=key)
+            except KernelError as exc:
+                infos.append(KernelInfo(key, "?", (), "", where, "error", error=exc.message))
+                continue
+            params: tuple[str, ...] = ()
+            kind = "bank" if isinstance(kernel, KernelBank) else "kernel"
+            if isinstance(data, dict) and "generator" in data:
+                kind = "parametric"
+                params = tuple(GENERATORS[str(data["generator"])].params)
+            infos.append(
+                KernelInfo(
+                    name=key,
+                    size=kernel.size_text,
+                    tags=kernel.tags,
+                    description=kernel.description,
+                    where=where,
+                    kind=kind,
+                    params=params,
+                )
+            )
+        return infos
+
+
+def read_definition(path: Path) -> Any:
+    """Read a TOML or JSON kernel file into plain data, naming the file on any error."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise KernelError(f"kernel file {str(path)!r}: no such file") from None
+    except IsADirectoryError:
+        raise KernelError(f"kernel file {str(path)!r}: is a directory") from None
+    except OSError as exc:
+        raise KernelError(f"kernel file {str(path)!r}: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise KernelError(f"kernel file {str(path)!r}: not UTF-8 text") from None
+    if path.suffix.lower() == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise KernelError(f"kernel file {str(path)!r}: invalid JSON: {exc}") from None
+        if not isinstance(data, dict | list):
+            raise KernelError(f"kernel file {str(path)!r}: expected an object or an array")
+        return data
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise KernelError(f"kernel file {str(path)!r}: invalid TOML: {exc}") from None
+
+
+def inline_kernel(text: str) -> Kernel:
+    """A kernel written as a JSON array: ``'[[1,0,-1],[2,0,-2],[1,0,-1]]'``."""
+    try:
+        values = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise KernelError(f"kernel {text!r}: not a valid JSON array ({exc.msg})") from None
+    if not isinstance(values, list):
+        raise KernelError(f"kernel {text!r}: not a JSON array")
+    return Kernel(as_matrix(values, text), name="inline", source="inline")
+
+
+def parse_params(text: str, name: str) -> dict[str, str]:
+    """``size=7,sigma=1.5`` -> ``{"size": "7", "sigma": "1.5"}``, naming any malformed item."""
+    params: dict[str, str] = {}
+    for item in text.split(","):
+        if not item.strip():
+            if text.strip():
+                raise KernelError(f"kernel {name!r}: empty parameter in {text!r}")
+            continue
+        key, eq, value = item.partition("=")
+        key, value = key.strip().lower(), value.strip()
+        if not eq or not key or not value:
+            raise KernelError(f"kernel {name!r}: parameter {item.strip()!r} is not key=value")
+        if key in params:
+            raise KernelError(f"kernel {name!r}: parameter {key!r} given twice")
+        params[key] = value
+    return params
+
+
+def _check_keys(data: dict[str, Any], allowed: set[str], name: str) -> None:
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        msg = f"kernel {name!r}: unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})"
+        raise KernelError(msg)
+
+
+def _tags(data: dict[str, Any], name: str) -> tuple[str, ...]:
+    tags = data.get("tags", [])
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise KernelError(f"kernel {name!r}: 'tags' must be a list of strings")
+    return tuple(tags)
+
+
+def _number(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise KernelError(f"{what} must be a number, got {value!r}")
+    return float(value)
+
+
+_default: Registry | None = None
+
+
+def get_kernel(spec: str | AnyKernel, registry: Registry | None = None) -> AnyKernel:
+    """Resolve a kernel spec (see the module docstring) to a Kernel or KernelBank.
+
+    Examples
+    --------
+    >>> get_kernel("sobel-x").matrix.tolist()
+    [[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]
+    >>> get_kernel("box:size=2").matrix.tolist()
+    [[0.25, 0.25], [0.25, 0.25]]
+    """
+    if isinstance(spec, Kernel | KernelBank | KernelChain):
+        return spec
+    return (registry or default_registry()).get(spec)
+
+
+def default_registry() -> Registry:
+    """The registry for the current environment (re-read when the search path changes)."""
+    global _default
+    dirs = [*user_dirs(), builtin_dir()]
+    if _default is None or _default.dirs != dirs:
+        _default = Registry(dirs)
+    return _default
+
+
+def list_kernels(tag: str | None = None) -> list[KernelInfo]:
+    """Summaries of every named kernel, optionally only those with ``tag``."""
+    infos = default_registry().infos()
+    if tag:
+        infos = [i for i in infos if tag.lower() in (t.lower() for t in i.tags)]
+    return infos

@@ -1,0 +1,193 @@
+"""Terminal output with rich: kernel tables, matrices, arrays and progress.
+
+The only module that imports rich. Data goes to stdout, everything else to a stderr console;
+rich honours ``NO_COLOR`` and plain (non-terminal) streams by itself.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from .kernel import AnyKernel, Kernel, KernelBank, KernelChain
+from .registry import KernelInfo
+
+stdout = Console(soft_wrap=True)
+stderr = Console(stderr=True, soft_wrap=True)
+
+
+# -- kernels -----------------------------------------------------------------------------------
+def kernel_list(infos: list[KernelInfo], as_json: bool) -> None:
+    if as_json:
+        rows = [
+            {"name": i.name, "size": i.size, "kind": i.kind, "tags": list(i.tags),
+             "description": i.description, "params": list(i.params), "where": i.where,
+             **({"error": i.error} if i.error else {})}
+            for i in infos
+        ]
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("name", "size", "tags", "description"):
+        table.add_column(column, overflow="fold")
+    for i in infos:
+        size = i.size + (f" ({', '.join(i.params)})" if i.params else "")
+        description = i.description if not i.error else f"[red]error: {i.error}[/red]"
+        if i.where != "built-in":
+            description += f" [dim]({i.where})[/dim]"
+        table.add_row(i.name, size, ", ".join(i.tags), description)
+    stdout.print(table)
+
+
+def kernel_details(kernel: AnyKernel) -> dict[str, Any]:
+    """A JSON-friendly description with the facts show-kernel prints."""
+    if isinstance(kernel, Kernel):
+        data = kernel.to_dict()
+        data.update(shape=list(kernel.shape), sum=kernel.sum, separable=kernel.separable,
+                    rank=kernel.rank)
+        return data
+    if isinstance(kernel, KernelChain):
+        return {"name": kernel.name, "chain": [kernel_details(s) for s in kernel.steps]}
+    return {"name": kernel.name, "description": kernel.description, "tags": list(kernel.tags),
+            "combine": kernel.combine, "kernels": [kernel_details(m) for m in kernel.members]}
+
+
+def show_kernel(kernel: AnyKernel, as_json: bool, depth: int = 0) -> None:
+    if as_json:
+        print(json.dumps(kernel_details(kernel), indent=2))
+        return
+    if isinstance(kernel, KernelChain):
+        stdout.print(f"[bold]{kernel.name}[/bold]: a chain of {len(kernel.steps)} kernels, "
+                     "applied in order")
+        for step in kernel.steps:
+            show_kernel(step, False, depth + 1)
+        return
+    if isinstance(kernel, KernelBank):
+        stdout.print(f"[bold]{kernel.name}[/bold]: a bank of {len(kernel.members)} kernels "
+                     f"combined by {kernel.combine}"
+                     + (f" — {kernel.description}" if kernel.description else ""))
+        for member in kernel.members:
+            show_kernel(member, False, depth + 1)
+        return
+    indent = "  " * depth
+    head = Text(indent)
+    head.append(kernel.name, style="bold")
+    head.append(f"  {kernel.size_text}")
+    if kernel.description:
+        head.append(f" — {kernel.description}")
+    stdout.print(head)
+    stdout.print(_matrix_table(kernel.as_2d(), indent, origin=kernel.origin_2d
+                               if kernel.origin is not None else None))
+    rank = ("separable (rank 1)" if kernel.separable else f"not separable (rank {kernel.rank})")
+    facts = f"{indent}sum {_num(kernel.sum)}, {rank}"
+    if kernel.offset:
+        facts += f", offset {_num(kernel.offset)}"
+    if kernel.source and kernel.source not in ("built-in", "inline"):
+        facts += f", from {kernel.source}"
+    stdout.print(facts, highlight=False)
+
+
+def _matrix_table(m: np.ndarray, indent: str, origin: tuple[int, int] | None) -> Table:
+    """Cells coloured by sign (blue negative, red positive) and brightness by magnitude."""
+    table = Table(show_header=False, box=None, pad_edge=False, padding=(0, 1))
+    if indent:
+        table.add_column(width=len(indent) - 1)
+    for _ in range(m.shape[1]):
+        table.add_column(justify="right")
+    peak = float(np.max(np.abs(m))) or 1.0
+    for r, row in enumerate(m):
+        cells = [] if not indent else [""]
+        for c, value in enumerate(row):
+            strength = abs(float(value)) / peak
+            colour = "red" if value > 0 else "blue" if value < 0 else "grey50"
+            style = colour if strength >= 0.5 else f"dim {colour}"
+            if origin == (r, c):
+                style += " underline"
+            cells.append(Text(_num(value), style=style))
+        table.add_row(*cells)
+    return table
+
+
+def _num(value: float) -> str:
+    v = float(value)
+    if v.is_integer() and abs(v) < 1e15:
+        return str(int(v))
+    return f"{v:.6g}"
+
+
+# -- arrays ------------------------------------------------------------------------------------
+def array(result: np.ndarray, *, table: bool, precision: int | None, title: str = "") -> None:
+    """Print a result: numpy's own text by default (what ``print(array)`` shows), or a rich
+    table with ``--print``."""
+    if not table:
+        options = {"precision": precision} if precision is not None else {}
+        with np.printoptions(threshold=sys.maxsize, linewidth=120, **options):
+            print(f"{title}\n{result}" if title else str(result))
+        return
+    if result.ndim >= 3 and not (result.ndim == 3 and result.shape[2] <= 4):
+        for i, part in enumerate(result):
+            array(part, table=True, precision=precision, title=f"{title} [{i}]".strip())
+        return
+    digits = 4 if precision is None else precision
+    grid = result[np.newaxis] if result.ndim == 1 else result
+    out = Table(title=title or None, show_header=False, box=None, pad_edge=False)
+    for _ in range(grid.shape[1]):
+        out.add_column(justify="right")
+    for row in grid:
+        out.add_row(*(_cell(v, digits) for v in row))
+    stdout.print(out)
+
+
+def _cell(value: Any, digits: int) -> str:
+    if np.ndim(value):
+        return "(" + ", ".join(_cell(v, digits) for v in value) + ")"
+    v = float(value)
+    return str(int(v)) if v.is_integer() and abs(v) < 1e15 else f"{v:.{digits}f}"
+
+
+# -- progress ----------------------------------------------------------------------------------
+@contextmanager
+def progress(total: int, enabled: bool) -> Iterator[Any]:
+    """A progress bar on stderr (files done, rate, ETA); ``advance()`` after each file."""
+    if not enabled:
+        yield lambda: None
+        return
+    bar = Progress(
+        TextColumn("[bold]convcli[/bold]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=stderr,
+        transient=True,
+    )
+    with bar:
+        task = bar.add_task("files", total=total, rate="")
+
+        def advance() -> None:
+            bar.advance(task)
+            elapsed = bar.tasks[0].elapsed or 0.0
+            done = bar.tasks[0].completed
+            if elapsed > 0:
+                bar.update(task, rate=f"{done / elapsed:.1f} files/s")
+
+        yield advance

@@ -1,0 +1,74 @@
+"""The words users choose from, written once (no heavy imports: the CLI's --help reads them).
+
+Each is a ``str`` Enum, so a value compares equal to its text (``Mode.SAME == "same"``).
+"""
+
+from __future__ import annotations
+
+from enum import Enum, StrEnum
+
+
+class Mode(StrEnum):
+    """Output size, as scipy.signal.convolve2d."""
+
+    FULL = "full"
+    SAME = "same"
+    VALID = "valid"
+
+
+class Boundary(StrEnum):
+    """How the input is extended beyond its edges (see convcli.boundary)."""
+
+    FILL = "fill"
+    REFLECT = "reflect"
+    MIRROR = "mirror"
+    NEAREST = "nearest"
+    WRAP = "wrap"
+
+
+class Combine(StrEnum):
+    """How a bank's results are combined."""
+
+    STACK = "stack"
+    MAGNITUDE = "magnitude"
+    SUM = "sum"
+    MEAN = "mean"
+    MAX = "max"
+    MIN = "min"
+
+
+class Method(StrEnum):
+    AUTO = "auto"
+    DIRECT = "direct"
+    SEPARABLE = "separable"
+    FFT = "fft"
+
+
+class Alpha(StrEnum):
+    KEEP = "keep"
+    FILTER = "filter"
+    PREMULTIPLIED = "premultiplied"
+
+
+class Depth(StrEnum):
+    SAME = "same"
+    D8 = "8"
+    D16 = "16"
+    FLOAT = "float"
+
+
+class Range(StrEnum):
+    CLIP = "clip"
+    ABS = "abs"
+    RESCALE = "rescale"
+
+
+def values(enum: type[Enum]) -> tuple[str, ...]:
+    return tuple(str(m.value) for m in enum)
+
+
+COMBINES = values(Combine)
+METHODS = values(Method)
+ALPHA_MODES = values(Alpha)
+DEPTHS = values(Depth)
+RANGES = values(Range)
