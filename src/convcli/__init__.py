@@ -35,7 +35,24 @@ _PUBLIC = {
     "filter_image": "imaging",
 }
 
-__all__ = ["__version__", *_PUBLIC]
+__all__ = [
+    "ConvcliError",
+    "InputError",
+    "Kernel",
+    "KernelBank",
+    "KernelChain",
+    "KernelError",
+    "UsageError",
+    "__version__",
+    "choose_method",
+    "convolve",
+    "filter_image",
+    "get_kernel",
+    "list_kernels",
+    "read_array",
+    "read_image",
+    "write_image",
+]
 
 if TYPE_CHECKING:
     from .engine import choose_method, convolve

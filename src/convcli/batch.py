@@ -185,12 +185,16 @@ def check_template(template: str) -> None:
         raise UsageError(f"--name {template!r}: {exc}") from None
     unknown = fields - TEMPLATE_FIELDS
     if unknown:
-        msg = (f"--name {template!r}: unknown field {{{sorted(unknown)[0]}}} "
-               "(fields: {stem}, {ext}, {kernel})")
+        msg = (
+            f"--name {template!r}: unknown field {{{sorted(unknown)[0]}}} "
+            "(fields: {stem}, {ext}, {kernel})"
+        )
         raise UsageError(msg)
     if "/" in template or "\\" in template or template in (".", ".."):
-        raise UsageError(f"--name {template!r}: a name may not contain a directory; "
-                         "use -d to choose the directory")
+        raise UsageError(
+            f"--name {template!r}: a name may not contain a directory; "
+            "use -d to choose the directory"
+        )
 
 
 # -- outputs -----------------------------------------------------------------------------------
@@ -241,7 +245,7 @@ def _format_and_ext(source: Source, request: Request, detected: str | None) -> t
     out = request.output
     if out.path not in (None, "-"):
         fmt = image_io.format_for(out.path, out.format)
-        return fmt, Path(out.path).suffix  # type: ignore[arg-type]
+        return fmt, Path(str(out.path)).suffix
     if out.format:
         fmt = image_io.format_for(None, out.format)
         return fmt, image_io.extension_for(fmt)
@@ -252,8 +256,9 @@ def _format_and_ext(source: Source, request: Request, detected: str | None) -> t
         if source.is_array:
             return image_io.ARRAY_FORMATS[suffix.lower()], suffix
         if detected:
-            return image_io.format_for(source.path if suffix else None, detected), suffix or \
-                image_io.extension_for(detected)
+            return image_io.format_for(
+                source.path if suffix else None, detected
+            ), suffix or image_io.extension_for(detected)
         return image_io.format_for(source.path), suffix
     if source.path is not None:
         return image_io.format_for(source.path, detected), source.path.suffix
@@ -306,8 +311,9 @@ def _process(source: Source, request: Request, outcome: Outcome) -> None:
             return
     loaded = _load(source)
     fmt, ext = _format_and_ext(source, request, loaded.format)
-    result = _compute(loaded, source, request, outcome,
-                      to_array=fmt in image_io.ARRAY_FORMATS.values())
+    result = _compute(
+        loaded, source, request, outcome, to_array=fmt in image_io.ARRAY_FORMATS.values()
+    )
     if out.print_result:
         outcome.array = result
     stacked = bool(request.stack_labels)
@@ -325,8 +331,9 @@ def _process(source: Source, request: Request, outcome: Outcome) -> None:
     for target, part in zip(targets, parts, strict=True):
         if out.out_dir is not None:
             target.parent.mkdir(parents=True, exist_ok=True)
-        data = image_io.encode(part, fmt, quality=out.quality, compress=out.compress,
-                               icc_profile=loaded.icc_profile)
+        data = image_io.encode(
+            part, fmt, quality=out.quality, compress=out.compress, icc_profile=loaded.icc_profile
+        )
         image_io.atomic_write(target, data)
         outcome.written.append(str(target))
 
@@ -338,14 +345,20 @@ def _guard_targets(source: Source, request: Request, targets: list[Path]) -> Non
         return
     for target in targets:
         if source.path is not None and _same_file(target, source.path):
-            raise OutputError(f"the output {str(target)!r} would overwrite the input; choose "
-                              "another --name or -o, or give --in-place", subject=source.label)
+            raise OutputError(
+                f"the output {str(target)!r} would overwrite the input; choose "
+                "another --name or -o, or give --in-place",
+                subject=source.label,
+            )
         if out.out_dir is not None:
             root = os.path.realpath(out.out_dir)
             where = os.path.realpath(target)
             if os.path.commonpath([root, where]) != root:
-                raise OutputError(f"the output {str(target)!r} would leave the output "
-                                  f"directory {str(out.out_dir)!r}", subject=source.label)
+                raise OutputError(
+                    f"the output {str(target)!r} would leave the output "
+                    f"directory {str(out.out_dir)!r}",
+                    subject=source.label,
+                )
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -374,8 +387,9 @@ def _load(source: Source) -> Loaded:
 CLIP_WARNING_SHARE = 0.01
 
 
-def _compute(loaded: Loaded, source: Source, request: Request, outcome: Outcome,
-             to_array: bool) -> np.ndarray:
+def _compute(
+    loaded: Loaded, source: Source, request: Request, outcome: Outcome, to_array: bool
+) -> np.ndarray:
     """The result as output samples.
 
     Images keep their depth (``--depth``) unless written as an array, which holds the float
@@ -394,7 +408,8 @@ def _compute(loaded: Loaded, source: Source, request: Request, outcome: Outcome,
                 outcome.warnings.append(
                     f"{source.label}: {filtered.clipped} of {filtered.total} results "
                     f"({share:.1f}%) were clipped to the output range; try --range abs, "
-                    "--offset 50% or --depth float")
+                    "--offset 50% or --depth float"
+                )
             return filtered.pixels
         result = convolve(loaded.data, request.operation, **request.conv)
         if to_array and pixels.depth in ("same", "float"):
@@ -468,16 +483,18 @@ def run(
     return summary
 
 
-def _run_pool(items: list[Source], request: Request, jobs: int,
-              record: Callable[[Outcome], bool]) -> None:
+def _run_pool(
+    items: list[Source], request: Request, jobs: int, record: Callable[[Outcome], bool]
+) -> None:
     # fork: workers inherit the imported modules and the resolved kernels; the parent does no
     # filtering of its own while they run, so no library thread pool is copied mid-use.
     method = "fork" if sys.platform.startswith("linux") else None
     context = multiprocessing.get_context(method)
     pending: set[Future[Outcome]] = set()
     queue = iter(items)
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker,
-                             initargs=(request,)) as pool:
+    with ProcessPoolExecutor(
+        max_workers=jobs, mp_context=context, initializer=_init_worker, initargs=(request,)
+    ) as pool:
         try:
             for source in queue:  # keep a short queue so that --fail-fast stops soon
                 pending.add(pool.submit(_work, source))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -46,14 +47,25 @@ def error(message: str) -> None:
 class ConvcliGroup(TyperGroup):
     """Turns every failure into one ``convcli: error:`` line and the SPEC's exit code."""
 
-    def main(self, args: Any = None, prog_name: str | None = None,  # type: ignore[override]
-             complete_var: str | None = None, standalone_mode: bool = True,
-             **extra: Any) -> Any:
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
         argv = list(sys.argv[1:] if args is None else args)
         debug = "--debug" in argv
         try:
-            code = super().main(args=argv, prog_name=prog_name or "convcli",
-                                complete_var=complete_var, standalone_mode=False, **extra)
+            code = super().main(
+                args=argv,
+                prog_name=prog_name or "convcli",
+                complete_var=complete_var,
+                standalone_mode=False,
+                **extra,
+            )
             code = code if isinstance(code, int) else 0
         except click.exceptions.NoArgsIsHelpError as exc:
             click.echo(exc.ctx.get_help() if exc.ctx else str(exc))
@@ -114,8 +126,12 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     """Convolve images and numeric arrays with named kernels, exactly as scipy does.
 
@@ -132,8 +148,12 @@ def _root(
 # -- list-kernels / show-kernel ------------------------------------------------------------------
 @app.command("list-kernels")
 def list_kernels_cmd(
-    tag: Annotated[str | None, typer.Option("--tag", "-t", help="Only kernels with this tag "
-                                            "(edge, blur, sharpen, seed, 1d, ...).")] = None,
+    tag: Annotated[
+        str | None,
+        typer.Option(
+            "--tag", "-t", help="Only kernels with this tag (edge, blur, sharpen, seed, 1d, ...)."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """List the named kernels: built-ins and your own (CONVCLI_KERNEL_PATH,
@@ -151,8 +171,9 @@ def list_kernels_cmd(
 
 @app.command("show-kernel")
 def show_kernel_cmd(
-    spec: Annotated[str, typer.Argument(help="Kernel spec: a name, name:params, a file or a "
-                                        "JSON array.")],
+    spec: Annotated[
+        str, typer.Argument(help="Kernel spec: a name, name:params, a file or a JSON array.")
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Print a kernel's matrix (each member of a bank), its sum and whether it is separable.
@@ -177,88 +198,219 @@ _BATCH = "Batch"
 
 @app.command()
 def apply(
-    inputs: Annotated[list[str] | None, typer.Argument(
-        help="Images, array files (.npy .csv .txt .json), directories (with -r), '-' for image "
-             "bytes on stdin, or an inline JSON array.", show_default=False)] = None,
-    kernel: Annotated[list[str], typer.Option(
-        "--kernel", "-k", help="Kernel spec; repeat to chain (or to build a bank with "
-        "--combine).", show_default=False, rich_help_panel=_CONV)] = [],  # noqa: B006
-    combine: Annotated[Combine | None, typer.Option(
-        help="Apply every -k to the input and combine the results (a bank).",
-        rich_help_panel=_CONV)] = None,
-    mode: Annotated[Mode, typer.Option(help="Output size, as scipy.signal.convolve2d.",
-                                       rich_help_panel=_CONV)] = Mode.SAME,
-    boundary: Annotated[Boundary, typer.Option(
-        help="Padding: fill (--fill-value), reflect dcba|abcd, mirror dcb|abcd, nearest, wrap.",
-        rich_help_panel=_CONV)] = Boundary.REFLECT,
-    fill_value: Annotated[float, typer.Option(help="Value outside the input with "
-                                              "--boundary fill.", rich_help_panel=_CONV)] = 0.0,
-    correlate: Annotated[bool, typer.Option("--correlate", help="Do not flip the kernel "
-                                            "(what torch.nn.Conv2d computes).",
-                                            rich_help_panel=_CONV)] = False,
-    normalize: Annotated[bool, typer.Option("--normalize", help="Divide each kernel by its sum.",
-                                            rich_help_panel=_CONV)] = False,
-    method: Annotated[Method, typer.Option(help="Algorithm; all give the same result within "
-                                           "float tolerance.", rich_help_panel=_CONV)
-                      ] = Method.AUTO,
-    backend: Annotated[BackendName, typer.Option(help="Computing library.",
-                                                 rich_help_panel=_CONV)] = BackendName.AUTO,
-    offset: Annotated[str, typer.Option(help="Added to the result, in output units, or a "
-                                        "percentage of the output range (50%).",
-                                        rich_help_panel=_PIX)] = "0",
-    range_: Annotated[Range, typer.Option(
-        "--range", help="Map results to integer pixels: clip, abs then clip, or rescale "
-        "min..max to the full range.", rich_help_panel=_PIX)] = Range.CLIP,
-    gray: Annotated[bool, typer.Option("--gray", help="Convert to luminance first.",
-                                       rich_help_panel=_PIX)] = False,
-    alpha: Annotated[Alpha, typer.Option(help="keep: copy alpha through; filter: filter it too; "
-                                         "premultiplied: no fringes.", rich_help_panel=_PIX)
-                     ] = Alpha.KEEP,
-    depth: Annotated[Depth | None, typer.Option(
-        help="Output samples: same, 8, 16, float (TIFF float32 or .npy).  [default: same]",
-        show_default=False, rich_help_panel=_PIX)] = None,
-    output: Annotated[str | None, typer.Option(
-        "--output", "-o", help="Output file (one input); '-' for stdout (needs --format).",
-        rich_help_panel=_OUT)] = None,
-    out_dir: Annotated[Path | None, typer.Option(
-        "--out-dir", "-d", help="Output directory; the layout below directory inputs is kept.",
-        rich_help_panel=_OUT)] = None,
-    name: Annotated[str, typer.Option(help="Output file name; fields {stem} {ext} {kernel}.",
-                                      rich_help_panel=_OUT)] = "{stem}.{kernel}{ext}",
-    fmt: Annotated[str | None, typer.Option(
-        "--format", help="png, jpeg, tiff, webp, bmp, npy, csv, json, txt (default: from the "
-        "extension).", rich_help_panel=_OUT)] = None,
-    print_: Annotated[bool, typer.Option("--print", help="Print the result as a numeric table.",
-                                         rich_help_panel=_OUT)] = False,
-    precision: Annotated[int | None, typer.Option(min=0, max=17, help="Digits when printing.",
-                                                  rich_help_panel=_OUT)] = None,
-    quality: Annotated[int | None, typer.Option(min=1, max=100, help="JPEG/WebP quality "
-                                                "[default: 90].", rich_help_panel=_OUT)] = None,
-    compress: Annotated[int | None, typer.Option(min=0, max=9, help="PNG/TIFF compression level "
-                                                 "[default: PNG 1, TIFF none].",
-                                                 rich_help_panel=_OUT)] = None,
-    in_place: Annotated[bool, typer.Option("--in-place", help="Replace each input with its "
-                                           "result (atomically).", rich_help_panel=_OUT)] = False,
-    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Descend into directory "
-                                            "inputs.", rich_help_panel=_BATCH)] = False,
-    files_from: Annotated[str | None, typer.Option(
-        help="Read input paths from FILE ('-' = stdin), one per line.", metavar="FILE",
-        rich_help_panel=_BATCH)] = None,
-    null: Annotated[bool, typer.Option("-0", "--null", help="--files-from is NUL-separated "
-                                       "(find -print0).", rich_help_panel=_BATCH)] = False,
-    jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Parallel workers "
-                                             "[default: CPU count].", rich_help_panel=_BATCH)
-                    ] = None,
-    skip_existing: Annotated[bool, typer.Option("--skip-existing", help="Leave outputs that "
-                                                "already exist (resume a batch).",
-                                                rich_help_panel=_BATCH)] = False,
-    fail_fast: Annotated[bool, typer.Option("--fail-fast", help="Stop at the first failed "
-                                            "input.", rich_help_panel=_BATCH)] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress, warnings or "
-                                        "summary.", rich_help_panel=_BATCH)] = False,
-    progress: Annotated[bool | None, typer.Option(
-        "--progress/--no-progress", help="Progress bar [default: on when stderr is a terminal].",
-        show_default=False, rich_help_panel=_BATCH)] = None,
+    inputs: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Images, array files (.npy .csv .txt .json), directories (with -r), '-' for image "
+            "bytes on stdin, or an inline JSON array.",
+            show_default=False,
+        ),
+    ] = None,
+    kernel: Annotated[
+        list[str],
+        typer.Option(
+            "--kernel",
+            "-k",
+            help="Kernel spec; repeat to chain (or to build a bank with --combine).",
+            show_default=False,
+            rich_help_panel=_CONV,
+        ),
+    ] = [],  # noqa: B006
+    combine: Annotated[
+        Combine | None,
+        typer.Option(
+            help="Apply every -k to the input and combine the results (a bank).",
+            rich_help_panel=_CONV,
+        ),
+    ] = None,
+    mode: Annotated[
+        Mode, typer.Option(help="Output size, as scipy.signal.convolve2d.", rich_help_panel=_CONV)
+    ] = Mode.SAME,
+    boundary: Annotated[
+        Boundary,
+        typer.Option(
+            help="Padding: fill (--fill-value), reflect dcba|abcd, mirror dcb|abcd, nearest, wrap.",
+            rich_help_panel=_CONV,
+        ),
+    ] = Boundary.REFLECT,
+    fill_value: Annotated[
+        float,
+        typer.Option(help="Value outside the input with --boundary fill.", rich_help_panel=_CONV),
+    ] = 0.0,
+    correlate: Annotated[
+        bool,
+        typer.Option(
+            "--correlate",
+            help="Do not flip the kernel (what torch.nn.Conv2d computes).",
+            rich_help_panel=_CONV,
+        ),
+    ] = False,
+    normalize: Annotated[
+        bool,
+        typer.Option("--normalize", help="Divide each kernel by its sum.", rich_help_panel=_CONV),
+    ] = False,
+    method: Annotated[
+        Method,
+        typer.Option(
+            help="Algorithm; all give the same result within float tolerance.",
+            rich_help_panel=_CONV,
+        ),
+    ] = Method.AUTO,
+    backend: Annotated[
+        BackendName, typer.Option(help="Computing library.", rich_help_panel=_CONV)
+    ] = BackendName.AUTO,
+    offset: Annotated[
+        str,
+        typer.Option(
+            help="Added to the result, in output units, or a percentage of the output range (50%).",
+            rich_help_panel=_PIX,
+        ),
+    ] = "0",
+    range_: Annotated[
+        Range,
+        typer.Option(
+            "--range",
+            help="Map results to integer pixels: clip, abs then clip, or rescale "
+            "min..max to the full range.",
+            rich_help_panel=_PIX,
+        ),
+    ] = Range.CLIP,
+    gray: Annotated[
+        bool, typer.Option("--gray", help="Convert to luminance first.", rich_help_panel=_PIX)
+    ] = False,
+    alpha: Annotated[
+        Alpha,
+        typer.Option(
+            help="keep: copy alpha through; filter: filter it too; premultiplied: no fringes.",
+            rich_help_panel=_PIX,
+        ),
+    ] = Alpha.KEEP,
+    depth: Annotated[
+        Depth | None,
+        typer.Option(
+            help="Output samples: same, 8, 16, float (TIFF float32 or .npy).  [default: same]",
+            show_default=False,
+            rich_help_panel=_PIX,
+        ),
+    ] = None,
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Output file (one input); '-' for stdout (needs --format).",
+            rich_help_panel=_OUT,
+        ),
+    ] = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out-dir",
+            "-d",
+            help="Output directory; the layout below directory inputs is kept.",
+            rich_help_panel=_OUT,
+        ),
+    ] = None,
+    name: Annotated[
+        str,
+        typer.Option(help="Output file name; fields {stem} {ext} {kernel}.", rich_help_panel=_OUT),
+    ] = "{stem}.{kernel}{ext}",
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help="png, jpeg, tiff, webp, bmp, npy, csv, json, txt (default: from the extension).",
+            rich_help_panel=_OUT,
+        ),
+    ] = None,
+    print_: Annotated[
+        bool,
+        typer.Option("--print", help="Print the result as a numeric table.", rich_help_panel=_OUT),
+    ] = False,
+    precision: Annotated[
+        int | None, typer.Option(min=0, max=17, help="Digits when printing.", rich_help_panel=_OUT)
+    ] = None,
+    quality: Annotated[
+        int | None,
+        typer.Option(min=1, max=100, help="JPEG/WebP quality [default: 90].", rich_help_panel=_OUT),
+    ] = None,
+    compress: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=9,
+            help="PNG/TIFF compression level [default: PNG 1, TIFF none].",
+            rich_help_panel=_OUT,
+        ),
+    ] = None,
+    in_place: Annotated[
+        bool,
+        typer.Option(
+            "--in-place",
+            help="Replace each input with its result (atomically).",
+            rich_help_panel=_OUT,
+        ),
+    ] = False,
+    recursive: Annotated[
+        bool,
+        typer.Option(
+            "--recursive", "-r", help="Descend into directory inputs.", rich_help_panel=_BATCH
+        ),
+    ] = False,
+    files_from: Annotated[
+        str | None,
+        typer.Option(
+            help="Read input paths from FILE ('-' = stdin), one per line.",
+            metavar="FILE",
+            rich_help_panel=_BATCH,
+        ),
+    ] = None,
+    null: Annotated[
+        bool,
+        typer.Option(
+            "-0",
+            "--null",
+            help="--files-from is NUL-separated (find -print0).",
+            rich_help_panel=_BATCH,
+        ),
+    ] = False,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            "--jobs",
+            "-j",
+            min=1,
+            help="Parallel workers [default: CPU count].",
+            rich_help_panel=_BATCH,
+        ),
+    ] = None,
+    skip_existing: Annotated[
+        bool,
+        typer.Option(
+            "--skip-existing",
+            help="Leave outputs that already exist (resume a batch).",
+            rich_help_panel=_BATCH,
+        ),
+    ] = False,
+    fail_fast: Annotated[
+        bool,
+        typer.Option("--fail-fast", help="Stop at the first failed input.", rich_help_panel=_BATCH),
+    ] = False,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet", "-q", help="No progress, warnings or summary.", rich_help_panel=_BATCH
+        ),
+    ] = False,
+    progress: Annotated[
+        bool | None,
+        typer.Option(
+            "--progress/--no-progress",
+            help="Progress bar [default: on when stderr is a terminal].",
+            show_default=False,
+            rich_help_panel=_BATCH,
+        ),
+    ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> int:
     """Filter images or arrays with one or more kernels.
@@ -274,19 +426,19 @@ def apply(
       find photos -name '*.jpg' | convcli apply -k gaussian:sigma=2 --files-from - -d out/
       convcli apply -k box-1d:size=4 --mode valid '[1,2,3,4,5,4,3,2,1]'
     """
-    from .batch import OutputSpec, Request, discover, read_list, run, stack_labels
+    from .batch import OutputSpec, Request, discover, read_list, stack_labels
     from .engine import as_operation, check_request
     from .imaging import PixelOptions, parse_offset
 
     specs = list(kernel)
     if not specs:
-        raise UsageError("give at least one kernel with -k/--kernel (convcli list-kernels "
-                         "shows them)")
+        raise UsageError(
+            "give at least one kernel with -k/--kernel (convcli list-kernels shows them)"
+        )
     items = list(inputs or [])
     stdin_used = items.count("-") + (files_from == "-")
     if stdin_used > 1:
-        raise UsageError("stdin can be read only once: '-' as an input and --files-from - "
-                         "conflict")
+        raise UsageError("stdin can be read only once: '-' as an input and --files-from - conflict")
     if files_from is not None:
         items += read_list(_read_source(files_from), null)
     elif null:
@@ -295,27 +447,55 @@ def apply(
         raise UsageError("no input given (files, directories with -r, '-', or --files-from)")
     _check_output_options(items, output, out_dir, in_place, print_, recursive)
     offset_value, offset_percent = parse_offset(offset)
-    pixels = PixelOptions(gray=gray, alpha=alpha.value, depth=(depth or Depth.SAME).value,
-                          range=range_.value, offset=offset_value, offset_percent=offset_percent)
+    pixels = PixelOptions(
+        gray=gray,
+        alpha=alpha.value,
+        depth=(depth or Depth.SAME).value,
+        range=range_.value,
+        offset=offset_value,
+        offset_percent=offset_percent,
+    )
     operation = as_operation(specs, combine.value if combine else None)
-    conv = dict(mode=mode.value, boundary=boundary.value, fill_value=fill_value,
-                correlate=correlate, normalize=normalize, method=method.value,
-                backend=backend.value)
+    conv: dict[str, Any] = dict(
+        mode=mode.value,
+        boundary=boundary.value,
+        fill_value=fill_value,
+        correlate=correlate,
+        normalize=normalize,
+        method=method.value,
+        backend=backend.value,
+    )
     check_request(operation, **conv)
-    out = OutputSpec(path=output, out_dir=out_dir, template=name, format=fmt, quality=quality,
-                     compress=compress, in_place=in_place, skip_existing=skip_existing,
-                     print_result=print_)
-    request = Request(operation=operation, label=_label(operation, specs), conv=conv,
-                      pixels=pixels, output=out, depth_given=depth is not None,
-                      stack_labels=stack_labels(operation))
+    out = OutputSpec(
+        path=output,
+        out_dir=out_dir,
+        template=name,
+        format=fmt,
+        quality=quality,
+        compress=compress,
+        in_place=in_place,
+        skip_existing=skip_existing,
+        print_result=print_,
+    )
+    request = Request(
+        operation=operation,
+        label=_label(operation, specs),
+        conv=conv,
+        pixels=pixels,
+        output=out,
+        depth_given=depth is not None,
+        stack_labels=stack_labels(operation),
+    )
     sources = list(discover(items, recursive=recursive, stdin=sys.stdin.buffer.read))
     if output is not None and len(sources) > 1:
         raise UsageError(f"-o takes one input, got {len(sources)}; use -d for many")
     workers = jobs or os.cpu_count() or 1
-    show_progress = (progress if progress is not None
-                     else sys.stderr.isatty() and not quiet and len(sources) > 1)
-    return _run_batch(sources, request, workers, fail_fast, show_progress, quiet, debug,
-                      print_, precision)
+    show_progress = (
+        progress if progress is not None else sys.stderr.isatty() and not quiet and len(sources) > 1
+    )
+    return _run_batch(
+        sources, request, workers, fail_fast, show_progress, quiet, debug, print_, precision
+    )
 
 
 def _read_source(name: str) -> bytes:
@@ -327,8 +507,14 @@ def _read_source(name: str) -> bytes:
         raise UsageError(f"--files-from {name}: {exc.strerror or exc}") from None
 
 
-def _check_output_options(items: list[str], output: str | None, out_dir: Path | None,
-                          in_place: bool, print_: bool, recursive: bool) -> None:
+def _check_output_options(
+    items: list[str],
+    output: str | None,
+    out_dir: Path | None,
+    in_place: bool,
+    print_: bool,
+    recursive: bool,
+) -> None:
     if output is not None and out_dir is not None:
         raise UsageError("-o and -d conflict: -o names one output file, -d a directory")
     if in_place and (output is not None or out_dir is not None):
@@ -339,8 +525,9 @@ def _check_output_options(items: list[str], output: str | None, out_dir: Path | 
         if print_:
             raise UsageError("--print and -o - both write to stdout; choose one")
         if sys.stdout.isatty():
-            raise UsageError("-o - would write image bytes to the terminal; redirect stdout "
-                             "or pipe it")
+            raise UsageError(
+                "-o - would write image bytes to the terminal; redirect stdout or pipe it"
+            )
     if output is not None and output != "-" and recursive:
         raise UsageError("-o takes one input; use -d with -r")
 
@@ -357,9 +544,17 @@ def _label(operation: Any, specs: list[str]) -> str:
     return str(operation.label)
 
 
-def _run_batch(sources: list[Any], request: Any, workers: int, fail_fast: bool,
-               show_progress: bool, quiet: bool, debug: bool, print_: bool,
-               precision: int | None) -> int:
+def _run_batch(
+    sources: list[Any],
+    request: Any,
+    workers: int,
+    fail_fast: bool,
+    show_progress: bool,
+    quiet: bool,
+    debug: bool,
+    print_: bool,
+    precision: int | None,
+) -> int:
     from . import render
     from .batch import run
 
@@ -397,7 +592,8 @@ def _run_batch(sources: list[Any], request: Any, workers: int, fail_fast: bool,
     if not quiet and (many or show_progress):
         sys.stderr.write(
             f"convcli: {summary.done} done, {summary.skipped} skipped, {summary.failed} failed "
-            f"in {summary.seconds:.1f} s\n")
+            f"in {summary.seconds:.1f} s\n"
+        )
     return worst
 
 

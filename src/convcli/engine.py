@@ -91,8 +91,9 @@ class Options:
             raise UsageError(f"method {method!r} is not one of {', '.join(METHODS)}")
         if not math.isfinite(fill_value):
             raise UsageError(f"fill value must be a finite number, got {fill_value}")
-        return cls(as_mode(mode), as_boundary(boundary), float(fill_value), correlate, normalize,
-                   method)
+        return cls(
+            as_mode(mode), as_boundary(boundary), float(fill_value), correlate, normalize, method
+        )
 
 
 def plan_kernel(
@@ -121,8 +122,10 @@ def plan_kernel(
     if image_shape is not None and options.mode is Mode.VALID:
         h, w = image_shape
         if kh > h or kw > w:
-            msg = (f"the {kh}x{kw} kernel {kernel.name!r} is larger than the {h}x{w} input; "
-                   "valid mode needs a kernel no larger than the input (try --mode same)")
+            msg = (
+                f"the {kh}x{kw} kernel {kernel.name!r} is larger than the {h}x{w} input; "
+                "valid mode needs a kernel no larger than the input (try --mode same)"
+            )
             raise InputError(msg)
     method = options.method
     if method == "auto":
@@ -156,28 +159,31 @@ def _apply(run: _Run, planes: np.ndarray, item: AnyKernel) -> np.ndarray:
 
 
 def _apply_kernels(run: _Run, planes: np.ndarray, kernels: list[Kernel]) -> list[np.ndarray]:
-    shape = planes.shape[1:]
-    plans = [plan_kernel(k, run.options, shape) for k in kernels]  # type: ignore[arg-type]
+    shape = (planes.shape[1], planes.shape[2])
+    plans = [plan_kernel(k, run.options, shape) for k in kernels]
     outs = run.backend.correlate_many(planes, plans, run.options.boundary, run.options.fill_value)
     return [o + p.offset if p.offset else o for o, p in zip(outs, plans, strict=True)]
 
 
 def _apply_bank(run: _Run, planes: np.ndarray, bank: KernelBank) -> np.ndarray:
     if all(isinstance(m, Kernel) for m in bank.members):
-        results = _apply_kernels(run, planes, list(bank.members))  # type: ignore[arg-type]
+        results = _apply_kernels(run, planes, [m for m in bank.members if isinstance(m, Kernel)])
     else:
         results = [_apply(run, planes, m) for m in bank.members]
     shapes = {r.shape for r in results}
     if len(shapes) > 1:
         sizes = ", ".join(m.size_text for m in bank.members)
-        msg = (f"kernel bank {bank.name!r}: members of different sizes ({sizes}) give results "
-               f"of different sizes in {run.options.mode.value} mode; use --mode same")
+        msg = (
+            f"kernel bank {bank.name!r}: members of different sizes ({sizes}) give results "
+            f"of different sizes in {run.options.mode.value} mode; use --mode same"
+        )
         raise UsageError(msg)
     return combine(results, bank.combine, run, bank.name)
 
 
-def combine(results: list[np.ndarray], how: str, run: _Run | None = None,
-            name: str = "bank") -> np.ndarray:
+def combine(
+    results: list[np.ndarray], how: str, run: _Run | None = None, name: str = "bank"
+) -> np.ndarray:
     """Combine the results of a bank's members (all the same shape)."""
     if how == "stack":
         if run is not None:
@@ -212,11 +218,10 @@ def as_operation(kernel: Any, combine: str | None = None) -> AnyKernel:
                 return item.with_combine(combine)
             return KernelBank((item,), combine=combine, name=item.name)
         return item
-    if isinstance(kernel, np.ndarray) or (
-        isinstance(kernel, Sequence) and kernel and not isinstance(kernel[0], str | Kernel |
-                                                                   KernelBank | KernelChain)
-    ):
+    if _nesting(kernel) <= 2:  # numbers, or rows of numbers: one kernel
         return as_operation(Kernel(kernel, name="array"), combine)
+    if len(kernel) == 1:  # one bank with --combine: its own combine is overridden
+        return as_operation(kernel[0], combine)
     items = [as_operation(k) for k in kernel]
     if not items:
         raise UsageError("no kernel given")
@@ -226,6 +231,15 @@ def as_operation(kernel: Any, combine: str | None = None) -> AnyKernel:
     if len(items) == 1:
         return items[0]
     return KernelChain(tuple(items), name="+".join(i.name for i in items))
+
+
+def _nesting(value: Any) -> int:
+    """How deeply numbers are nested: 1 for [1, 2], 2 for [[1, 2]], 3 for a list of those."""
+    if isinstance(value, np.ndarray):
+        return value.ndim
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return 1 + (_nesting(value[0]) if len(value) else 0)
+    return 0 if isinstance(value, int | float | np.number) else 99
 
 
 def work_dtype(dtype: np.dtype) -> np.dtype:
@@ -313,8 +327,10 @@ def convolve(
         _check_1d(operation)
     compute = np.dtype(dtype) if dtype is not None else work_dtype(arr.dtype)
     planes, restore = _to_planes(arr, channel_axis, compute)
-    run = _Run(get_backend(backend, boundary=options.boundary, fill=options.fill_value,
-                           device=device), options)
+    run = _Run(
+        get_backend(backend, boundary=options.boundary, fill=options.fill_value, device=device),
+        options,
+    )
     out = _apply(run, planes, operation)
     return restore(out, run.stacked)
 
@@ -327,23 +343,25 @@ def _check_1d(operation: AnyKernel) -> None:
             raise InputError(msg)
 
 
-def _to_planes(arr: np.ndarray, channel_axis: int | None, dtype: np.dtype) -> tuple[np.ndarray, Any]:
+def _to_planes(
+    arr: np.ndarray, channel_axis: int | None, dtype: np.dtype
+) -> tuple[np.ndarray, Any]:
     """(N, H, W) planes in the compute dtype, and the function that gives the result back its
     caller's layout (with a leading stack axis when a bank stacked)."""
     if arr.ndim == 1:
         planes = arr.astype(dtype)[np.newaxis, np.newaxis, :]
 
-        def restore(out: np.ndarray, stacked: int | None) -> np.ndarray:
+        def restore_1d(out: np.ndarray, stacked: int | None) -> np.ndarray:
             return out[:, 0, :] if stacked else out[0, 0, :]
 
-        return planes, restore
+        return planes, restore_1d
     if arr.ndim == 2:
         planes = arr.astype(dtype)[np.newaxis]
 
-        def restore(out: np.ndarray, stacked: int | None) -> np.ndarray:
+        def restore_2d(out: np.ndarray, stacked: int | None) -> np.ndarray:
             return out if stacked else out[0]
 
-        return planes, restore
+        return planes, restore_2d
     axis = channel_axis % 3 if channel_axis is not None else 2
     moved = np.moveaxis(arr, axis, 0)
     channels = moved.shape[0]
@@ -358,11 +376,15 @@ def _to_planes(arr: np.ndarray, channel_axis: int | None, dtype: np.dtype) -> tu
     return planes, restore
 
 
-def output_shape(mode: str, image_shape: tuple[int, int], kernel_shape: tuple[int, int]) -> tuple[int, int]:
+def output_shape(
+    mode: str, image_shape: tuple[int, int], kernel_shape: tuple[int, int]
+) -> tuple[int, int]:
     """The (H, W) a mode gives for an image and kernel shape."""
     m = as_mode(mode)
-    return (output_length(m, image_shape[0], kernel_shape[0]),
-            output_length(m, image_shape[1], kernel_shape[1]))
+    return (
+        output_length(m, image_shape[0], kernel_shape[0]),
+        output_length(m, image_shape[1], kernel_shape[1]),
+    )
 
 
 def align(
@@ -392,17 +414,18 @@ def align(
             return planes
         if isinstance(item, KernelBank):
             return shift(planes, item.members[0])
-        plan = plan_kernel(item, options, planes.shape[1:])  # type: ignore[arg-type]
+        plan = plan_kernel(item, options, (planes.shape[1], planes.shape[2]))
         ext = Backend.extend(planes, plan, options.boundary, options.fill_value)
         (cy, cx), (kh, kw) = plan.centre, plan.shape
         h, w = ext.shape[1] - kh + 1, ext.shape[2] - kw + 1
-        return ext[:, cy:cy + h, cx:cx + w]
+        return ext[:, cy : cy + h, cx : cx + w]
 
     return shift(plane, as_operation(kernel, combine))[0]
 
 
-def check_request(operation: AnyKernel, *, backend: str = "auto", device: str = "auto",
-                  **options: Any) -> None:
+def check_request(
+    operation: AnyKernel, *, backend: str = "auto", device: str = "auto", **options: Any
+) -> None:
     """Raise the usage errors a request has before any input is read: an unknown or missing
     backend, a zero-sum kernel to normalize, a bad option value."""
     opts = Options.make(**options)

@@ -78,11 +78,13 @@ def format_for(path: str | Path | None, explicit: str | None = None) -> str:
         return ARRAY_FORMATS[suffix]
     from PIL import Image
 
-    fmt = Image.registered_extensions().get(suffix)
-    if fmt is None or fmt not in _pillow_formats():
-        raise UsageError(f"{path}: cannot tell the output format from {suffix or 'no extension'!r}"
-                         " (give --format)")
-    return fmt
+    detected = Image.registered_extensions().get(suffix)
+    if detected is None or detected not in _pillow_formats():
+        raise UsageError(
+            f"{path}: cannot tell the output format from {suffix or 'no extension'!r}"
+            " (give --format)"
+        )
+    return detected
 
 
 def _pillow_formats() -> set[str]:
@@ -146,11 +148,18 @@ def open_image(source: Path | bytes, name: str | None = None) -> Picture:
             if special is not None:
                 return Picture(special, fmt, icc)
             im.load()
-            im = ImageOps.exif_transpose(im) or im
-            pixels = _to_array(im)
+            pixels = _to_array(ImageOps.exif_transpose(im) or im)
     except UnidentifiedImageError:
-        raise InputError("not an image Pillow can read (unknown or corrupt format)",
-                         subject=label) from None
+        if _is_tiff(source) and importlib.util.find_spec("tifffile") is not None:
+            try:  # float colour and other TIFFs Pillow does not open
+                return Picture(_decode_tiff(source), "TIFF")
+            except Exception as exc:
+                raise InputError(
+                    f"corrupt or unsupported TIFF ({_reason(exc)})", subject=label
+                ) from None
+        raise InputError(
+            "not an image Pillow can read (unknown or corrupt format)", subject=label
+        ) from None
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
         raise InputError(f"corrupt or truncated image ({_reason(exc)})", subject=label) from None
     return Picture(pixels, fmt, icc)
@@ -176,8 +185,10 @@ def _check_size(size: tuple[int, int], label: str) -> None:
     w, h = size
     limit = max_pixels()
     if w * h > limit:
-        msg = (f"image is {w}x{h} = {w * h / 1e6:.0f} megapixels, over the limit of "
-               f"{limit / 1e6:.0f} megapixels (set CONVCLI_MAX_PIXELS to raise it)")
+        msg = (
+            f"image is {w}x{h} = {w * h / 1e6:.0f} megapixels, over the limit of "
+            f"{limit / 1e6:.0f} megapixels (set CONVCLI_MAX_PIXELS to raise it)"
+        )
         raise LimitError(msg, subject=label)
 
 
@@ -192,6 +203,15 @@ def _special_decoder(im: Any, source: Path | bytes) -> np.ndarray | None:
     return None
 
 
+def _is_tiff(source: Path | bytes) -> bool:
+    if isinstance(source, bytes):
+        head = source[:4]
+    else:
+        with source.open("rb") as fh:
+            head = fh.read(4)
+    return head in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")
+
+
 def _tiff_needs_tifffile(im: Any) -> bool:
     bits = im.tag_v2.get(258)  # BitsPerSample
     samples = im.tag_v2.get(277, 1)  # SamplesPerPixel
@@ -201,8 +221,11 @@ def _tiff_needs_tifffile(im: Any) -> bool:
 
 def _decode_png16(data: bytes) -> np.ndarray:
     if importlib.util.find_spec("cv2") is None:
-        warnings.warn("16-bit colour PNG read as 8-bit; install OpenCV to keep 16 bits: "
-                      "pip install 'convcli[opencv]'", stacklevel=3)
+        warnings.warn(
+            "16-bit colour PNG read as 8-bit; install OpenCV to keep 16 bits: "
+            "pip install 'convcli[opencv]'",
+            stacklevel=3,
+        )
         from PIL import Image
 
         with Image.open(io.BytesIO(data)) as im:
@@ -221,9 +244,9 @@ def _decode_tiff(source: Path | bytes) -> np.ndarray:
     import tifffile
 
     with tifffile.TiffFile(io.BytesIO(source) if isinstance(source, bytes) else source) as tif:
-        page = tif.pages[0]
-        pixels = page.asarray()  # type: ignore[union-attr]
-        if page.planarconfig == 2 and pixels.ndim == 3:  # type: ignore[union-attr]
+        page = tif.pages.first
+        pixels = page.asarray()
+        if page.planarconfig == 2 and pixels.ndim == 3:
             pixels = np.moveaxis(pixels, 0, -1)
     return np.ascontiguousarray(pixels)
 
@@ -300,7 +323,10 @@ def encode(
 
 
 def _encode_pillow(
-    pixels: np.ndarray, fmt: str, quality: int | None, compress: int | None,
+    pixels: np.ndarray,
+    fmt: str,
+    quality: int | None,
+    compress: int | None,
     icc_profile: bytes | None,
 ) -> bytes:
     from PIL import Image
@@ -349,16 +375,19 @@ def _encode_colour16(pixels: np.ndarray, fmt: str, compress: int | None) -> byte
         import cv2
 
         params = [cv2.IMWRITE_PNG_COMPRESSION, 1 if compress is None else compress]
-        ok, buf = cv2.imencode(".png" if fmt == "PNG" else ".tif", _bgr_to_rgb(pixels),
-                               params if fmt == "PNG" else [])
+        ok, buf = cv2.imencode(
+            ".png" if fmt == "PNG" else ".tif", _bgr_to_rgb(pixels), params if fmt == "PNG" else []
+        )
         if ok:
             return buf.tobytes()
     if fmt not in ("PNG", "TIFF"):
         raise OutputError(f"{fmt} cannot store 16-bit samples; use PNG or TIFF, or --depth 8")
     extra = "opencv" if fmt == "PNG" else "tiff"
-    raise OutputError(f"writing 16-bit colour {fmt} needs "
-                      f"{'OpenCV' if extra == 'opencv' else 'tifffile'}: "
-                      f"pip install 'convcli[{extra}]' (or use --depth 8)")
+    raise OutputError(
+        f"writing 16-bit colour {fmt} needs "
+        f"{'OpenCV' if extra == 'opencv' else 'tifffile'}: "
+        f"pip install 'convcli[{extra}]' (or use --depth 8)"
+    )
 
 
 def _encode_float_colour(pixels: np.ndarray, fmt: str) -> bytes:
@@ -375,8 +404,13 @@ def _tifffile_bytes(pixels: np.ndarray, compress: int | None) -> bytes:
     buffer = io.BytesIO()
     photometric = "rgb" if pixels.shape[2] >= 3 else "minisblack"
     extras = ["unassalpha"] if pixels.shape[2] in (2, 4) else None
-    tifffile.imwrite(buffer, pixels, photometric=photometric, extrasamples=extras,
-                     compression="zlib" if compress else None)
+    tifffile.imwrite(
+        buffer,
+        pixels,
+        photometric=photometric,
+        extrasamples=extras,
+        compression="zlib" if compress else None,
+    )
     return buffer.getvalue()
 
 
@@ -388,8 +422,9 @@ def atomic_write(path: Path, data: bytes) -> None:
     except FileNotFoundError:
         raise OutputError("the output directory does not exist", subject=str(path)) from None
     except PermissionError:
-        raise OutputError("permission denied (cannot write in its directory)",
-                          subject=str(path)) from None
+        raise OutputError(
+            "permission denied (cannot write in its directory)", subject=str(path)
+        ) from None
     except OSError as exc:
         raise OutputError(exc.strerror or str(exc), subject=str(path)) from None
     try:
@@ -423,8 +458,9 @@ def read_array(path: str | Path) -> np.ndarray:
             try:
                 arr = np.load(p, allow_pickle=False)
             except ValueError as exc:
-                raise InputError(f"not a plain numeric .npy file ({_reason(exc)})",
-                                 subject=label) from None
+                raise InputError(
+                    f"not a plain numeric .npy file ({_reason(exc)})", subject=label
+                ) from None
             except (OSError, EOFError) as exc:
                 raise InputError(f"corrupt .npy file ({_reason(exc)})", subject=label) from None
             return check_array(arr, label)
@@ -443,8 +479,10 @@ def parse_array(text: str, label: str = "<inline>") -> np.ndarray:
     try:
         values = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InputError(f"not a valid JSON array ({exc.msg} at line {exc.lineno} column "
-                         f"{exc.colno})", subject=label) from None
+        raise InputError(
+            f"not a valid JSON array ({exc.msg} at line {exc.lineno} column {exc.colno})",
+            subject=label,
+        ) from None
     try:
         return nested_to_array(values)
     except ValueError as exc:
@@ -465,17 +503,20 @@ def _parse_table(text: str, delimiter: str | None, label: str) -> np.ndarray:
             try:
                 value = float(cell)
             except ValueError:
-                raise InputError(f"line {lineno}: {cell.strip()!r} is not a number",
-                                 subject=label) from None
+                raise InputError(
+                    f"line {lineno}: {cell.strip()!r} is not a number", subject=label
+                ) from None
             if not np.isfinite(value):
-                raise InputError(f"line {lineno}: {cell.strip()} is not a finite number",
-                                 subject=label)
+                raise InputError(
+                    f"line {lineno}: {cell.strip()} is not a finite number", subject=label
+                )
             values.append(value)
         if width is None:
             width = len(values)
         elif len(values) != width:
-            raise InputError(f"line {lineno} has {len(values)} values, expected {width}",
-                             subject=label)
+            raise InputError(
+                f"line {lineno} has {len(values)} values, expected {width}", subject=label
+            )
         rows.append(values)
     if not rows or not width:
         raise InputError("no numbers in the file", subject=label)
@@ -490,8 +531,9 @@ def check_array(arr: np.ndarray, label: str) -> np.ndarray:
     if arr.ndim == 0:
         raise InputError("is a single number (0-d), expected a 1-D or 2-D array", subject=label)
     if arr.ndim > 3:
-        raise InputError(f"is {arr.ndim}-D, expected 1-D, 2-D or 3-D (H x W x channels)",
-                         subject=label)
+        raise InputError(
+            f"is {arr.ndim}-D, expected 1-D, 2-D or 3-D (H x W x channels)", subject=label
+        )
     if arr.size == 0:
         raise InputError("is empty", subject=label)
     if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
@@ -509,8 +551,9 @@ def encode_array(arr: np.ndarray, fmt: str) -> bytes:
     if fmt == "JSON":
         return (json.dumps(arr.tolist()) + "\n").encode()
     if arr.ndim > 2:
-        raise OutputError(f"{fmt} holds 1-D or 2-D arrays, this result is {arr.ndim}-D; "
-                          "write it as .npy or .json")
+        raise OutputError(
+            f"{fmt} holds 1-D or 2-D arrays, this result is {arr.ndim}-D; write it as .npy or .json"
+        )
     rows = arr[np.newaxis] if arr.ndim == 1 else arr
     sep = "," if fmt == "CSV" else " "
     return "".join(sep.join(_number_text(v) for v in row) + "\n" for row in rows).encode()

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from .engine import align, as_operation, convolve
 from .errors import UsageError
@@ -18,7 +19,11 @@ from .vocabulary import ALPHA_MODES, DEPTHS, RANGES
 
 #: ITU-R 601-2 luma, as Pillow's convert("L")
 LUMA = np.array([0.299, 0.587, 0.114])
-_DEPTH_DTYPES = {"8": np.dtype(np.uint8), "16": np.dtype(np.uint16), "float": np.dtype(np.float32)}
+_DEPTH_DTYPES: dict[str, np.dtype] = {
+    "8": np.dtype(np.uint8),
+    "16": np.dtype(np.uint16),
+    "float": np.dtype(np.float32),
+}
 
 
 @dataclass(frozen=True)
@@ -33,16 +38,20 @@ class PixelOptions:
     offset_percent: bool = False  # offset is a percentage of the output range
 
     def __post_init__(self) -> None:
-        for value, allowed, what in ((self.alpha, ALPHA_MODES, "alpha"),
-                                     (self.depth, DEPTHS, "depth"),
-                                     (self.range, RANGES, "range")):
+        for value, allowed, what in (
+            (self.alpha, ALPHA_MODES, "alpha"),
+            (self.depth, DEPTHS, "depth"),
+            (self.range, RANGES, "range"),
+        ):
             if value not in allowed:
                 raise UsageError(f"{what} {value!r} is not one of {', '.join(allowed)}")
         if not np.isfinite(self.offset):
             raise UsageError(f"offset must be a finite number, got {self.offset}")
         if self.range == "rescale" and self.offset:
-            raise UsageError("--offset has no effect with --range rescale (which sets the "
-                             "output range itself); drop one of them")
+            raise UsageError(
+                "--offset has no effect with --range rescale (which sets the "
+                "output range itself); drop one of them"
+            )
 
 
 def parse_offset(text: str) -> tuple[float, bool]:
@@ -117,10 +126,10 @@ def filter_image(
             conv.setdefault("dtype", np.float32)  # keep the 8-bit precision policy
     gray = colour.ndim == 2
     with_alpha = alpha is not None and options.alpha != "keep"
-    if with_alpha and options.alpha == "premultiplied":
-        weight = alpha.astype(np.float64) / in_max  # type: ignore[union-attr]
+    if alpha is not None and options.alpha == "premultiplied":
+        weight = alpha.astype(np.float64) / in_max
         data = np.dstack([colour * (weight if gray else weight[:, :, np.newaxis]), weight])
-    elif with_alpha:
+    elif alpha is not None and with_alpha:
         data = np.dstack([colour, alpha])
     else:
         data = colour
@@ -131,8 +140,9 @@ def filter_image(
         result, out_alpha = result[..., :-1], result[..., -1]
         if options.alpha == "premultiplied":
             covered = out_alpha[..., np.newaxis] > 1e-12
-            result = np.where(covered, result / np.where(covered, out_alpha[..., np.newaxis],
-                                                          1.0), 0.0)
+            result = np.where(
+                covered, result / np.where(covered, out_alpha[..., np.newaxis], 1.0), 0.0
+            )
             out_alpha = out_alpha * in_max
         if gray:
             result = result[..., 0]
@@ -158,7 +168,9 @@ def to_samples(
     """
     integer = out_dtype.kind in "ui"
     out_max = sample_max(out_dtype) if integer else in_max
-    r = np.asarray(result, dtype=np.float64 if out_dtype.itemsize > 1 else np.float32)
+    r: npt.NDArray[np.floating[Any]] = np.asarray(
+        result, dtype=np.float64 if out_dtype.itemsize > 1 else np.float32
+    )
     if integer and out_max != in_max:
         r = r * (out_max / in_max)
     if options.range == "abs":

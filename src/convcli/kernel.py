@@ -130,7 +130,9 @@ class Kernel:
             if len(origin) != matrix.ndim or any(
                 not 0 <= o < n for o, n in zip(origin, matrix.shape, strict=True)
             ):
-                msg = f"kernel {self.name!r}: origin {origin} lies outside the {matrix.shape} matrix"
+                msg = (
+                    f"kernel {self.name!r}: origin {origin} lies outside the {matrix.shape} matrix"
+                )
                 raise KernelError(msg)
             object.__setattr__(self, "origin", origin)
 
@@ -212,7 +214,9 @@ class Kernel:
         h, w = self.as_2d().shape
         if self.origin is None:
             return ((h - 1) // 2, (w - 1) // 2)
-        return self.origin if self.ndim == 2 else (0, self.origin[0])  # type: ignore[return-value]
+        if self.ndim == 1:
+            return (0, self.origin[0])
+        return (self.origin[0], self.origin[1])
 
     def centred(self) -> np.ndarray:
         """The 2-D matrix zero-padded so that the default alignment puts the origin where it

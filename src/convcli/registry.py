@@ -153,7 +153,7 @@ class Registry:
         if isinstance(data, list):  # a JSON file holding a bare array
             if param_text:
                 raise KernelError(f"kernel {label!r} takes no parameters")
-            return Kernel(data, name=path.stem, source=where)
+            return Kernel(as_matrix(data, path.stem), name=path.stem, source=where)
         data.setdefault("name", path.stem)
         return self._from_definition(data, where, stack or (str(data["name"]).lower(),), param_text)
 
@@ -173,7 +173,9 @@ class Registry:
         if param_text:
             raise KernelError(f"kernel {name!r} takes no parameters")
         if "matrix" not in data:
-            raise KernelError(f"kernel {name!r}: no matrix (give 'matrix', or 'kernels' for a bank)")
+            raise KernelError(
+                f"kernel {name!r}: no matrix (give 'matrix', or 'kernels' for a bank)"
+            )
         return Kernel(
             data["matrix"],
             name=name,

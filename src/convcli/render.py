@@ -37,9 +37,16 @@ stderr = Console(stderr=True, soft_wrap=True)
 def kernel_list(infos: list[KernelInfo], as_json: bool) -> None:
     if as_json:
         rows = [
-            {"name": i.name, "size": i.size, "kind": i.kind, "tags": list(i.tags),
-             "description": i.description, "params": list(i.params), "where": i.where,
-             **({"error": i.error} if i.error else {})}
+            {
+                "name": i.name,
+                "size": i.size,
+                "kind": i.kind,
+                "tags": list(i.tags),
+                "description": i.description,
+                "params": list(i.params),
+                "where": i.where,
+                **({"error": i.error} if i.error else {}),
+            }
             for i in infos
         ]
         print(json.dumps(rows, indent=2))
@@ -60,13 +67,19 @@ def kernel_details(kernel: AnyKernel) -> dict[str, Any]:
     """A JSON-friendly description with the facts show-kernel prints."""
     if isinstance(kernel, Kernel):
         data = kernel.to_dict()
-        data.update(shape=list(kernel.shape), sum=kernel.sum, separable=kernel.separable,
-                    rank=kernel.rank)
+        data.update(
+            shape=list(kernel.shape), sum=kernel.sum, separable=kernel.separable, rank=kernel.rank
+        )
         return data
     if isinstance(kernel, KernelChain):
         return {"name": kernel.name, "chain": [kernel_details(s) for s in kernel.steps]}
-    return {"name": kernel.name, "description": kernel.description, "tags": list(kernel.tags),
-            "combine": kernel.combine, "kernels": [kernel_details(m) for m in kernel.members]}
+    return {
+        "name": kernel.name,
+        "description": kernel.description,
+        "tags": list(kernel.tags),
+        "combine": kernel.combine,
+        "kernels": [kernel_details(m) for m in kernel.members],
+    }
 
 
 def show_kernel(kernel: AnyKernel, as_json: bool, depth: int = 0) -> None:
@@ -74,15 +87,18 @@ def show_kernel(kernel: AnyKernel, as_json: bool, depth: int = 0) -> None:
         print(json.dumps(kernel_details(kernel), indent=2))
         return
     if isinstance(kernel, KernelChain):
-        stdout.print(f"[bold]{kernel.name}[/bold]: a chain of {len(kernel.steps)} kernels, "
-                     "applied in order")
+        stdout.print(
+            f"[bold]{kernel.name}[/bold]: a chain of {len(kernel.steps)} kernels, applied in order"
+        )
         for step in kernel.steps:
             show_kernel(step, False, depth + 1)
         return
     if isinstance(kernel, KernelBank):
-        stdout.print(f"[bold]{kernel.name}[/bold]: a bank of {len(kernel.members)} kernels "
-                     f"combined by {kernel.combine}"
-                     + (f" — {kernel.description}" if kernel.description else ""))
+        stdout.print(
+            f"[bold]{kernel.name}[/bold]: a bank of {len(kernel.members)} kernels "
+            f"combined by {kernel.combine}"
+            + (f" — {kernel.description}" if kernel.description else "")
+        )
         for member in kernel.members:
             show_kernel(member, False, depth + 1)
         return
@@ -93,9 +109,12 @@ def show_kernel(kernel: AnyKernel, as_json: bool, depth: int = 0) -> None:
     if kernel.description:
         head.append(f" — {kernel.description}")
     stdout.print(head)
-    stdout.print(_matrix_table(kernel.as_2d(), indent, origin=kernel.origin_2d
-                               if kernel.origin is not None else None))
-    rank = ("separable (rank 1)" if kernel.separable else f"not separable (rank {kernel.rank})")
+    stdout.print(
+        _matrix_table(
+            kernel.as_2d(), indent, origin=kernel.origin_2d if kernel.origin is not None else None
+        )
+    )
+    rank = "separable (rank 1)" if kernel.separable else f"not separable (rank {kernel.rank})"
     facts = f"{indent}sum {_num(kernel.sum)}, {rank}"
     if kernel.offset:
         facts += f", offset {_num(kernel.offset)}"
@@ -113,7 +132,7 @@ def _matrix_table(m: np.ndarray, indent: str, origin: tuple[int, int] | None) ->
         table.add_column(justify="right")
     peak = float(np.max(np.abs(m))) or 1.0
     for r, row in enumerate(m):
-        cells = [] if not indent else [""]
+        cells: list[str | Text] = [] if not indent else [""]
         for c, value in enumerate(row):
             strength = abs(float(value)) / peak
             colour = "red" if value > 0 else "blue" if value < 0 else "grey50"
@@ -137,8 +156,8 @@ def array(result: np.ndarray, *, table: bool, precision: int | None, title: str 
     """Print a result: numpy's own text by default (what ``print(array)`` shows), or a rich
     table with ``--print``."""
     if not table:
-        options = {"precision": precision} if precision is not None else {}
-        with np.printoptions(threshold=sys.maxsize, linewidth=120, **options):
+        digits = 8 if precision is None else precision  # numpy's default is 8
+        with np.printoptions(threshold=sys.maxsize, linewidth=120, precision=digits):
             print(f"{title}\n{result}" if title else str(result))
         return
     if result.ndim >= 3 and not (result.ndim == 3 and result.shape[2] <= 4):

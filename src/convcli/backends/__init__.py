@@ -34,9 +34,7 @@ def available(name: str) -> bool:
 def _load(name: str) -> Backend:
     module, cls, package, extra = BACKENDS[name]
     if not available(name):
-        raise BackendError(
-            f"the {name} backend needs {package}: pip install 'convcli[{extra}]'"
-        )
+        raise BackendError(f"the {name} backend needs {package}: pip install 'convcli[{extra}]'")
     mod = importlib.import_module(f"{__name__}.{module}")
     backend: Backend = getattr(mod, cls)()
     return backend

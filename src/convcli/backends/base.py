@@ -32,7 +32,7 @@ class Plan:
 
     @property
     def shape(self) -> tuple[int, int]:
-        return self.weights.shape  # type: ignore[return-value]
+        return (self.weights.shape[0], self.weights.shape[1])
 
     @property
     def is_same(self) -> bool:

@@ -1,0 +1,296 @@
+"""Kernel specs: built-ins with exact values, parameters, files, banks, user paths, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+import convcli
+from convcli.errors import KernelError
+from convcli.kernel import Kernel, KernelBank
+from convcli.registry import Registry, builtin_dir, get_kernel, list_kernels
+
+SPEC_BUILTINS = [
+    "identity",
+    "box",
+    "box-1d",
+    "gaussian",
+    "sobel",
+    "prewitt",
+    "scharr",
+    "sobel-x",
+    "sobel-y",
+    "prewitt-x",
+    "prewitt-y",
+    "scharr-x",
+    "scharr-y",
+    "laplacian",
+    "log",
+    "sharpen",
+    "unsharp",
+    "emboss",
+    "prewitt-1d",
+    "gaussian-1d-seed",
+    "gaussian-5x5-seed",
+]
+
+
+@pytest.mark.parametrize("name", SPEC_BUILTINS)
+def test_every_spec_builtin_exists(name):
+    kernel = get_kernel(name)
+    assert kernel.name.split(":")[0] == name
+    assert any(i.name == name for i in list_kernels())
+
+
+def test_exact_values_from_the_spec():
+    assert get_kernel("sobel-x").matrix.tolist() == [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]
+    assert get_kernel("prewitt-x").matrix.tolist() == [[-1, 0, 1], [-1, 0, 1], [-1, 0, 1]]
+    assert get_kernel("prewitt-1d").matrix.tolist() == [1, 0, -1]
+    assert get_kernel("gaussian-1d-seed").matrix.tolist() == [0.25, 0.5, 0.75, 0.5, 0.25]
+    seed = get_kernel("gaussian-5x5-seed")
+    assert seed.matrix[0].tolist() == [0.04, 0.08, 0.12, 0.08, 0.04]
+    assert seed.matrix[2].tolist() == [0.12, 0.24, 0.36, 0.24, 0.12]
+    assert seed.sum == pytest.approx(3.24)
+    assert get_kernel("identity").matrix.tolist() == [[1.0]]
+
+
+@pytest.mark.parametrize("name", ["sobel", "prewitt", "scharr"])
+def test_gradient_banks_combine_by_magnitude(name):
+    bank = get_kernel(name)
+    assert isinstance(bank, KernelBank)
+    assert bank.combine == "magnitude"
+    assert [m.name for m in bank.members] == [f"{name}-x", f"{name}-y"]
+
+
+def test_names_are_case_insensitive():
+    assert get_kernel("Sobel-X").matrix.tolist() == get_kernel("sobel-x").matrix.tolist()
+    assert get_kernel("GAUSSIAN:SIGMA=2").shape == get_kernel("gaussian:sigma=2").shape
+
+
+class TestParametric:
+    def test_gaussian_sigma_matches_ndimage_gaussian_filter(self, rng):
+        x = rng.normal(size=(40, 40))
+        for sigma in (0.7, 1.0, 2.0, 3.3):
+            got = convcli.convolve(x, f"gaussian:sigma={sigma}")
+            np.testing.assert_allclose(got, ndimage.gaussian_filter(x, sigma), atol=1e-12)
+
+    def test_gaussian_sizes(self):
+        assert get_kernel("gaussian:sigma=2").shape == (17, 17)
+        k = get_kernel("gaussian:size=7,sigma=1.5")
+        assert k.shape == (7, 7)
+        assert k.sum == pytest.approx(1.0)
+        assert k.name == "gaussian:size=7,sigma=1.5"
+        assert k.label == "gaussian-size7-sigma1.5"
+
+    def test_gaussian_size_alone_uses_opencvs_sigma(self):
+        """OpenCV's rule sigma = 0.3 * ((size - 1) / 2 - 1) + 0.8 (its sigma=0 tables are
+        rounded to 1/256, so the comparison gives the sigma explicitly)."""
+        cv2 = pytest.importorskip("cv2")
+        k = get_kernel("gaussian:size=9")
+        g = cv2.getGaussianKernel(9, 0.3 * (4 - 1) + 0.8, ktype=cv2.CV_64F)[:, 0]
+        np.testing.assert_allclose(k.matrix, np.outer(g, g), atol=1e-12)
+
+    def test_box_and_running_average(self):
+        assert get_kernel("box:size=4").matrix.tolist() == (np.ones((4, 4)) / 16).tolist()
+        np.testing.assert_array_equal(get_kernel("box-1d:size=4").matrix, np.ones(4) / 4)
+        np.testing.assert_array_equal(get_kernel("box").matrix, np.ones((3, 3)) / 9)
+
+    def test_log_matches_ndimage_gaussian_laplace(self, rng):
+        x = rng.normal(size=(48, 40))
+        got = convcli.convolve(x, "log:sigma=1.5")
+        np.testing.assert_allclose(got, ndimage.gaussian_laplace(x, 1.5), atol=1e-10)
+
+    def test_unsharp_sums_to_one_and_sharpens(self):
+        k = get_kernel("unsharp:sigma=1,amount=2")
+        assert k.sum == pytest.approx(1.0)
+        centre = k.shape[0] // 2
+        assert k.matrix[centre, centre] > 1
+
+    @pytest.mark.parametrize(
+        "spec, message",
+        [
+            ("gaussian:sigma=-1", "sigma must be a positive number"),
+            ("gaussian:radius=3", "unknown parameter 'radius' (parameters: sigma, size)"),
+            ("box:size=2.5", "must be a whole number"),
+            ("box:size=abc", "is not a number"),
+            ("box:size", "is not key=value"),
+            ("box:size=3,size=4", "given twice"),
+            ("sobel:size=3", "takes no parameters"),
+            ("unsharp:size=4", "size must be odd"),
+            ("box:size=0", "size must be at least 1"),
+        ],
+    )
+    def test_bad_parameters_name_themselves(self, spec, message):
+        with pytest.raises(KernelError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            get_kernel(spec)
+
+
+class TestInline:
+    def test_2d_and_1d_arrays(self):
+        k = get_kernel("[[1,0,-1],[2,0,-2],[1,0,-1]]")
+        assert k.shape == (3, 3)
+        assert get_kernel("[0.25,0.25,0.25,0.25]").shape == (4,)
+
+    @pytest.mark.parametrize(
+        "spec, message",
+        [
+            ("[[1,2],[3]]", "row 2 has 1 values, expected 2"),
+            ('[[1,2],[3,"a"]]', "'a' is not a number"),
+            ("[]", "empty"),
+            ("[[]]", "empty"),
+            ("[[[1]]]", "more than 2 dimensions"),
+            ("[1, NaN]", "not a finite number"),
+            ("[1, Infinity]", "not a finite number"),
+            ("[1, 2", "not a valid JSON array"),
+            ("[true, 1]", "True is not a number"),
+        ],
+    )
+    def test_malformed(self, spec, message):
+        with pytest.raises(KernelError, match=message):
+            get_kernel(spec)
+
+
+class TestFiles:
+    def test_toml_kernel_with_scale(self, tmp_path):
+        path = tmp_path / "smooth.toml"
+        path.write_text(
+            'name = "smooth"\ndescription = "d"\ntags = ["blur"]\n'
+            "matrix = [[1, 2, 1]]\nscale = 0.25\n"
+        )
+        k = get_kernel(str(path))
+        assert k.matrix.tolist() == [[0.25, 0.5, 0.25]]
+        assert k.tags == ("blur",)
+
+    def test_json_kernel_and_bare_array(self, tmp_path):
+        (tmp_path / "e.json").write_text(json.dumps({"name": "e", "matrix": [[0, 1], [1, 0]]}))
+        assert get_kernel(str(tmp_path / "e.json")).shape == (2, 2)
+        (tmp_path / "bare.json").write_text("[[1, 2, 3]]")
+        assert get_kernel(str(tmp_path / "bare.json")).name == "bare"
+
+    def test_bank_file_with_named_and_inline_members(self, tmp_path):
+        path = tmp_path / "grad.toml"
+        path.write_text(
+            'name = "grad"\ncombine = "sum"\n[[kernels]]\nname = "sobel-x"\n'
+            '[[kernels]]\nname = "mine"\nmatrix = [[-1, -2, -1], [0, 0, 0], '
+            "[1, 2, 1]]\n"
+        )
+        bank = get_kernel(str(path))
+        assert isinstance(bank, KernelBank)
+        assert [m.name for m in bank.members] == ["sobel-x", "mine"]
+        assert bank.combine == "sum"
+
+    @pytest.mark.parametrize(
+        "text, message",
+        [
+            ("matrix = [[1, 2], [3]]", "row 2 has 1 values, expected 2"),
+            ("matrix = [[1, 2], [3, 'x']]", "'x' is not a number"),
+            ("matrix = []", "empty"),
+            ("matrix = [[[1]]]", "more than 2 dimensions"),
+            ("matrix = [[1, nan]]", "not a finite number"),
+            ("matrix = [[1, inf]]", "not a finite number"),
+            ("matrix = [[1, 2]", "invalid TOML"),
+            ("matirx = [[1]]", "unknown key 'matirx'"),
+            ('name = "x"', "no matrix"),
+            ('combine = "avg"\n[[kernels]]\nname = "box"', "combine 'avg' is not one of"),
+            ('combine = "sum"\nkernels = []', "'kernels' must be a non-empty list"),
+            ('combine = "sum"\n[[kernels]]\nname = "nosuch"', "member 1: unknown kernel 'nosuch'"),
+            ("matrix = [[1]]\nscale = 'big'", "scale must be a number"),
+            ("matrix = [[1]]\ntags = 'edge'", "'tags' must be a list of strings"),
+        ],
+    )
+    def test_malformed_files_name_the_problem(self, tmp_path, text, message):
+        path = tmp_path / "bad.toml"
+        path.write_text(text + "\n")
+        with pytest.raises(KernelError, match=message) as info:
+            get_kernel(str(path))
+        assert "\n" not in str(info.value)
+
+    def test_missing_file(self, tmp_path):
+        with pytest.raises(KernelError, match="no such file"):
+            get_kernel(str(tmp_path / "nope.toml"))
+
+    def test_not_utf8_and_bad_json(self, tmp_path):
+        (tmp_path / "b.toml").write_bytes(b"matrix = [[1]] \xff\xfe")
+        with pytest.raises(KernelError, match="not UTF-8"):
+            get_kernel(str(tmp_path / "b.toml"))
+        (tmp_path / "b.json").write_text("{matrix: [[1]]}")
+        with pytest.raises(KernelError, match="invalid JSON"):
+            get_kernel(str(tmp_path / "b.json"))
+
+
+class TestUserKernels:
+    def test_kernel_path_and_xdg(self, tmp_path, monkeypatch):
+        first, xdg = tmp_path / "a", tmp_path / "xdg"
+        first.mkdir()
+        (xdg / "convcli" / "kernels").mkdir(parents=True)
+        (first / "edge5.toml").write_text("matrix = [[1, 0, -1]]\n")
+        (xdg / "convcli" / "kernels" / "mine.json").write_text('{"matrix": [[2]]}')
+        monkeypatch.setenv("CONVCLI_KERNEL_PATH", f"{first}:{tmp_path / 'missing'}")
+        monkeypatch.setenv("XDG_CONFIG_HOME", str(xdg))
+        assert get_kernel("edge5").matrix.tolist() == [[1, 0, -1]]
+        assert get_kernel("MINE").matrix.tolist() == [[2]]
+        names = {i.name: i for i in list_kernels()}
+        assert names["edge5"].where.endswith("edge5.toml")
+        assert names["sobel"].where == "built-in"
+
+    def test_user_kernel_shadows_a_builtin(self, tmp_path, monkeypatch):
+        (tmp_path / "sharpen.toml").write_text("matrix = [[9]]\n")
+        monkeypatch.setenv("CONVCLI_KERNEL_PATH", str(tmp_path))
+        assert get_kernel("sharpen").matrix.tolist() == [[9]]
+
+    def test_broken_user_file_is_listed_with_its_error(self, tmp_path, monkeypatch):
+        (tmp_path / "broken.toml").write_text("matrix = [[1, 2], [3]]\n")
+        monkeypatch.setenv("CONVCLI_KERNEL_PATH", str(tmp_path))
+        info = {i.name: i for i in list_kernels()}["broken"]
+        assert "row 2 has 1 values" in info.error
+
+    def test_bank_referring_to_itself(self, tmp_path, monkeypatch):
+        (tmp_path / "loop.toml").write_text('combine = "sum"\n[[kernels]]\nname = "loop"\n')
+        (tmp_path / "ping.toml").write_text('combine = "sum"\n[[kernels]]\nname = "pong"\n')
+        (tmp_path / "pong.toml").write_text('combine = "sum"\n[[kernels]]\nname = "ping"\n')
+        monkeypatch.setenv("CONVCLI_KERNEL_PATH", str(tmp_path))
+        with pytest.raises(KernelError, match=r"'loop' refers to itself \(loop -> loop\)"):
+            get_kernel("loop")
+        with pytest.raises(KernelError, match=r"ping -> pong -> ping"):
+            get_kernel("ping")
+
+
+def test_unknown_names_suggest_close_matches():
+    with pytest.raises(KernelError, match=r"unknown kernel 'sobl'; did you mean 'sobel'"):
+        get_kernel("sobl")
+    with pytest.raises(KernelError, match="gaussian"):
+        get_kernel("gausian")
+
+
+def test_empty_spec():
+    with pytest.raises(KernelError, match="empty kernel spec"):
+        get_kernel("  ")
+
+
+def test_builtin_dir_is_the_checkout_kernels_folder_here():
+    assert (builtin_dir() / "sobel.toml").is_file()
+    names = {p.stem for p in builtin_dir().glob("*.toml")}
+    assert set(SPEC_BUILTINS) <= names
+
+
+def test_registry_with_explicit_dirs(tmp_path):
+    (tmp_path / "only.toml").write_text("matrix = [[1]]\n")
+    reg = Registry([tmp_path])
+    assert reg.names() == ["only"]
+    assert isinstance(reg.get("only"), Kernel)
+
+
+def test_list_kernels_by_tag():
+    edge = {i.name for i in list_kernels("edge")}
+    assert {"sobel", "sobel-x", "laplacian", "log"} <= edge
+    assert "gaussian" not in edge
+
+
+def test_every_builtin_file_loads(tmp_path):
+    for path in Path(builtin_dir()).glob("*.toml"):
+        kernel = get_kernel(path.stem)
+        assert kernel.description, f"{path.name} has no description"
