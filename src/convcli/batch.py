@@ -12,10 +12,12 @@ import multiprocessing
 import os
 import string
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -70,7 +72,7 @@ def discover(
 ) -> Iterator[Source]:
     """Expand the command line's inputs: files, ``-``, inline arrays and directories.
 
-    A directory needs ``recursive``; its images and array files are taken in sorted order,
+    A directory needs ``recursive``; its images and .npy arrays are taken in sorted order,
     each remembering its path below the directory so that ``-d`` can keep the layout.
     """
     suffixes: set[str] | None = None
@@ -90,7 +92,9 @@ def discover(
             if not recursive:
                 yield Source(item, path=path)  # reported as "is a directory (give -r ...)"
                 continue
-            suffixes = suffixes or image_suffixes() | set(image_io.ARRAY_FORMATS)
+            # images and .npy arrays; text arrays (.csv .txt .json) only when named, since
+            # photo folders are full of notes
+            suffixes = suffixes or image_suffixes() | {".npy"}
             for found in _walk(path, suffixes):
                 yield Source(str(found), path=found, rel=found.relative_to(path))
             continue
@@ -98,11 +102,16 @@ def discover(
 
 
 def _walk(root: Path, suffixes: set[str]) -> Iterator[Path]:
+    """Files below ``root`` with a known suffix, hidden ones skipped, in path order."""
+    found = []
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            if not name.startswith(".") and Path(name).suffix.lower() in suffixes:
-                yield Path(dirpath) / name
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        found += [
+            Path(dirpath) / name
+            for name in filenames
+            if not name.startswith(".") and Path(name).suffix.lower() in suffixes
+        ]
+    return iter(sorted(found))
 
 
 def read_list(data: bytes, null: bool) -> list[str]:
@@ -438,16 +447,45 @@ class Summary:
 
 
 _worker_request: Request | None = None
+_worker_busy = False
+_worker_parent = 0
 
 
-def _init_worker(request: Request) -> None:
+def _orphaned() -> bool:
+    return os.getppid() != _worker_parent
+
+
+def _init_worker(request: Request, threads: int) -> None:
+    """Runs once in each worker: keep the request, share the cores, and leave when orphaned."""
     global _worker_request
     _worker_request = request
+    from .backends import limit_threads
+
+    limit_threads(threads)
+    global _worker_parent
+    _worker_parent = parent = os.getppid()
+
+    def watchdog() -> None:
+        # A worker whose parent was killed (kill -9) would otherwise wait for work forever.
+        # It leaves between inputs, so every file it started is finished (renamed) first.
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent and not _worker_busy:
+                os._exit(0)
+
+    threading.Thread(target=watchdog, daemon=True).start()
 
 
 def _work(source: Source) -> Outcome:
+    global _worker_busy
     assert _worker_request is not None
-    return process(source, _worker_request)
+    if _orphaned():
+        os._exit(0)  # the parent is gone: do not start inputs queued for it
+    _worker_busy = True
+    try:
+        return process(source, _worker_request)
+    finally:
+        _worker_busy = False
 
 
 def run(
@@ -462,6 +500,7 @@ def run(
     started = time.perf_counter()
     summary = Summary()
     items = list(sources)
+    clashes = _clashing_outputs(items, request)
 
     def record(outcome: Outcome) -> bool:
         if outcome.error:
@@ -473,6 +512,10 @@ def run(
         on_outcome(outcome)
         return bool(outcome.error) and fail_fast
 
+    for index, message in clashes.items():
+        if record(Outcome(items[index], error=message, exit_code=1)):
+            return summary
+    items = [source for i, source in enumerate(items) if i not in clashes]
     if jobs <= 1 or len(items) <= 1:
         for source in items:
             if record(process(source, request)):
@@ -483,41 +526,100 @@ def run(
     return summary
 
 
+def _clashing_outputs(items: list[Source], request: Request) -> dict[int, str]:
+    """Inputs whose output another input of the batch would write too (same file name from
+    two directories, say): they fail rather than silently overwrite each other's results."""
+    out = request.output
+    if out.in_place or out.path is not None or (out.out_dir is None and out.print_result):
+        return {}
+    owner: dict[str, Source] = {}
+    clashes: dict[int, str] = {}
+    for index, source in enumerate(items):
+        if source.path is None or not source.path.suffix:
+            continue
+        try:
+            _, ext = _format_and_ext(source, request, None)
+            targets = output_targets(source, request, ext)
+        except ConvcliError:
+            continue  # reported when the input itself is processed
+        for target in targets:
+            key = os.path.realpath(target)
+            first = owner.setdefault(key, source)
+            if first is not source:
+                clashes[index] = (
+                    f"{source.label}: its output {str(target)!r} is also the "
+                    f"output of {first.label}; use -r on a directory to keep "
+                    "the layout, or --name"
+                )
+    return clashes
+
+
 def _run_pool(
     items: list[Source], request: Request, jobs: int, record: Callable[[Outcome], bool]
 ) -> None:
+    """Feed the workers a short queue (so --fail-fast stops soon) and record as they finish.
+
+    A worker that dies (killed, out of memory) fails the inputs it held; the rest of the batch
+    goes on in a fresh pool.
+    """
+    queue = iter(items)
+    while True:
+        stopped, broken = _pool_round(queue, request, jobs, record)
+        if stopped or not broken:
+            return
+
+
+def _pool_round(
+    queue: Iterator[Source], request: Request, jobs: int, record: Callable[[Outcome], bool]
+) -> tuple[bool, bool]:
     # fork: workers inherit the imported modules and the resolved kernels; the parent does no
     # filtering of its own while they run, so no library thread pool is copied mid-use.
     method = "fork" if sys.platform.startswith("linux") else None
-    context = multiprocessing.get_context(method)
-    pending: set[Future[Outcome]] = set()
-    queue = iter(items)
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    pending: dict[Future[Outcome], Source] = {}
     with ProcessPoolExecutor(
-        max_workers=jobs, mp_context=context, initializer=_init_worker, initargs=(request,)
+        max_workers=jobs,
+        mp_context=multiprocessing.get_context(method),
+        initializer=_init_worker,
+        initargs=(request, threads),
     ) as pool:
-        try:
-            for source in queue:  # keep a short queue so that --fail-fast stops soon
-                pending.add(pool.submit(_work, source))
+
+        def top_up() -> None:
+            for source in queue:
+                pending[pool.submit(_work, source)] = source
                 if len(pending) >= 2 * jobs:
                     break
+
+        try:
+            top_up()
             while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 stop = False
                 for future in done:
-                    stop = record(future.result()) or stop
+                    source = pending.pop(future)
+                    try:
+                        outcome = future.result()
+                    except BrokenProcessPool:
+                        for lost in [source, *pending.values()]:
+                            record(
+                                Outcome(
+                                    lost,
+                                    error=f"{lost.label}: the worker processing "
+                                    "it died (killed, or out of memory)",
+                                    exit_code=1,
+                                )
+                            )
+                        pending.clear()
+                        return False, True
+                    stop = record(outcome) or stop
                 if stop:
-                    for f in pending:
-                        f.cancel()
-                    pending = {f for f in pending if not f.cancelled()}
-                    for future in wait(pending).done:
+                    for future in pending:
+                        future.cancel()
+                    for future in wait([f for f in pending if not f.cancelled()]).done:
                         record(future.result())
-                    return
-                for source in queue:
-                    pending.add(pool.submit(_work, source))
-                    if len(pending) >= 2 * jobs:
-                        break
+                    return True, False
+                top_up()
         except BaseException:
-            for f in pending:
-                f.cancel()
             pool.shutdown(wait=True, cancel_futures=True)
             raise
+    return False, False

@@ -445,7 +445,7 @@ def apply(
         raise UsageError("-0/--null goes with --files-from")
     if not items:
         raise UsageError("no input given (files, directories with -r, '-', or --files-from)")
-    _check_output_options(items, output, out_dir, in_place, print_, recursive)
+    _check_output_options(items, output, out_dir, in_place, print_, recursive, fmt)
     offset_value, offset_percent = parse_offset(offset)
     pixels = PixelOptions(
         gray=gray,
@@ -514,11 +514,14 @@ def _check_output_options(
     in_place: bool,
     print_: bool,
     recursive: bool,
+    fmt: str | None,
 ) -> None:
     if output is not None and out_dir is not None:
         raise UsageError("-o and -d conflict: -o names one output file, -d a directory")
     if in_place and (output is not None or out_dir is not None):
         raise UsageError("--in-place conflicts with -o and -d (it writes over each input)")
+    if in_place and fmt is not None:
+        raise UsageError("--in-place keeps each file's format; drop --format (or use -d)")
     if in_place and any(i == "-" or i.lstrip().startswith("[") for i in items):
         raise UsageError("--in-place needs input files (not stdin or an inline array)")
     if output == "-":
@@ -576,8 +579,11 @@ def _run_batch(
                 for warning in outcome.warnings:
                     sys.stderr.write(f"convcli: warning: {warning}\n")
             try:
-                for path in outcome.written:
-                    sys.stdout.write(path + "\n")
+                if outcome.written:  # as bytes: file names need not be UTF-8
+                    sys.stdout.flush()
+                    sys.stdout.buffer.write(
+                        b"".join(os.fsencode(p) + b"\n" for p in outcome.written)
+                    )
                 if outcome.array is not None:
                     title = outcome.source.label if many else ""
                     render.array(outcome.array, table=print_, precision=precision, title=title)

@@ -415,10 +415,20 @@ def _tifffile_bytes(pixels: np.ndarray, compress: int | None) -> bytes:
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same directory."""
+    """Write ``data`` to ``path`` so that no reader ever sees half a file.
+
+    The data goes to a hidden ``.NAME.PID-XXXX.part`` file in the same directory, which is
+    renamed over ``path`` once complete and removed on any error or interruption. A part file
+    left by a process that was killed (``kill -9``) is removed by the next write of the same
+    output, once its process is gone.
+    """
     directory = path.parent if str(path.parent) else Path(".")
+    remove_stale_parts(path)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=directory)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{path.name}.{os.getpid()}-", suffix=".part", dir=directory
+        )
+        os.fchmod(fd, 0o666 & ~_umask())
     except FileNotFoundError:
         raise OutputError("the output directory does not exist", subject=str(path)) from None
     except PermissionError:
@@ -430,7 +440,6 @@ def atomic_write(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException as exc:
         with contextlib.suppress(OSError):
@@ -440,10 +449,45 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
+def remove_stale_parts(path: Path) -> None:
+    """Delete part files of ``path`` whose writing process no longer exists."""
+    directory = path.parent if str(path.parent) else Path(".")
+    try:
+        candidates = list(directory.glob(f".{glob_escape(path.name)}.*-*.part"))
+    except OSError:
+        return
+    for part in candidates:
+        pid_text = part.name[len(path.name) + 2 :].split("-", 1)[0]
+        if pid_text.isdigit() and not _alive(int(pid_text)):
+            with contextlib.suppress(OSError):
+                part.unlink()
+
+
+def glob_escape(name: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+_UMASK: int | None = None
+
+
 def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    global _UMASK
+    if _UMASK is None:
+        _UMASK = os.umask(0)
+        os.umask(_UMASK)
+    return _UMASK
 
 
 # -- arrays -------------------------------------------------------------------------------------

@@ -196,7 +196,8 @@ def progress(total: int, enabled: bool) -> Iterator[Any]:
         TextColumn("{task.fields[rate]}"),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
-        console=stderr,
+        # asked for with --progress on a non-terminal: draw it anyway
+        console=stderr if stderr.is_terminal else Console(stderr=True, force_terminal=True),
         transient=True,
     )
     with bar:

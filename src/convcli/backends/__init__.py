@@ -14,11 +14,13 @@ from ..boundary import Boundary
 from ..errors import BackendError
 from .base import Backend, Plan
 
-__all__ = ["BACKENDS", "Backend", "Plan", "available", "get_backend"]
+__all__ = ["BACKENDS", "Backend", "Plan", "available", "get_backend", "limit_threads"]
 
 #: name -> (module, class, the package it needs, the extra that installs it)
 BACKENDS: dict[str, tuple[str, str, str, str]] = {
     "scipy": ("scipy_backend", "ScipyBackend", "scipy", ""),
+    "opencv": ("opencv_backend", "OpenCVBackend", "cv2", "opencv"),
+    "torch": ("torch_backend", "TorchBackend", "torch", "torch"),
 }
 
 #: the order ``auto`` tries installed backends in, fastest first
@@ -41,7 +43,12 @@ def _load(name: str) -> Backend:
 
 
 def get_backend(name: str, *, boundary: Boundary, fill: float, device: str = "auto") -> Backend:
-    """The backend called ``name`` (or the best for the request with ``auto``)."""
+    """The backend called ``name`` (or the best for the request with ``auto``), on ``device``.
+
+    A device other than ``auto``/``cpu`` asks for torch.
+    """
+    if name == "auto" and device not in ("auto", "cpu"):
+        name = "torch"
     if name == "auto":
         for candidate in AUTO_ORDER:
             if available(candidate):
@@ -51,8 +58,19 @@ def get_backend(name: str, *, boundary: Boundary, fill: float, device: str = "au
         return _load("scipy")
     if name not in BACKENDS:
         raise BackendError(f"unknown backend {name!r} (choose from auto, {', '.join(BACKENDS)})")
-    backend = _load(name)
+    backend = _load(name).on_device(device)
     reason = backend.unsupported(boundary, fill)
     if reason:
         raise BackendError(f"the {name} backend cannot do this: {reason}")
     return backend
+
+
+def limit_threads(threads: int) -> None:
+    """Let the threaded libraries use at most ``threads`` threads (batch workers share the
+    cores: two workers of two threads each on two cores would only fight)."""
+    import sys
+
+    if "cv2" in sys.modules:
+        sys.modules["cv2"].setNumThreads(threads)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..boundary import Boundary, pad
+from ..errors import BackendError
 
 
 @dataclass(frozen=True, eq=False)
@@ -51,6 +52,15 @@ class Backend(ABC):
     def unsupported(self, boundary: Boundary, fill: float) -> str | None:
         """Why this backend cannot serve the request, or None if it can."""
         return None
+
+    def on_device(self, device: str) -> Backend:
+        """This backend on ``device`` (``auto``, ``cpu``, ``cuda``, ``mps``). CPU-only
+        backends accept ``auto`` and ``cpu``; torch overrides this."""
+        if device not in ("auto", "cpu"):
+            raise BackendError(
+                f"the {self.name} backend runs on the CPU; --device {device} needs --backend torch"
+            )
+        return self
 
     @abstractmethod
     def correlate(
