@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, write_png
 from PIL import Image
 
 import convcli
+from conftest import ROOT, write_png
 from convcli.batch import discover, read_list
 
 CONVCLI = shutil.which("convcli")
@@ -265,6 +265,20 @@ def _complete(path: Path) -> bool:
         return False
 
 
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
 def _wait_for_outputs(out: Path, n: int, timeout: float = 60) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -331,9 +345,13 @@ def test_kill_9_mid_batch_then_skip_existing_finishes(tmp_path, photos):
     ]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _wait_for_outputs(out, 3)
+    workers = _children(proc.pid)
     proc.kill()
     proc.wait()
-    time.sleep(1.5)  # orphaned workers finish the file in hand, then leave
+    deadline = time.time() + 120  # orphaned workers finish the file in hand, then leave
+    while any(map(_running, workers)) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not any(map(_running, workers)), "workers stayed behind"
     visible = list(out.glob("*.png"))
     assert all(_complete(p) for p in visible)
     done = subprocess.run([*args, "--skip-existing"], capture_output=True, text=True, timeout=300)

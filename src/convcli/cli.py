@@ -23,7 +23,7 @@ except ImportError:  # pragma: no cover - older typer uses click itself
 
 from . import __version__
 from .errors import ConvcliError, UsageError
-from .vocabulary import Alpha, Boundary, Combine, Depth, Method, Mode, Range
+from .vocabulary import Alpha, Boundary, Combine, Compat, Depth, Method, Mode, Range
 
 if TYPE_CHECKING:
     from .batch import Outcome
@@ -32,6 +32,15 @@ if TYPE_CHECKING:
 class BackendName(StrEnum):
     AUTO = "auto"
     SCIPY = "scipy"
+    OPENCV = "opencv"
+    TORCH = "torch"
+
+
+class Device(StrEnum):
+    AUTO = "auto"
+    CPU = "cpu"
+    CUDA = "cuda"
+    MPS = "mps"
 
 
 class _BrokenPipe(Exception):
@@ -111,11 +120,22 @@ app = typer.Typer(
     name="convcli",
     help="Convolve images and numeric arrays with named kernels, exactly as scipy does.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
+
+
+def complete_kernel(incomplete: str) -> list[str]:
+    """Shell completion for -k: built-in and user kernel names (and files, by the shell)."""
+    from .registry import default_registry
+
+    try:
+        names = default_registry().names()
+    except ConvcliError:
+        return []
+    return [n for n in names if n.startswith(incomplete.lower())]
 
 
 def _version(value: bool) -> None:
@@ -169,12 +189,33 @@ def list_kernels_cmd(
     render.kernel_list(list_kernels(tag), as_json)
 
 
+class KernelFormat(StrEnum):
+    TOML = "toml"
+    JSON = "json"
+    IMAGEMAGICK = "imagemagick"
+    VIPS = "vips"
+
+
 @app.command("show-kernel")
 def show_kernel_cmd(
     spec: Annotated[
-        str, typer.Argument(help="Kernel spec: a name, name:params, a file or a JSON array.")
+        str,
+        typer.Argument(
+            help="Kernel spec: a name, name:params, a file or a JSON array.",
+            autocompletion=complete_kernel,
+        ),
     ],
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the matrix, sum and rank as JSON.")
+    ] = False,
+    fmt: Annotated[
+        KernelFormat | None,
+        typer.Option(
+            "--format",
+            help="Write the kernel as a convcli TOML/JSON kernel file, an ImageMagick kernel "
+            "string or a libvips .mat file (each gives the same pixels).",
+        ),
+    ] = None,
 ) -> None:
     """Print a kernel's matrix (each member of a bank), its sum and whether it is separable.
 
@@ -182,11 +223,19 @@ def show_kernel_cmd(
     Examples:
       convcli show-kernel sobel
       convcli show-kernel gaussian:sigma=1.5 --json
+      convcli show-kernel sobel-x --format vips > sobel-x.mat
     """
-    from . import render
     from .registry import get_kernel
 
-    render.show_kernel(get_kernel(spec), as_json)
+    kernel = get_kernel(spec)
+    if fmt is not None:
+        from .interop import export
+
+        sys.stdout.write(export(kernel, fmt.value))
+        return
+    from . import render
+
+    render.show_kernel(kernel, as_json)
 
 
 # -- apply --------------------------------------------------------------------------------------
@@ -211,6 +260,7 @@ def apply(
         typer.Option(
             "--kernel",
             "-k",
+            autocompletion=complete_kernel,
             help="Kernel spec; repeat to chain (or to build a bank with --combine).",
             show_default=False,
             rich_help_panel=_CONV,
@@ -224,31 +274,48 @@ def apply(
         ),
     ] = None,
     mode: Annotated[
-        Mode, typer.Option(help="Output size, as scipy.signal.convolve2d.", rich_help_panel=_CONV)
-    ] = Mode.SAME,
-    boundary: Annotated[
-        Boundary,
+        Mode | None,
         typer.Option(
-            help="Padding: fill (--fill-value), reflect dcba|abcd, mirror dcb|abcd, nearest, wrap.",
+            help="Output size, as scipy.signal.convolve2d.  [default: same]",
+            show_default=False,
             rich_help_panel=_CONV,
         ),
-    ] = Boundary.REFLECT,
+    ] = None,
+    boundary: Annotated[
+        Boundary | None,
+        typer.Option(
+            help="Padding: fill (--fill-value), reflect dcba|abcd, mirror dcb|abcd, nearest, "
+            "wrap.  [default: reflect]",
+            show_default=False,
+            rich_help_panel=_CONV,
+        ),
+    ] = None,
     fill_value: Annotated[
         float,
         typer.Option(help="Value outside the input with --boundary fill.", rich_help_panel=_CONV),
     ] = 0.0,
     correlate: Annotated[
-        bool,
+        bool | None,
         typer.Option(
-            "--correlate",
-            help="Do not flip the kernel (what torch.nn.Conv2d computes).",
+            "--correlate/--convolve",
+            help="--correlate does not flip the kernel (what torch.nn.Conv2d computes).  "
+            "[default: convolve]",
+            show_default=False,
             rich_help_panel=_CONV,
         ),
-    ] = False,
+    ] = None,
     normalize: Annotated[
         bool,
         typer.Option("--normalize", help="Divide each kernel by its sum.", rich_help_panel=_CONV),
     ] = False,
+    compat: Annotated[
+        Compat | None,
+        typer.Option(
+            help="Adopt that library's flip, boundary, output size and alignment (options "
+            "given explicitly win).",
+            rich_help_panel=_CONV,
+        ),
+    ] = None,
     method: Annotated[
         Method,
         typer.Option(
@@ -257,8 +324,28 @@ def apply(
         ),
     ] = Method.AUTO,
     backend: Annotated[
-        BackendName, typer.Option(help="Computing library.", rich_help_panel=_CONV)
+        BackendName,
+        typer.Option(
+            help="Computing library: auto picks the fastest installed one that can do the request.",
+            rich_help_panel=_CONV,
+        ),
     ] = BackendName.AUTO,
+    device: Annotated[
+        Device,
+        typer.Option(
+            help="torch device: auto picks cuda or mps when present; cuda/mps imply --backend "
+            "torch.",
+            rich_help_panel=_CONV,
+        ),
+    ] = Device.AUTO,
+    explain: Annotated[
+        bool,
+        typer.Option(
+            "--explain",
+            help="Print what would be done (kernels, method, backend, output) and write nothing.",
+            rich_help_panel=_OUT,
+        ),
+    ] = False,
     offset: Annotated[
         str,
         typer.Option(
@@ -427,6 +514,7 @@ def apply(
       convcli apply -k box-1d:size=4 --mode valid '[1,2,3,4,5,4,3,2,1]'
     """
     from .batch import OutputSpec, Request, discover, read_list, stack_labels
+    from .compat import adapt, get_preset
     from .engine import as_operation, check_request
     from .imaging import PixelOptions, parse_offset
 
@@ -447,6 +535,8 @@ def apply(
         raise UsageError("no input given (files, directories with -r, '-', or --files-from)")
     _check_output_options(items, output, out_dir, in_place, print_, recursive, fmt)
     offset_value, offset_percent = parse_offset(offset)
+    operation = as_operation(specs, combine.value if combine else None)
+    preset = get_preset(compat.value) if compat else None
     pixels = PixelOptions(
         gray=gray,
         alpha=alpha.value,
@@ -454,16 +544,21 @@ def apply(
         range=range_.value,
         offset=offset_value,
         offset_percent=offset_percent,
+        quantize=preset.quantize if preset else "nearest",
     )
-    operation = as_operation(specs, combine.value if combine else None)
+    correlate_value = correlate if correlate is not None else bool(preset and preset.correlate)
+    if preset is not None:
+        operation = adapt(operation, preset, correlate_value)
     conv: dict[str, Any] = dict(
-        mode=mode.value,
-        boundary=boundary.value,
+        mode=(mode.value if mode else preset.mode if preset else "same"),
+        boundary=(boundary.value if boundary else preset.boundary if preset else "reflect"),
         fill_value=fill_value,
-        correlate=correlate,
+        correlate=correlate_value,
         normalize=normalize,
         method=method.value,
         backend=backend.value,
+        device=device.value,
+        keep_edges=bool(preset and preset.keep_edges),
     )
     check_request(operation, **conv)
     out = OutputSpec(
@@ -487,6 +582,8 @@ def apply(
         stack_labels=stack_labels(operation),
     )
     sources = list(discover(items, recursive=recursive, stdin=sys.stdin.buffer.read))
+    if explain:
+        return _explain(sources, request)
     if output is not None and len(sources) > 1:
         raise UsageError(f"-o takes one input, got {len(sources)}; use -d for many")
     workers = jobs or os.cpu_count() or 1
@@ -496,6 +593,21 @@ def apply(
     return _run_batch(
         sources, request, workers, fail_fast, show_progress, quiet, debug, print_, precision
     )
+
+
+def _explain(sources: list[Any], request: Any) -> int:
+    """--explain: describe every input, write nothing."""
+    from . import render
+    from .batch import explain
+
+    worst = 0
+    for source in sources:
+        try:
+            render.explanation(explain(source, request))
+        except ConvcliError as exc:
+            error(str(exc) if exc.subject else f"{source.label}: {exc.message}")
+            worst = max(worst, exc.exit_code)
+    return worst
 
 
 def _read_source(name: str) -> bytes:

@@ -76,6 +76,7 @@ class Options:
     correlate: bool = False
     normalize: bool = False
     method: str = "auto"
+    keep_edges: bool = False  # copy the pixels a kernel does not fit over (Pillow's way)
 
     @classmethod
     def make(
@@ -86,13 +87,22 @@ class Options:
         correlate: bool = False,
         normalize: bool = False,
         method: str = "auto",
+        keep_edges: bool = False,
     ) -> Options:
         if method not in METHODS:
             raise UsageError(f"method {method!r} is not one of {', '.join(METHODS)}")
         if not math.isfinite(fill_value):
             raise UsageError(f"fill value must be a finite number, got {fill_value}")
+        if keep_edges and as_mode(mode) is not Mode.SAME:
+            raise UsageError("copying the edge pixels (--compat pillow) needs --mode same")
         return cls(
-            as_mode(mode), as_boundary(boundary), float(fill_value), correlate, normalize, method
+            as_mode(mode),
+            as_boundary(boundary),
+            float(fill_value),
+            correlate,
+            normalize,
+            method,
+            keep_edges,
         )
 
 
@@ -162,7 +172,24 @@ def _apply_kernels(run: _Run, planes: np.ndarray, kernels: list[Kernel]) -> list
     shape = (planes.shape[1], planes.shape[2])
     plans = [plan_kernel(k, run.options, shape) for k in kernels]
     outs = run.backend.correlate_many(planes, plans, run.options.boundary, run.options.fill_value)
-    return [o + p.offset if p.offset else o for o, p in zip(outs, plans, strict=True)]
+    outs = [o + p.offset if p.offset else o for o, p in zip(outs, plans, strict=True)]
+    if run.options.keep_edges:
+        for out, plan in zip(outs, plans, strict=True):
+            _copy_edges(planes, out, plan)
+    return outs
+
+
+def _copy_edges(planes: np.ndarray, out: np.ndarray, plan: Plan) -> None:
+    """Put back the input where the kernel reaches past the image (``same`` mode only)."""
+    (top, bottom), (left, right) = plan.pads
+    h, w = out.shape[1:]
+    for rows, cols in (
+        (slice(0, top), slice(None)),
+        (slice(h - bottom, h), slice(None)),
+        (slice(None), slice(0, left)),
+        (slice(None), slice(w - right, w)),
+    ):
+        out[:, rows, cols] = planes[:, rows, cols]
 
 
 def _apply_bank(run: _Run, planes: np.ndarray, bank: KernelBank) -> np.ndarray:
@@ -268,6 +295,7 @@ def convolve(
     device: str = "auto",
     channel_axis: int | None = -1,
     dtype: Any = None,
+    keep_edges: bool = False,
 ) -> np.ndarray:
     """Convolve a 1-D signal, a 2-D array or a multi-channel image with a kernel.
 
@@ -299,6 +327,9 @@ def convolve(
         ``auto`` or a backend name; ``device`` is for torch.
     dtype
         Computation dtype; by default float32 for 8-bit and float32 input, float64 otherwise.
+    keep_edges
+        Copy the input where the kernel reaches past the image instead of filtering there
+        (Pillow's ImageFilter.Kernel; ``same`` mode only).
 
     Returns
     -------
@@ -312,7 +343,7 @@ def convolve(
     >>> convolve([[1, 2, 3], [4, 5, 6], [7, 8, 9]], "sobel-x", boundary="fill").tolist()
     [[-7.0, -4.0, 7.0], [-15.0, -6.0, 15.0], [-13.0, -4.0, 13.0]]
     """
-    options = Options.make(mode, boundary, fill_value, correlate, normalize, method)
+    options = Options.make(mode, boundary, fill_value, correlate, normalize, method, keep_edges)
     operation = as_operation(kernel, combine)
     arr = np.asarray(x)
     if arr.dtype.kind not in "biuf":
@@ -433,3 +464,51 @@ def check_request(
     leaves = [operation] if isinstance(operation, Kernel) else operation.leaves()
     for leaf in leaves:
         plan_kernel(leaf, opts)
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    """One kernel of a request as it would run (for --explain)."""
+
+    kernel: Kernel  # after normalisation
+    plan: Plan
+    reason: str
+    in_shape: tuple[int, int]
+    out_shape: tuple[int, int]
+    member_of: str = ""  # the bank it belongs to, if any
+
+
+def describe(
+    operation: AnyKernel,
+    image_shape: tuple[int, int],
+    *,
+    backend: str = "auto",
+    device: str = "auto",
+    **options: Any,
+) -> tuple[str, list[StepInfo], tuple[int, int]]:
+    """What ``convolve`` would do on an image of ``image_shape``: the backend, every kernel's
+    plan (method and why) and the output shape. Nothing is computed."""
+    opts = Options.make(**options)
+    chosen = get_backend(backend, boundary=opts.boundary, fill=opts.fill_value, device=device)
+    steps: list[StepInfo] = []
+
+    def walk(item: AnyKernel, shape: tuple[int, int], bank: str = "") -> tuple[int, int]:
+        if isinstance(item, KernelChain):
+            for step in item.steps:
+                shape = walk(step, shape, bank)
+            return shape
+        if isinstance(item, KernelBank):
+            shapes = {walk(m, shape, item.name) for m in item.members}
+            return shapes.pop() if len(shapes) == 1 else shape
+        kernel = item.normalized() if opts.normalize else item
+        plan = plan_kernel(item, opts, shape)
+        out = output_shape(opts.mode.value, shape, plan.shape)
+        if opts.method == "auto":
+            reason = choose_method(plan.shape, kernel.rank, shape).reason
+        else:
+            reason = f"--method {opts.method}"
+        steps.append(StepInfo(kernel, plan, reason, shape, out, bank))
+        return out
+
+    final = walk(operation, image_shape)
+    return chosen.name, steps, final

@@ -165,6 +165,53 @@ def open_image(source: Path | bytes, name: str | None = None) -> Picture:
     return Picture(pixels, fmt, icc)
 
 
+#: Pillow mode -> (channels, sample type) of the array convcli reads it as
+_MODE_LAYOUT = {
+    "1": (1, "uint8"),
+    "L": (1, "uint8"),
+    "P": (3, "uint8"),
+    "PA": (4, "uint8"),
+    "LA": (2, "uint8"),
+    "La": (2, "uint8"),
+    "RGB": (3, "uint8"),
+    "RGBA": (4, "uint8"),
+    "RGBa": (4, "uint8"),
+    "RGBX": (3, "uint8"),
+    "CMYK": (3, "uint8"),
+    "YCbCr": (3, "uint8"),
+    "LAB": (3, "uint8"),
+    "HSV": (3, "uint8"),
+    "I": (1, "int32"),
+    "F": (1, "float32"),
+    "I;16": (1, "uint16"),
+    "I;16B": (1, "uint16"),
+    "I;16L": (1, "uint16"),
+    "I;16N": (1, "uint16"),
+}
+
+
+def probe_image(source: Path | bytes, name: str | None = None) -> tuple[tuple[int, ...], str]:
+    """The shape and sample type an image would be read as, from its header alone."""
+    from PIL import Image, UnidentifiedImageError
+
+    label = name or str(source if isinstance(source, Path) else "<stdin>")
+    if isinstance(source, Path):
+        _check_readable(source, label)
+    try:
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
+            w, h = im.size
+            channels, dtype = _MODE_LAYOUT.get(im.mode, (3, "uint8"))
+            if im.mode == "P" and "transparency" in im.info:
+                channels = 4
+            orientation = im.getexif().get(0x0112, 1)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise InputError(f"not an image Pillow can read ({_reason(exc)})", subject=label) from None
+    if orientation in (5, 6, 7, 8):  # EXIF rotations by 90 degrees swap the sides
+        w, h = h, w
+    shape = (h, w) if channels == 1 else (h, w, channels)
+    return shape, dtype
+
+
 def _reason(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return text[:120]

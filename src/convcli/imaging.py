@@ -36,6 +36,10 @@ class PixelOptions:
     range: str = "clip"
     offset: float = 0.0
     offset_percent: bool = False  # offset is a percentage of the output range
+    #: "nearest" rounds to the nearest level, ties to even (numpy, OpenCV); "half-up" rounds
+    #: ties up (Pillow); "imagemagick" reproduces ImageMagick 6 Q16: results rounded to 16
+    #: bits, then truncated to 8 (measured: IM's 8-bit output is the floor)
+    quantize: str = "nearest"
 
     def __post_init__(self) -> None:
         for value, allowed, what in (
@@ -47,6 +51,10 @@ class PixelOptions:
                 raise UsageError(f"{what} {value!r} is not one of {', '.join(allowed)}")
         if not np.isfinite(self.offset):
             raise UsageError(f"offset must be a finite number, got {self.offset}")
+        if self.quantize not in ("nearest", "half-up", "imagemagick"):
+            raise UsageError(
+                f"quantize {self.quantize!r} is not one of nearest, half-up, imagemagick"
+            )
         if self.range == "rescale" and self.offset:
             raise UsageError(
                 "--offset has no effect with --range rescale (which sets the "
@@ -184,6 +192,10 @@ def to_samples(
     if not integer:
         return r.astype(out_dtype), 0, r.size
     clipped = int(np.count_nonzero((r < -0.5) | (r > out_max + 0.5)))
+    if options.quantize == "imagemagick" and out_max == 255:
+        r = np.floor(np.rint(r * 257.0) / 257.0)
+    elif options.quantize == "half-up":
+        r = np.floor(r + 0.5)
     samples = np.rint(np.clip(r, 0, out_max, out=r if r.flags.writeable else None))
     return samples.astype(out_dtype), clipped, r.size
 

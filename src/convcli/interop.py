@@ -150,3 +150,86 @@ def to_vips(kernel: Kernel) -> str:
 
 def _fmt(v: float) -> str:
     return repr(float(v)).removesuffix(".0") if float(v).is_integer() else repr(float(v))
+
+
+def to_toml(kernel: AnyKernel) -> str:
+    """The kernel (or bank) as a convcli TOML kernel file."""
+    data = kernel.to_dict()
+    if isinstance(kernel, KernelChain):
+        raise KernelError("a chain of kernels has no kernel-file form; write each kernel")
+    lines = _toml_table(data, members_key="kernels")
+    return "\n".join(lines) + "\n"
+
+
+def _toml_table(data: dict, members_key: str) -> list[str]:
+    lines = []
+    members = data.pop(members_key, None)
+    for key, value in data.items():
+        lines.append(f"{key} = {_toml_value(value)}")
+    for member in members or []:
+        lines.append("")
+        lines.append(f"[[{members_key}]]")
+        if "kernels" in member:
+            raise KernelError(
+                "nested banks have no TOML form; write the inner bank to its own file and name it"
+            )
+        lines += _toml_table(dict(member), members_key)
+    return lines
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return _fmt(float(value)) if isinstance(value, float) else str(value)
+    if isinstance(value, list):
+        inner = ", ".join(_toml_value(v) for v in value)
+        if value and isinstance(value[0], list):
+            rows = ",\n  ".join(_toml_value(v) for v in value)
+            return f"[\n  {rows},\n]"
+        return f"[{inner}]"
+    raise KernelError(f"cannot write {value!r} as TOML")
+
+
+def to_json(kernel: AnyKernel) -> str:
+    """The kernel (or bank) as a convcli JSON kernel file."""
+    import json
+
+    if isinstance(kernel, KernelChain):
+        raise KernelError("a chain of kernels has no kernel-file form; write each kernel")
+    text = json.dumps(kernel.to_dict(), indent=2)
+    # keep each matrix row (and tag list) on one line
+    return (
+        re.sub(
+            r"\[\s*([^\[\]{}]*?)\s*\]",
+            lambda m: (
+                "[" + ", ".join(v.strip() for v in m.group(1).split(",")) + "]"
+                if m.group(1)
+                else "[]"
+            ),
+            text,
+        )
+        + "\n"
+    )
+
+
+def export(kernel: AnyKernel, fmt: str) -> str:
+    """``show-kernel --format``: toml, json, imagemagick or vips."""
+    if fmt == "toml":
+        return to_toml(kernel)
+    if fmt == "json":
+        return to_json(kernel)
+    if fmt == "imagemagick":
+        if isinstance(kernel, KernelChain):
+            return "; ".join(export(s, fmt).strip() for s in kernel.steps) + "\n"
+        if not isinstance(kernel, Kernel):
+            raise KernelError(
+                f"{kernel.name!r} is a bank; ImageMagick kernel strings hold "
+                "one kernel (or a ';' chain)"
+            )
+        return to_imagemagick(kernel) + "\n"
+    if not isinstance(kernel, Kernel):
+        raise KernelError(f"{kernel.name!r} is a bank or chain; a vips matrix holds one kernel")
+    return to_vips(kernel)

@@ -181,6 +181,41 @@ def _cell(value: Any, digits: int) -> str:
     return str(int(v)) if v.is_integer() and abs(v) < 1e15 else f"{v:.{digits}f}"
 
 
+# -- explain ----------------------------------------------------------------------------------
+def explanation(e: Any) -> None:
+    """Print a :class:`convcli.batch.Explanation` as plain lines."""
+    shape = "x".join(map(str, e.input_shape))
+    stdout.print(
+        f"[bold]{e.source.label}[/bold]: {e.kind} {shape} {e.input_dtype}", highlight=False
+    )
+    stdout.print(f"  backend: {e.backend}", highlight=False)
+    for step in e.steps:
+        plan = step.plan
+        k = step.kernel
+        member = f" (in bank {step.member_of})" if step.member_of else ""
+        kh, kw = plan.shape
+        stdout.print(
+            f"  kernel {k.name}{member}: {k.size_text}, sum {_num(k.sum)}, "
+            f"rank {k.rank}; {step.in_shape[0]}x{step.in_shape[1]} -> "
+            f"{step.out_shape[0]}x{step.out_shape[1]}",
+            highlight=False,
+        )
+        for row in k.as_2d() if k.as_2d().size <= 49 else []:
+            stdout.print("    " + " ".join(f"{_num(v):>7}" for v in row), highlight=False)
+        pads = plan.pads
+        stdout.print(
+            f"    method {plan.method}: {step.reason}; weights on the output pixel "
+            f"at row {plan.centre[0]}, column {plan.centre[1]} of the {kh}x{kw} "
+            f"correlation weights; extended by {pads[0][0]}/{pads[0][1]} rows and "
+            f"{pads[1][0]}/{pads[1][1]} columns",
+            highlight=False,
+        )
+    out = "x".join(map(str, e.output_shape))
+    stdout.print(f"  output: {out} {e.output_dtype}; {e.mapping}", highlight=False)
+    for target in e.destination:
+        stdout.print(f"  -> {target}", highlight=False)
+
+
 # -- progress ----------------------------------------------------------------------------------
 @contextmanager
 def progress(total: int, enabled: bool) -> Iterator[Any]:

@@ -63,6 +63,17 @@ class Range(StrEnum):
     RESCALE = "rescale"
 
 
+class Compat(StrEnum):
+    """Libraries whose conventions --compat adopts (see convcli.compat)."""
+
+    SCIPY = "scipy"
+    NDIMAGE = "ndimage"
+    OPENCV = "opencv"
+    IMAGEMAGICK = "imagemagick"
+    PILLOW = "pillow"
+    TORCH = "torch"
+
+
 def values(enum: type[Enum]) -> tuple[str, ...]:
     return tuple(str(m.value) for m in enum)
 
