@@ -24,11 +24,22 @@ from typing import Any
 
 import numpy as np
 
-from . import image_io
+from . import image_io, stream
 from .engine import StepInfo, convolve, describe
-from .errors import ConvcliError, InputError, OutputError, UsageError
-from .imaging import PixelOptions, filter_image, output_dtype, sample_max, to_samples
+from .errors import ConvcliError, InputError, LimitError, OutputError, UsageError
+from .imaging import (
+    BAND_BYTES,
+    Filtered,
+    Layout,
+    PixelOptions,
+    filter_image,
+    output_dtype,
+    plan_image,
+    sample_max,
+    to_samples,
+)
 from .kernel import AnyKernel, KernelBank, KernelChain
+from .stream import default_budget, format_size
 
 DEFAULT_TEMPLATE = "{stem}.{kernel}{ext}"
 TEMPLATE_FIELDS = {"stem", "ext", "kernel"}
@@ -160,6 +171,7 @@ class Request:
     output: OutputSpec = field(default_factory=OutputSpec)
     depth_given: bool = False  # --depth was given (else arrays written from images are float)
     stack_labels: tuple[str, ...] = ()  # member labels when the result is a stack
+    memory: int = 0  # bytes an input may use in memory before it is streamed (0: default)
 
 
 def stack_labels(operation: AnyKernel) -> tuple[str, ...]:
@@ -318,6 +330,9 @@ def _process(source: Source, request: Request, outcome: Outcome) -> None:
         if all(t.exists() for t in output_targets(source, request, ext)):
             outcome.skipped = True
             return
+    if source.path is not None and not writes_stdout(request) and _too_big(source, request):
+        _stream(source, request, outcome)
+        return
     loaded = _load(source)
     fmt, ext = _format_and_ext(source, request, loaded.format)
     result = _compute(
@@ -345,6 +360,88 @@ def _process(source: Source, request: Request, outcome: Outcome) -> None:
         )
         image_io.atomic_write(target, data)
         outcome.written.append(str(target))
+
+
+def writes_stdout(request: Request) -> bool:
+    return request.output.path == "-"
+
+
+def _budget(request: Request) -> int:
+    return request.memory or default_budget()
+
+
+def _too_big(source: Source, request: Request) -> bool:
+    """Would holding this input and its result in memory exceed the budget?"""
+    assert source.path is not None
+    if source.is_array:
+        if source.path.suffix.lower() != ".npy":
+            return False
+        try:
+            arr = np.load(source.path, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError):
+            return False  # read_array names the problem
+        shape, itemsize = arr.shape, arr.dtype.itemsize
+        if arr.ndim == 1:
+            return False
+    else:
+        try:
+            shape, dtype = image_io.probe_image(source.path, source.label)
+        except ConvcliError:
+            return False  # the full read names the problem
+        itemsize = np.dtype(dtype).itemsize
+    pixels = int(np.prod(shape))
+    members = max(1, len(request.stack_labels))
+    # the decoded input, the result's samples (up to float64), its encoded copy, one band
+    needed = pixels * (itemsize + 2 * 8 * members) + BAND_BYTES
+    return needed > _budget(request)
+
+
+def _stream(source: Source, request: Request, outcome: Outcome) -> None:
+    """Filter an input too large for the memory budget band by band, from file to file."""
+    assert source.path is not None
+    budget = _budget(request)
+    fmt, ext = _format_and_ext(source, request, None)
+    stacked = bool(request.stack_labels)
+    if fmt not in ("TIFF", "NPY") or (stacked and fmt != "NPY"):
+        raise LimitError(
+            f"it needs more memory than the budget of {format_size(budget)}, and a streamed "
+            "result is written as TIFF or .npy (a stack as .npy); choose one, or raise "
+            "--memory", subject=source.label)
+    suffix = source.path.suffix.lower()
+    if suffix not in (".tif", ".tiff", ".npy"):
+        raise LimitError(
+            f"it needs more memory than the budget of {format_size(budget)}; only TIFF and "
+            ".npy inputs can be streamed: convert it to a (tiled) TIFF, or raise --memory",
+            subject=source.label)
+    reader = stream.open_rows(source.path)
+    try:
+        pixels = request.pixels
+        if fmt == "NPY" and not request.depth_given:
+            pixels = replace(pixels, depth="float")
+        conv = dict(request.conv)
+        band_bytes = max(1 << 20, min(BAND_BYTES, budget // 4))
+        if source.is_array:
+            layout = Layout.of_numbers(reader.dtype, reader.shape, pixels, np.dtype(np.float64)
+                                       if fmt == "NPY" else output_dtype(reader.dtype, "8"))
+            job = plan_image(reader, request.operation, pixels, band_bytes=band_bytes,
+                             layout=layout, **conv)
+        else:
+            job = plan_image(reader, request.operation, pixels, band_bytes=band_bytes, **conv)
+        targets = output_targets(source, request, ext)
+        _guard_targets(source, request, targets)
+        target = targets[0]
+        if request.output.out_dir is not None:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        stats = Filtered(np.empty(0), job.stacked)
+        image_io.write_bands(target, fmt, job.out_shape, job.layout.out_dtype, job.bands(stats),
+                             rows_per_band=job.band_rows, stacked=bool(job.stacked),
+                             compress=request.output.compress)
+        outcome.written.append(str(target))
+        _warn_clipping(outcome, source, stats)
+    finally:
+        close = getattr(reader, "close", None)
+        if close is not None:
+            close()
 
 
 def _guard_targets(source: Source, request: Request, targets: list[Path]) -> None:
@@ -412,13 +509,7 @@ def _compute(
     try:
         if not loaded.is_array:
             filtered = filter_image(loaded.data, request.operation, pixels, **request.conv)
-            if filtered.total and filtered.clipped > CLIP_WARNING_SHARE * filtered.total:
-                share = 100.0 * filtered.clipped / filtered.total
-                outcome.warnings.append(
-                    f"{source.label}: {filtered.clipped} of {filtered.total} results "
-                    f"({share:.1f}%) were clipped to the output range; try --range abs, "
-                    "--offset 50% or --depth float"
-                )
+            _warn_clipping(outcome, source, filtered)
             return filtered.pixels
         result = convolve(loaded.data, request.operation, **request.conv)
         if to_array and pixels.depth in ("same", "float"):
@@ -431,6 +522,15 @@ def _compute(
         if exc.subject is None:
             exc.subject = source.label
         raise
+
+
+def _warn_clipping(outcome: Outcome, source: Source, filtered: Filtered) -> None:
+    if filtered.total and filtered.clipped > CLIP_WARNING_SHARE * filtered.total:
+        share = 100.0 * filtered.clipped / filtered.total
+        outcome.warnings.append(
+            f"{source.label}: {filtered.clipped} of {filtered.total} results "
+            f"({share:.1f}%) were clipped to the output range; try --range abs, "
+            "--offset 50% or --depth float")
 
 
 # -- running many --------------------------------------------------------------------------------

@@ -27,7 +27,16 @@ from .vocabulary import Boundary, Mode
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["Boundary", "Mode", "as_boundary", "as_mode", "index_map", "pad", "pad_widths"]
+__all__ = [
+    "Boundary",
+    "Mode",
+    "as_boundary",
+    "as_mode",
+    "index_map",
+    "pad",
+    "pad_widths",
+    "source_index",
+]
 
 NUMPY_PAD = {
     Boundary.FILL: "constant",
@@ -96,12 +105,37 @@ def output_length(mode: Mode, n: int, size: int) -> int:
     return n - size + 1
 
 
-def index_map(n: int, before: int, after: int, boundary: Boundary) -> np.ndarray:
-    """Source index of every position of an axis of length ``n`` extended by the boundary
-    rule (not for ``fill``). Works for extensions longer than the axis, like numpy.pad."""
+def source_index(positions: np.ndarray, n: int, boundary: Boundary) -> np.ndarray:
+    """For positions along an axis of length ``n`` (any integers, inside or far outside), the
+    index of the sample the boundary rule puts there; -1 where ``fill`` puts the fill value.
+
+    The extension is periodic, so it holds however far it reaches (like numpy.pad):
+    reflect has period 2n, mirror 2n - 2, wrap n.
+    """
     import numpy as np
 
-    return np.pad(np.arange(n), (before, after), mode=NUMPY_PAD[boundary])  # type: ignore[call-overload]
+    e = np.asarray(positions, dtype=np.int64)
+    if boundary is Boundary.FILL:
+        return np.where((e >= 0) & (e < n), e, -1)
+    if boundary is Boundary.NEAREST:
+        return np.clip(e, 0, n - 1)
+    if boundary is Boundary.WRAP:
+        return np.mod(e, n)
+    if boundary is Boundary.REFLECT:  # dcba|abcd|dcba
+        m = np.mod(e, 2 * n)
+        return np.where(m < n, m, 2 * n - 1 - m)
+    if n == 1:  # mirror of a single sample: dcb|abcd|cba has nothing to mirror
+        return np.zeros_like(e)
+    m = np.mod(e, 2 * n - 2)
+    return np.where(m < n, m, 2 * n - 2 - m)
+
+
+def index_map(n: int, before: int, after: int, boundary: Boundary) -> np.ndarray:
+    """Source index of every position of an axis of length ``n`` extended by ``before`` and
+    ``after`` positions (not for ``fill``)."""
+    import numpy as np
+
+    return source_index(np.arange(-before, n + after), n, boundary)
 
 
 def pad(

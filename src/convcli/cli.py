@@ -338,6 +338,15 @@ def apply(
             rich_help_panel=_CONV,
         ),
     ] = Device.AUTO,
+    memory: Annotated[
+        str | None,
+        typer.Option(
+            help="Memory budget, e.g. 512MiB or 2GiB; larger TIFF and .npy inputs are streamed "
+            "in bands with identical results [default: a quarter of RAM, or CONVCLI_MEMORY].",
+            metavar="LIMIT",
+            rich_help_panel=_BATCH,
+        ),
+    ] = None,
     explain: Annotated[
         bool,
         typer.Option(
@@ -517,6 +526,7 @@ def apply(
     from .compat import adapt, get_preset
     from .engine import as_operation, check_request
     from .imaging import PixelOptions, parse_offset
+    from .stream import parse_size
 
     specs = list(kernel)
     if not specs:
@@ -580,6 +590,7 @@ def apply(
         output=out,
         depth_given=depth is not None,
         stack_labels=stack_labels(operation),
+        memory=parse_size(memory) if memory else 0,
     )
     sources = list(discover(items, recursive=recursive, stdin=sys.stdin.buffer.read))
     if explain:

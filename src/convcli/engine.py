@@ -418,42 +418,6 @@ def output_shape(
     )
 
 
-def align(
-    x: Any,
-    kernel: Any,
-    *,
-    mode: str = "same",
-    boundary: str = "reflect",
-    fill_value: float = 0.0,
-    correlate: bool = False,
-    combine: str | None = None,
-    **_: Any,
-) -> np.ndarray:
-    """Move a 2-D plane onto the output grid of ``convolve`` without filtering it.
-
-    The result is what convolving with a delta at each kernel's origin would give: the plane
-    itself in ``same`` mode, cropped in ``valid`` mode and extended by the boundary rule in
-    ``full`` mode. It carries an alpha channel through a filter untouched.
-    """
-    options = Options.make(mode, boundary, fill_value, correlate)
-    plane = np.asarray(x)[np.newaxis]
-
-    def shift(planes: np.ndarray, item: AnyKernel) -> np.ndarray:
-        if isinstance(item, KernelChain):
-            for step in item.steps:
-                planes = shift(planes, step)
-            return planes
-        if isinstance(item, KernelBank):
-            return shift(planes, item.members[0])
-        plan = plan_kernel(item, options, (planes.shape[1], planes.shape[2]))
-        ext = Backend.extend(planes, plan, options.boundary, options.fill_value)
-        (cy, cx), (kh, kw) = plan.centre, plan.shape
-        h, w = ext.shape[1] - kh + 1, ext.shape[2] - kw + 1
-        return ext[:, cy : cy + h, cx : cx + w]
-
-    return shift(plane, as_operation(kernel, combine))[0]
-
-
 def check_request(
     operation: AnyKernel, *, backend: str = "auto", device: str = "auto", **options: Any
 ) -> None:

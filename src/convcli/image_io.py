@@ -20,6 +20,7 @@ import json
 import os
 import tempfile
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -381,15 +382,15 @@ def _encode_pillow(
     if pixels.dtype == np.uint16:
         if fmt not in ("PNG", "TIFF"):
             raise OutputError(f"{fmt} cannot store 16-bit samples; use PNG or TIFF, or --depth 8")
-        im = Image.fromarray(pixels.astype("<u2", copy=False), mode="I;16")
+        im = Image.fromarray(pixels.astype(np.uint16, copy=False))  # mode I;16
     elif pixels.dtype == np.int32:
         if fmt != "TIFF":
             raise OutputError(f"{fmt} cannot store 32-bit integer samples; use TIFF or --depth 16")
-        im = Image.fromarray(pixels, mode="I")
+        im = Image.fromarray(pixels)  # mode I
     elif pixels.dtype == np.float32:
         if fmt != "TIFF":
             raise OutputError(f"{fmt} cannot store float samples; use TIFF or .npy, or --depth 8")
-        im = Image.fromarray(pixels, mode="F")
+        im = Image.fromarray(pixels)  # mode F
     elif pixels.dtype == np.uint8:
         im = Image.fromarray(pixels)
     else:
@@ -462,31 +463,38 @@ def _tifffile_bytes(pixels: np.ndarray, compress: int | None) -> bytes:
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that no reader ever sees half a file.
+    """Write ``data`` to ``path`` so that no reader ever sees half a file (see
+    :func:`atomic_file`)."""
+    with atomic_file(path) as fh:
+        fh.write(data)
 
-    The data goes to a hidden ``.NAME.PID-XXXX.part`` file in the same directory, which is
-    renamed over ``path`` once complete and removed on any error or interruption. A part file
+
+@contextlib.contextmanager
+def atomic_file(path: Path) -> Iterator[Any]:
+    """A binary file object whose content appears at ``path`` only once complete.
+
+    The data goes to a hidden ``.NAME.PID-XXXX.part`` file in the same directory, renamed
+    over ``path`` when the block ends and removed on any error or interruption. A part file
     left by a process that was killed (``kill -9``) is removed by the next write of the same
     output, once its process is gone.
     """
     directory = path.parent if str(path.parent) else Path(".")
     remove_stale_parts(path)
     try:
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{path.name}.{os.getpid()}-", suffix=".part", dir=directory
-        )
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}-", suffix=".part",
+                                   dir=directory)
         os.fchmod(fd, 0o666 & ~_umask())
     except FileNotFoundError:
         raise OutputError("the output directory does not exist", subject=str(path)) from None
     except PermissionError:
-        raise OutputError(
-            "permission denied (cannot write in its directory)", subject=str(path)
-        ) from None
+        raise OutputError("permission denied (cannot write in its directory)",
+                          subject=str(path)) from None
     except OSError as exc:
         raise OutputError(exc.strerror or str(exc), subject=str(path)) from None
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+        with open(tmp, "w+b") as fh:  # by name: writers such as tifffile want one
+            yield fh
         os.replace(tmp, path)
     except BaseException as exc:
         with contextlib.suppress(OSError):
@@ -494,6 +502,42 @@ def atomic_write(path: Path, data: bytes) -> None:
         if isinstance(exc, OSError):
             raise OutputError(exc.strerror or str(exc), subject=str(path)) from None
         raise
+
+
+def write_bands(path: Path, fmt: str, shape: tuple[int, ...], dtype: np.dtype,
+                bands: Iterator[tuple[int, int, np.ndarray]], *, rows_per_band: int,
+                stacked: bool = False, compress: int | None = None) -> None:
+    """Write an image or array that arrives band by band (rows ``r0:r1``), atomically, never
+    holding more than one band: a striped TIFF, or a ``.npy`` (a stack's bands carry the stack
+    axis first)."""
+    if fmt == "NPY":
+        with atomic_file(path) as fh:
+            np.lib.format.write_array_header_2_0(
+                fh, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+                     "fortran_order": False, "shape": tuple(shape)})
+            offset = fh.tell()
+            fh.truncate(offset + int(np.prod(shape)) * np.dtype(dtype).itemsize)
+            mm = np.memmap(fh, dtype=dtype, mode="r+", offset=offset, shape=tuple(shape))
+            for r0, r1, band in bands:
+                if stacked:
+                    mm[:, r0:r1] = band
+                else:
+                    mm[r0:r1] = band
+            mm.flush()
+            del mm
+        return
+    if fmt != "TIFF":
+        raise OutputError(f"a streamed result is written as TIFF or .npy, not {fmt}",
+                          subject=str(path))
+    import tifffile
+
+    channels = shape[2] if len(shape) == 3 else 1
+    photometric = "rgb" if channels >= 3 else "minisblack"
+    extras = ["unassalpha"] if channels in (2, 4) else None
+    with atomic_file(path) as fh:
+        tifffile.imwrite(fh, (band for _, _, band in bands), shape=tuple(shape), dtype=dtype,
+                         photometric=photometric, extrasamples=extras,
+                         rowsperstrip=rows_per_band, compression="zlib" if compress else None)
 
 
 def remove_stale_parts(path: Path) -> None:

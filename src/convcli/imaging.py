@@ -7,15 +7,29 @@ signed results (edges) that need a policy. This module holds those rules, once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from .engine import align, as_operation, convolve
+from .backends import get_backend
+from .engine import Options, as_operation, work_dtype
 from .errors import UsageError
+from .stream import (
+    ArrayRows,
+    RowReader,
+    StripEngine,
+    evaluate_bands,
+    read_rows,
+    strip_height,
+)
 from .vocabulary import ALPHA_MODES, DEPTHS, RANGES
+
+#: working memory of one band of rows (input window, blocks, results): large enough that the
+#: per-band overhead vanishes, small enough to stay in the caches' neighbourhood
+BAND_BYTES = 48 * 1024 * 1024
 
 #: ITU-R 601-2 luma, as Pillow's convert("L")
 LUMA = np.array([0.299, 0.587, 0.114])
@@ -113,67 +127,246 @@ def luminance(colour: np.ndarray) -> np.ndarray:
     return colour.astype(np.float64) @ LUMA
 
 
+@dataclass(frozen=True)
+class Layout:
+    """How samples become planes to filter, and results become samples again.
+
+    Everything here is per pixel, so it applies to any band of rows as well as to the whole
+    image. Planes are (N, rows, W): the colour channels (one for gray), then alpha when it is
+    filtered (``filter``) or used to premultiply (``premultiplied``). Arrays of numbers use a
+    layout without alpha or gray, whose channels are just planes.
+    """
+
+    options: PixelOptions
+    in_dtype: np.dtype
+    channels: int  # of the input: images 1 gray, 2 gray + alpha, 3 RGB, 4 RGBA
+    compute: np.dtype  # the convolution's dtype
+    in_max: float  # the input value of full intensity
+    out_dtype: np.dtype
+    image: bool = True  # False: numbers, no alpha or gray
+
+    @classmethod
+    def of(cls, dtype: np.dtype, shape: tuple[int, ...], options: PixelOptions,
+           compute: Any = None) -> Layout:
+        """The layout of an image."""
+        dtype = np.dtype(dtype)
+        channels = shape[2] if len(shape) == 3 else 1
+        if channels not in (1, 2, 3, 4):
+            raise UsageError(f"an image has 1 to 4 channels, this one has {channels}")
+        return cls(options, dtype, channels,
+                   np.dtype(compute) if compute is not None else work_dtype(dtype),
+                   sample_max(dtype), output_dtype(dtype, options.depth))
+
+    @classmethod
+    def of_numbers(cls, dtype: np.dtype, shape: tuple[int, ...], options: PixelOptions,
+                   out_dtype: np.dtype, compute: Any = None) -> Layout:
+        """The layout of an array of numbers written as ``out_dtype``: values are taken as
+        they are (integer outputs: as levels of that type)."""
+        dtype, out_dtype = np.dtype(dtype), np.dtype(out_dtype)
+        full = sample_max(out_dtype) if out_dtype.kind in "ui" else 1.0
+        plain = replace(options, gray=False, alpha="keep")
+        return cls(plain, dtype, shape[2] if len(shape) == 3 else 1,
+                   np.dtype(compute) if compute is not None else work_dtype(dtype),
+                   full, out_dtype, image=False)
+
+    @property
+    def has_alpha(self) -> bool:
+        return self.image and self.channels in (2, 4)
+
+    @property
+    def gray(self) -> bool:
+        if not self.image:
+            return self.channels == 1
+        return self.channels <= 2 or self.options.gray
+
+    @property
+    def colour_planes(self) -> int:
+        if not self.image:
+            return self.channels
+        return 1 if self.gray else 3
+
+    @property
+    def alpha_filtered(self) -> bool:
+        return self.has_alpha and self.options.alpha != "keep"
+
+    @property
+    def out_channels(self) -> int:
+        return self.colour_planes + (1 if self.has_alpha else 0)
+
+    def planes(self, rows: np.ndarray) -> np.ndarray:
+        """The planes to filter, from image rows (rows, W[, C])."""
+        colour, alpha = split_alpha(rows) if self.image else (rows, None)
+        if self.options.gray:
+            colour = luminance(colour)
+        colour = colour if colour.ndim == 3 else colour[:, :, np.newaxis]
+        parts = [colour.astype(self.compute, copy=False)]
+        if alpha is not None and self.options.alpha == "premultiplied":
+            weight = (alpha / self.in_max).astype(self.compute)[:, :, np.newaxis]
+            parts = [parts[0] * weight, weight]
+        elif alpha is not None and self.options.alpha == "filter":
+            parts.append(alpha[:, :, np.newaxis].astype(self.compute))
+        data = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=2)
+        return np.ascontiguousarray(np.moveaxis(data, 2, 0))
+
+    def alpha_plane(self, rows: np.ndarray) -> np.ndarray:
+        """Alpha as one plane, for carrying it through untouched (``keep``)."""
+        return rows[np.newaxis, :, :, -1].astype(self.compute)
+
+    def samples(self, result: np.ndarray, kept_alpha: np.ndarray | None,
+                stats: Filtered | None = None, span: tuple[float, float] | None = None
+                ) -> np.ndarray:
+        """Output samples (rows, W[, C]) from filtered planes (N, rows, W) of one stack member
+        and, for ``keep``, the aligned alpha plane."""
+        colour = result[: self.colour_planes]
+        alpha = None
+        if self.alpha_filtered:
+            alpha = result[self.colour_planes]
+            if self.options.alpha == "premultiplied":
+                covered = alpha > 1e-12
+                colour = np.where(covered, colour / np.where(covered, alpha, 1.0), 0.0)
+                alpha = alpha * self.in_max
+        elif kept_alpha is not None:
+            alpha = kept_alpha[0]
+        colour = np.moveaxis(colour, 0, -1)
+        if self.gray:
+            colour = colour[..., 0]
+        samples, clipped, total = to_samples(colour, self.in_max, self.out_dtype, self.options,
+                                             span)
+        if stats is not None:
+            stats.clipped += clipped
+            stats.total += total
+        if alpha is None:
+            return samples
+        alpha_samples = _alpha_samples(alpha, self.in_max, self.out_dtype)
+        colour_part = samples[..., np.newaxis] if self.gray else samples
+        return np.concatenate([colour_part, alpha_samples[..., np.newaxis]], axis=-1)
+
+    def span(self, result: np.ndarray) -> tuple[float, float]:
+        """min and max of the mapped colour values of a band (for ``--range rescale``)."""
+        colour = result[: self.colour_planes]
+        if self.options.alpha == "premultiplied" and self.alpha_filtered:
+            alpha = result[self.colour_planes]
+            colour = np.where(alpha > 1e-12, colour / np.where(alpha > 1e-12, alpha, 1.0), 0.0)
+        values = _mapped(colour, self.in_max, self.out_dtype, self.options)
+        return float(values.min()), float(values.max())
+
+
+@dataclass
+class BandJob:
+    """One image's filtering, band by band: the engines, the layout and the output shape."""
+
+    layout: Layout
+    colour: StripEngine
+    alpha: StripEngine | None
+    reader: RowReader
+    band_rows: int
+
+    @property
+    def stacked(self) -> int | None:
+        return self.colour.stacked
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        h, w = self.colour.out_shape
+        c = self.layout.out_channels
+        shape = (h, w) if c == 1 else (h, w, c)
+        return (self.stacked, *shape) if self.stacked else shape
+
+    def bands(self, stats: Filtered | None = None) -> Iterator[tuple[int, int, np.ndarray]]:
+        """``(r0, r1, samples)`` for every band of output rows, in order; samples carry the
+        stack axis first when a bank stacked."""
+        span = self._span() if self.layout.options.range == "rescale" else None
+        for r0, r1, result, alpha in self._results():
+            members = result.reshape(self.stacked, -1, *result.shape[1:]) if self.stacked \
+                else result[np.newaxis]
+            out = [self.layout.samples(m, alpha, stats, span) for m in members]
+            yield r0, r1, (np.stack(out) if self.stacked else out[0])
+
+    def _results(self) -> Iterator[tuple[int, int, np.ndarray, np.ndarray | None]]:
+        layout, reader = self.layout, self.reader
+
+        def colour_planes(rows: np.ndarray) -> np.ndarray:
+            return layout.planes(read_rows(reader, rows))
+
+        def alpha_planes(rows: np.ndarray) -> np.ndarray:
+            return layout.alpha_plane(read_rows(reader, rows))
+
+        bands = evaluate_bands(self.colour, colour_planes, self.band_rows)
+        if self.alpha is None:
+            for r0, r1, result in bands:
+                yield r0, r1, result, None
+            return
+        alphas = evaluate_bands(self.alpha, alpha_planes, self.band_rows)
+        for (r0, r1, result), (_, _, alpha) in zip(bands, alphas, strict=True):
+            yield r0, r1, result, alpha
+
+    def _span(self) -> tuple[float, float]:
+        """The whole result's range, from a first pass (rescale needs it before any band)."""
+        low, high = np.inf, -np.inf
+        for _, _, result, _ in self._results():
+            members = result.reshape(self.stacked, -1, *result.shape[1:]) if self.stacked \
+                else result[np.newaxis]
+            for m in members:
+                lo, hi = self.layout.span(m)
+                low, high = min(low, lo), max(high, hi)
+        return low, high
+
+
+def plan_image(reader: RowReader, kernel: Any, options: PixelOptions = PixelOptions(), *,
+               band_bytes: int = BAND_BYTES, layout: Layout | None = None,
+               **conv: Any) -> BandJob:
+    """Prepare filtering an image (or a 2-D/3-D array, given its ``layout``) read band by
+    band: ``reader`` gives its rows."""
+    conv = dict(conv)
+    operation = as_operation(kernel, conv.pop("combine", None))
+    backend_name, device = conv.pop("backend", "auto"), conv.pop("device", "auto")
+    compute = conv.pop("dtype", None)
+    opts = Options.make(**conv)
+    if layout is None:
+        layout = Layout.of(reader.dtype, reader.shape, options, compute)
+    backend = get_backend(backend_name, boundary=opts.boundary, fill=opts.fill_value,
+                          device=device)
+    shape = (reader.shape[0], reader.shape[1])
+    colour = StripEngine(operation, opts, backend, shape)
+    alpha = None
+    if layout.has_alpha and not layout.alpha_filtered:
+        alpha = StripEngine(operation, opts, backend, shape, align=True)
+    planes = layout.colour_planes + (1 if layout.has_alpha else 0)
+    rows = strip_height(shape[1], planes, layout.compute.itemsize, colour.halo, band_bytes,
+                        planes * (colour.stacked or 1))
+    # a band much thinner than the kernel's reach would recompute its halo over and over
+    rows = max(rows, min(shape[0], 2 * colour.halo + 16))
+    return BandJob(layout, colour, alpha, reader, rows)
+
+
 def filter_image(
-    pixels: np.ndarray, kernel: Any, options: PixelOptions = PixelOptions(), **conv: Any
+    pixels: np.ndarray, kernel: Any, options: PixelOptions = PixelOptions(), *,
+    band_bytes: int = BAND_BYTES, **conv: Any
 ) -> Filtered:
     """Filter an image's colour channels and map the results back to samples.
 
     ``conv`` takes :func:`convolve`'s keyword arguments (mode, boundary, backend, ...).
     Alpha is carried through untouched (``keep``), filtered like a colour (``filter``), or
     used to premultiply the colours before filtering and divided out after
-    (``premultiplied``, which leaves no dark fringes around transparent areas).
+    (``premultiplied``, which leaves no dark fringes around transparent areas). The work is
+    done in bands of rows (``band_bytes`` of working memory each) with the same numbers as
+    filtering the whole image at once.
     """
-    pixels = np.asarray(pixels)
-    operation = as_operation(kernel, conv.pop("combine", None))
-    in_max = sample_max(pixels.dtype)
-    out_dtype = output_dtype(pixels.dtype, options.depth)
-    colour, alpha = split_alpha(pixels)
-    if options.gray:
-        colour = luminance(colour)
-        if pixels.dtype == np.uint8:
-            conv.setdefault("dtype", np.float32)  # keep the 8-bit precision policy
-    gray = colour.ndim == 2
-    with_alpha = alpha is not None and options.alpha != "keep"
-    if alpha is not None and options.alpha == "premultiplied":
-        weight = alpha.astype(np.float64) / in_max
-        data = np.dstack([colour * (weight if gray else weight[:, :, np.newaxis]), weight])
-    elif alpha is not None and with_alpha:
-        data = np.dstack([colour, alpha])
-    else:
-        data = colour
-    result = convolve(data, operation, **conv)
-    stacked = result.shape[0] if result.ndim == data.ndim + 1 else None
-    out_alpha: np.ndarray | None = None
-    if with_alpha:
-        result, out_alpha = result[..., :-1], result[..., -1]
-        if options.alpha == "premultiplied":
-            covered = out_alpha[..., np.newaxis] > 1e-12
-            result = np.where(
-                covered, result / np.where(covered, out_alpha[..., np.newaxis], 1.0), 0.0
-            )
-            out_alpha = out_alpha * in_max
-        if gray:
-            result = result[..., 0]
-    elif alpha is not None:
-        out_alpha = align(alpha, operation, **conv)
-        if stacked:
-            out_alpha = np.broadcast_to(out_alpha, (stacked, *out_alpha.shape))
-    samples, clipped, total = to_samples(result, in_max, out_dtype, options)
-    if out_alpha is not None:
-        alpha_samples = _alpha_samples(out_alpha, in_max, out_dtype)
-        colour_part = samples[..., np.newaxis] if gray else samples
-        samples = np.concatenate([colour_part, alpha_samples[..., np.newaxis]], axis=-1)
-    return Filtered(samples, stacked, clipped, total)
+    job = plan_image(ArrayRows(np.asarray(pixels)), kernel, options, band_bytes=band_bytes,
+                     **conv)
+    out = np.empty(job.out_shape, dtype=job.layout.out_dtype)
+    stats = Filtered(out, job.stacked)
+    for r0, r1, samples in job.bands(stats):
+        if job.stacked:
+            out[:, r0:r1] = samples
+        else:
+            out[r0:r1] = samples
+    return stats
 
 
-def to_samples(
-    result: np.ndarray, in_max: float, out_dtype: np.dtype, options: PixelOptions
-) -> tuple[np.ndarray, int, int]:
-    """Map float results to output samples: depth scaling, abs, offset, rescale or clip.
-
-    Float output keeps the input's units (the raw convolution); integer output is rounded
-    to nearest and clipped to the type's range. Returns (samples, clipped count, total).
-    """
+def _mapped(result: np.ndarray, in_max: float, out_dtype: np.dtype,
+            options: PixelOptions) -> np.ndarray:
+    """Results in output units: depth scaling, abs and offset (before rescale or clipping)."""
     integer = out_dtype.kind in "ui"
     out_max = sample_max(out_dtype) if integer else in_max
     r: npt.NDArray[np.floating[Any]] = np.asarray(
@@ -185,8 +378,24 @@ def to_samples(
         r = np.abs(r)
     if options.offset:
         r = r + (options.offset / 100.0 * out_max if options.offset_percent else options.offset)
+    return r
+
+
+def to_samples(
+    result: np.ndarray, in_max: float, out_dtype: np.dtype, options: PixelOptions,
+    span: tuple[float, float] | None = None,
+) -> tuple[np.ndarray, int, int]:
+    """Map float results to output samples: depth scaling, abs, offset, rescale or clip.
+
+    Float output keeps the input's units (the raw convolution); integer output is rounded
+    to nearest and clipped to the type's range. ``span`` is the (min, max) that ``rescale``
+    stretches (the result's own when not given). Returns (samples, clipped count, total).
+    """
+    integer = out_dtype.kind in "ui"
+    out_max = sample_max(out_dtype) if integer else in_max
+    r = _mapped(result, in_max, out_dtype, options)
     if options.range == "rescale":
-        low, high = float(r.min()), float(r.max())
+        low, high = span if span is not None else (float(r.min()), float(r.max()))
         top = out_max if integer else 1.0
         r = (r - low) * (top / (high - low)) if high > low else np.zeros_like(r)
     if not integer:
