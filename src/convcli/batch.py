@@ -402,17 +402,17 @@ def _stream(source: Source, request: Request, outcome: Outcome) -> None:
     budget = _budget(request)
     fmt, ext = _format_and_ext(source, request, None)
     stacked = bool(request.stack_labels)
-    if fmt not in ("TIFF", "NPY") or (stacked and fmt != "NPY"):
-        raise LimitError(
-            f"it needs more memory than the budget of {format_size(budget)}, and a streamed "
-            "result is written as TIFF or .npy (a stack as .npy); choose one, or raise "
-            "--memory", subject=source.label)
     suffix = source.path.suffix.lower()
     if suffix not in (".tif", ".tiff", ".npy"):
         raise LimitError(
             f"it needs more memory than the budget of {format_size(budget)}; only TIFF and "
             ".npy inputs can be streamed: convert it to a (tiled) TIFF, or raise --memory",
             subject=source.label)
+    if fmt not in ("TIFF", "NPY") or (stacked and fmt != "NPY"):
+        raise LimitError(
+            f"it needs more memory than the budget of {format_size(budget)}, and a streamed "
+            "result is written as TIFF or .npy (a stack as .npy); choose one, or raise "
+            "--memory", subject=source.label)
     reader = stream.open_rows(source.path)
     try:
         pixels = request.pixels

@@ -1,0 +1,203 @@
+"""Row bands and streaming: bit-for-bit the in-memory numbers for any band height, mode,
+boundary, chain and bank; TIFF and .npy read and written incrementally; the memory budget."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import convcli
+from convcli.errors import LimitError, UsageError
+from convcli.imaging import PixelOptions, filter_image
+from convcli.kernel import Kernel
+from convcli.stream import ArrayRows, TiffRows, convolve_strips, parse_size, read_rows
+
+tifffile = pytest.importorskip("tifffile")
+
+MODES = ("full", "same", "valid")
+BOUNDARIES = ("fill", "reflect", "mirror", "nearest", "wrap")
+OPERATIONS = {
+    "gaussian": "gaussian:sigma=1.5",
+    "even": [[1.0, 2.0, -1.0, 0.5], [0.25, -3.0, 2.0, 1.0]],
+    "bank": "sobel",
+    "chain": ["box:size=4", "sharpen"],
+    "low-rank": "log:sigma=1",
+}
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+@pytest.mark.parametrize("name", OPERATIONS)
+@pytest.mark.parametrize("rows", [1, 4, 11])
+def test_bands_give_the_in_memory_numbers_bit_for_bit(rng, mode, boundary, name, rows):
+    x = rng.normal(size=(25, 19))
+    kw = {"mode": mode, "boundary": boundary, "fill_value": 0.5}
+    want = convcli.convolve(x, OPERATIONS[name], **kw)
+    got = convolve_strips(x, OPERATIONS[name], rows=rows, **kw)
+    assert got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(
+    h=st.integers(3, 30), w=st.integers(3, 20), kh=st.integers(1, 6), kw=st.integers(1, 6),
+    rows=st.integers(1, 40), mode=st.sampled_from(MODES), boundary=st.sampled_from(BOUNDARIES),
+    method=st.sampled_from(["direct", "separable"]), seed=st.integers(0, 2**31),
+)
+def test_any_band_height_property(h, w, kh, kw, rows, mode, boundary, method, seed):
+    """For any image, kernel, band height, mode, boundary and exact method, the banded
+    result is identical to the in-memory one."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(h, w))
+    k = rng.normal(size=(kh, kw))
+    kwargs = {"mode": mode, "boundary": boundary, "fill_value": -1.25, "method": method}
+    if mode == "valid" and (kh > h or kw > w):
+        return
+    want = convcli.convolve(x, k, **kwargs)
+    np.testing.assert_array_equal(convolve_strips(x, k, rows=rows, **kwargs), want)
+
+
+def test_fft_bands_agree_within_rounding(rng):
+    x = rng.normal(size=(40, 30))
+    k = rng.normal(size=(9, 9))
+    want = convcli.convolve(x, k, method="fft")
+    np.testing.assert_allclose(convolve_strips(x, k, rows=7, method="fft"), want, atol=1e-10)
+
+
+def test_stacked_banks_and_chains_after_them(rng):
+    x = rng.normal(size=(20, 16))
+    stack = convcli.get_kernel("sobel").with_combine("stack")
+    want = convcli.convolve(x, [stack, "box"])
+    np.testing.assert_array_equal(convolve_strips(x, [stack, "box"], rows=3), want)
+
+
+@pytest.mark.parametrize("alpha", ["keep", "filter", "premultiplied"])
+@pytest.mark.parametrize("mode", MODES)
+def test_filter_image_in_small_bands_equals_one_band(rng, alpha, mode):
+    rgba = (rng.random((33, 21, 4)) * 255).astype(np.uint8)
+    options = PixelOptions(alpha=alpha, range="abs")
+    whole = filter_image(rgba, "sobel-x", options, mode=mode, band_bytes=1 << 30)
+    small = filter_image(rgba, "sobel-x", options, mode=mode, band_bytes=1)
+    np.testing.assert_array_equal(small.pixels, whole.pixels)
+    assert small.clipped == whole.clipped
+
+
+def test_rescale_uses_the_whole_images_range(photos):
+    x = photos["camera"][:120, :90]
+    options = PixelOptions(range="rescale")
+    whole = filter_image(x, "laplacian", options, band_bytes=1 << 30).pixels
+    small = filter_image(x, "laplacian", options, band_bytes=1).pixels
+    np.testing.assert_array_equal(small, whole)
+    assert whole.min() == 0 and whole.max() == 255
+
+
+def test_pillow_edges_in_bands(photos):
+    x = photos["astronaut"][:50, :40]
+    kw = {"correlate": True, "boundary": "nearest", "keep_edges": True}
+    k = Kernel([[1, 2, 1], [2, 4, 2], [1, 2, 1]], scale=1 / 16)
+    whole = filter_image(x, k, band_bytes=1 << 30, **kw).pixels
+    small = filter_image(x, k, band_bytes=1, **kw).pixels
+    np.testing.assert_array_equal(small, whole)
+    np.testing.assert_array_equal(whole[0], x[0])  # the edge rows are the input's
+
+
+@pytest.mark.parametrize("layout", [{"tile": (16, 32)}, {"rowsperstrip": 7}, {}])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_tiff_rows_read_any_range(tmp_path, rng, layout, channels):
+    shape = (53, 70, channels) if channels > 1 else (53, 70)
+    x = (rng.random(shape) * 65535).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "x.tif", x, compression="zlib", **layout)
+    reader = TiffRows(tmp_path / "x.tif")
+    try:
+        assert reader.shape == shape
+        for r0, r1 in [(0, 53), (5, 9), (15, 17), (50, 53), (16, 48)]:
+            np.testing.assert_array_equal(reader.read(r0, r1), x[r0:r1])
+        rows = np.array([0, 1, 2, 30, 31, 52])
+        np.testing.assert_array_equal(read_rows(reader, rows), x[rows])
+    finally:
+        reader.close()
+
+
+def test_array_rows():
+    x = np.arange(12).reshape(4, 3)
+    assert read_rows(ArrayRows(x), np.array([0, 2, 3])).tolist() == [[0, 1, 2], [6, 7, 8],
+                                                                     [9, 10, 11]]
+
+
+def test_parse_size():
+    assert parse_size("256MiB") == 256 * 1024**2
+    assert parse_size("2 GB") == 2 * 1000**3
+    assert parse_size("1.5k") == 1536
+    assert parse_size("4096") == 4096
+    for bad in ("lots", "-1G", "5 parsecs", "0"):
+        with pytest.raises(UsageError, match="memory size"):
+            parse_size(bad)
+
+
+# -- through the command line ------------------------------------------------------------------
+@pytest.fixture
+def big_tiff(tmp_path, photos):
+    x = np.tile(photos["astronaut"], (2, 1, 1))  # 1024 x 512 RGB
+    tifffile.imwrite(tmp_path / "big.tif", x, tile=(128, 128), photometric="rgb")
+    return tmp_path / "big.tif"
+
+
+@pytest.mark.parametrize("spec", ["gaussian:sigma=2", "sobel", "3x3: 1,2,1, 0,0,0, -1,-2,-1"])
+def test_streamed_command_equals_in_memory(cli, big_tiff, tmp_path, spec):
+    args = ["apply", "-k", spec, str(big_tiff), "--range", "abs"]
+    assert cli(*args, "-o", str(tmp_path / "mem.tif")).exit_code == 0
+    r = cli(*args, "-o", str(tmp_path / "str.tif"), "--memory", "4MiB")
+    assert r.exit_code == 0, r.stderr
+    np.testing.assert_array_equal(convcli.read_image(tmp_path / "str.tif"),
+                                  convcli.read_image(tmp_path / "mem.tif"))
+
+
+def test_streamed_npy_and_stacks(cli, tmp_path, rng):
+    x = rng.normal(size=(300, 200))
+    np.save(tmp_path / "a.npy", x)
+    r = cli("apply", "-k", "sobel", "--combine", "stack", str(tmp_path / "a.npy"), "-o",
+            str(tmp_path / "s.npy"), "--memory", "1MiB")
+    assert r.exit_code == 0, r.stderr
+    got = np.load(tmp_path / "s.npy")
+    assert got.shape == (2, 300, 200) and got.dtype == np.float64
+    np.testing.assert_array_equal(got, convcli.convolve(x, "sobel", combine="stack"))
+
+
+def test_over_the_budget_and_not_streamable(cli, tmp_path, photos, big_tiff):
+    from PIL import Image
+
+    Image.fromarray(photos["astronaut"]).save(tmp_path / "a.png")
+    r = cli("apply", "-k", "box", str(tmp_path / "a.png"), "--memory", "1MiB", "-d",
+            str(tmp_path / "o"))
+    assert r.exit_code == 1
+    assert "only TIFF and .npy inputs can be streamed" in r.stderr
+    assert "--memory" in r.stderr
+    r = cli("apply", "-k", "box", str(big_tiff), "--memory", "1MiB", "-o",
+            str(tmp_path / "o.png"))
+    assert r.exit_code == 1 and "written as TIFF or .npy" in r.stderr
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_memory_env_variable(cli, big_tiff, tmp_path, monkeypatch):
+    monkeypatch.setenv("CONVCLI_MEMORY", "1MiB")
+    r = cli("apply", "-k", "box", str(big_tiff), "-o", str(tmp_path / "o.png"))
+    assert r.exit_code == 1 and "budget of 1.0 MiB" in r.stderr
+
+
+def test_limit_error_is_per_input():
+    assert LimitError.exit_code == 1
+
+
+@pytest.mark.parametrize("mode, boundary", list(itertools.product(MODES, ("reflect", "wrap"))))
+def test_streamed_modes_through_the_cli(cli, big_tiff, tmp_path, mode, boundary):
+    args = ["apply", "-k", "box:size=4", "-k", "emboss", str(big_tiff), "--mode", mode,
+            "--boundary", boundary]
+    cli(*args, "-o", str(tmp_path / "m.tif"))
+    r = cli(*args, "-o", str(tmp_path / "s.tif"), "--memory", "3MiB")
+    assert r.exit_code == 0, r.stderr
+    np.testing.assert_array_equal(convcli.read_image(tmp_path / "s.tif"),
+                                  convcli.read_image(tmp_path / "m.tif"))
