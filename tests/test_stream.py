@@ -44,9 +44,15 @@ def test_bands_give_the_in_memory_numbers_bit_for_bit(rng, mode, boundary, name,
 
 @settings(max_examples=60, deadline=None, derandomize=True)
 @given(
-    h=st.integers(3, 30), w=st.integers(3, 20), kh=st.integers(1, 6), kw=st.integers(1, 6),
-    rows=st.integers(1, 40), mode=st.sampled_from(MODES), boundary=st.sampled_from(BOUNDARIES),
-    method=st.sampled_from(["direct", "separable"]), seed=st.integers(0, 2**31),
+    h=st.integers(3, 30),
+    w=st.integers(3, 20),
+    kh=st.integers(1, 6),
+    kw=st.integers(1, 6),
+    rows=st.integers(1, 40),
+    mode=st.sampled_from(MODES),
+    boundary=st.sampled_from(BOUNDARIES),
+    method=st.sampled_from(["direct", "separable"]),
+    seed=st.integers(0, 2**31),
 )
 def test_any_band_height_property(h, w, kh, kw, rows, mode, boundary, method, seed):
     """For any image, kernel, band height, mode, boundary and exact method, the banded
@@ -124,8 +130,11 @@ def test_tiff_rows_read_any_range(tmp_path, rng, layout, channels):
 
 def test_array_rows():
     x = np.arange(12).reshape(4, 3)
-    assert read_rows(ArrayRows(x), np.array([0, 2, 3])).tolist() == [[0, 1, 2], [6, 7, 8],
-                                                                     [9, 10, 11]]
+    assert read_rows(ArrayRows(x), np.array([0, 2, 3])).tolist() == [
+        [0, 1, 2],
+        [6, 7, 8],
+        [9, 10, 11],
+    ]
 
 
 def test_parse_size():
@@ -152,15 +161,26 @@ def test_streamed_command_equals_in_memory(cli, big_tiff, tmp_path, spec):
     assert cli(*args, "-o", str(tmp_path / "mem.tif")).exit_code == 0
     r = cli(*args, "-o", str(tmp_path / "str.tif"), "--memory", "4MiB")
     assert r.exit_code == 0, r.stderr
-    np.testing.assert_array_equal(convcli.read_image(tmp_path / "str.tif"),
-                                  convcli.read_image(tmp_path / "mem.tif"))
+    np.testing.assert_array_equal(
+        convcli.read_image(tmp_path / "str.tif"), convcli.read_image(tmp_path / "mem.tif")
+    )
 
 
 def test_streamed_npy_and_stacks(cli, tmp_path, rng):
     x = rng.normal(size=(300, 200))
     np.save(tmp_path / "a.npy", x)
-    r = cli("apply", "-k", "sobel", "--combine", "stack", str(tmp_path / "a.npy"), "-o",
-            str(tmp_path / "s.npy"), "--memory", "1MiB")
+    r = cli(
+        "apply",
+        "-k",
+        "sobel",
+        "--combine",
+        "stack",
+        str(tmp_path / "a.npy"),
+        "-o",
+        str(tmp_path / "s.npy"),
+        "--memory",
+        "1MiB",
+    )
     assert r.exit_code == 0, r.stderr
     got = np.load(tmp_path / "s.npy")
     assert got.shape == (2, 300, 200) and got.dtype == np.float64
@@ -171,13 +191,13 @@ def test_over_the_budget_and_not_streamable(cli, tmp_path, photos, big_tiff):
     from PIL import Image
 
     Image.fromarray(photos["astronaut"]).save(tmp_path / "a.png")
-    r = cli("apply", "-k", "box", str(tmp_path / "a.png"), "--memory", "1MiB", "-d",
-            str(tmp_path / "o"))
+    r = cli(
+        "apply", "-k", "box", str(tmp_path / "a.png"), "--memory", "1MiB", "-d", str(tmp_path / "o")
+    )
     assert r.exit_code == 1
     assert "only TIFF and .npy inputs can be streamed" in r.stderr
     assert "--memory" in r.stderr
-    r = cli("apply", "-k", "box", str(big_tiff), "--memory", "1MiB", "-o",
-            str(tmp_path / "o.png"))
+    r = cli("apply", "-k", "box", str(big_tiff), "--memory", "1MiB", "-o", str(tmp_path / "o.png"))
     assert r.exit_code == 1 and "written as TIFF or .npy" in r.stderr
     assert not (tmp_path / "o.png").exists()
 
@@ -194,10 +214,21 @@ def test_limit_error_is_per_input():
 
 @pytest.mark.parametrize("mode, boundary", list(itertools.product(MODES, ("reflect", "wrap"))))
 def test_streamed_modes_through_the_cli(cli, big_tiff, tmp_path, mode, boundary):
-    args = ["apply", "-k", "box:size=4", "-k", "emboss", str(big_tiff), "--mode", mode,
-            "--boundary", boundary]
+    args = [
+        "apply",
+        "-k",
+        "box:size=4",
+        "-k",
+        "emboss",
+        str(big_tiff),
+        "--mode",
+        mode,
+        "--boundary",
+        boundary,
+    ]
     cli(*args, "-o", str(tmp_path / "m.tif"))
     r = cli(*args, "-o", str(tmp_path / "s.tif"), "--memory", "3MiB")
     assert r.exit_code == 0, r.stderr
-    np.testing.assert_array_equal(convcli.read_image(tmp_path / "s.tif"),
-                                  convcli.read_image(tmp_path / "m.tif"))
+    np.testing.assert_array_equal(
+        convcli.read_image(tmp_path / "s.tif"), convcli.read_image(tmp_path / "m.tif")
+    )

@@ -18,6 +18,7 @@ import traceback
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from .engine import StepInfo, convolve, describe
 from .errors import ConvcliError, InputError, LimitError, OutputError, UsageError
 from .imaging import (
     BAND_BYTES,
+    BandJob,
     Filtered,
     Layout,
     PixelOptions,
@@ -396,52 +398,101 @@ def _too_big(source: Source, request: Request) -> bool:
     return needed > _budget(request)
 
 
-def _stream(source: Source, request: Request, outcome: Outcome) -> None:
-    """Filter an input too large for the memory budget band by band, from file to file."""
+@dataclass
+class StreamPlan:
+    """A streamed input: where its result goes and how it is computed band by band."""
+
+    source: Source
+    format: str
+    target: Path
+    pixels: PixelOptions  # as the output format wants them
+    band_bytes: int
+
+    @contextmanager
+    def job(self, request: Request) -> Iterator[BandJob]:
+        """The band job, with the input open (close it after)."""
+        assert self.source.path is not None
+        reader = stream.open_rows(self.source.path)
+        try:
+            layout = None
+            if self.source.is_array:
+                out = (
+                    np.dtype(np.float64)
+                    if self.format == "NPY"
+                    else output_dtype(reader.dtype, "8")
+                )
+                layout = Layout.of_numbers(reader.dtype, reader.shape, self.pixels, out)
+            yield plan_image(
+                reader,
+                request.operation,
+                self.pixels,
+                band_bytes=self.band_bytes,
+                layout=layout,
+                **request.conv,
+            )
+        finally:
+            close = getattr(reader, "close", None)
+            if close is not None:
+                close()
+
+
+def plan_stream(source: Source, request: Request) -> StreamPlan:
+    """Check that an input over the memory budget can be streamed, and say how."""
     assert source.path is not None
     budget = _budget(request)
     fmt, ext = _format_and_ext(source, request, None)
-    stacked = bool(request.stack_labels)
-    suffix = source.path.suffix.lower()
-    if suffix not in (".tif", ".tiff", ".npy"):
+    if source.path.suffix.lower() not in (".tif", ".tiff", ".npy"):
         raise LimitError(
             f"it needs more memory than the budget of {format_size(budget)}; only TIFF and "
             ".npy inputs can be streamed: convert it to a (tiled) TIFF, or raise --memory",
-            subject=source.label)
-    if fmt not in ("TIFF", "NPY") or (stacked and fmt != "NPY"):
+            subject=source.label,
+        )
+    if fmt not in ("TIFF", "NPY") or (request.stack_labels and fmt != "NPY"):
         raise LimitError(
             f"it needs more memory than the budget of {format_size(budget)}, and a streamed "
             "result is written as TIFF or .npy (a stack as .npy); choose one, or raise "
-            "--memory", subject=source.label)
-    reader = stream.open_rows(source.path)
-    try:
-        pixels = request.pixels
-        if fmt == "NPY" and not request.depth_given:
-            pixels = replace(pixels, depth="float")
-        conv = dict(request.conv)
-        band_bytes = max(1 << 20, min(BAND_BYTES, budget // 4))
-        if source.is_array:
-            layout = Layout.of_numbers(reader.dtype, reader.shape, pixels, np.dtype(np.float64)
-                                       if fmt == "NPY" else output_dtype(reader.dtype, "8"))
-            job = plan_image(reader, request.operation, pixels, band_bytes=band_bytes,
-                             layout=layout, **conv)
-        else:
-            job = plan_image(reader, request.operation, pixels, band_bytes=band_bytes, **conv)
-        targets = output_targets(source, request, ext)
-        _guard_targets(source, request, targets)
-        target = targets[0]
-        if request.output.out_dir is not None:
-            target.parent.mkdir(parents=True, exist_ok=True)
+            "--memory",
+            subject=source.label,
+        )
+    pixels = request.pixels
+    if fmt == "NPY" and not request.depth_given:
+        pixels = replace(pixels, depth="float")
+    target = output_targets(source, request, ext)[0]
+    _guard_targets(source, request, [target])
+    return StreamPlan(source, fmt, target, pixels, max(1 << 20, min(BAND_BYTES, budget // 4)))
+
+
+def write_streamed(
+    plan: StreamPlan,
+    job: BandJob,
+    request: Request,
+    outcome: Outcome,
+    bands: Iterator[tuple[int, int, np.ndarray]],
+    stats: Filtered,
+) -> None:
+    """Write the bands of a streamed result to its target, atomically."""
+    if request.output.out_dir is not None:
+        plan.target.parent.mkdir(parents=True, exist_ok=True)
+    image_io.write_bands(
+        plan.target,
+        plan.format,
+        job.out_shape,
+        job.layout.out_dtype,
+        bands,
+        rows_per_band=job.band_rows,
+        stacked=bool(job.stacked),
+        compress=request.output.compress,
+    )
+    outcome.written.append(str(plan.target))
+    _warn_clipping(outcome, plan.source, stats)
+
+
+def _stream(source: Source, request: Request, outcome: Outcome) -> None:
+    """Filter an input too large for the memory budget band by band, from file to file."""
+    plan = plan_stream(source, request)
+    with plan.job(request) as job:
         stats = Filtered(np.empty(0), job.stacked)
-        image_io.write_bands(target, fmt, job.out_shape, job.layout.out_dtype, job.bands(stats),
-                             rows_per_band=job.band_rows, stacked=bool(job.stacked),
-                             compress=request.output.compress)
-        outcome.written.append(str(target))
-        _warn_clipping(outcome, source, stats)
-    finally:
-        close = getattr(reader, "close", None)
-        if close is not None:
-            close()
+        write_streamed(plan, job, request, outcome, job.bands(stats), stats)
 
 
 def _guard_targets(source: Source, request: Request, targets: list[Path]) -> None:
@@ -530,7 +581,8 @@ def _warn_clipping(outcome: Outcome, source: Source, filtered: Filtered) -> None
         outcome.warnings.append(
             f"{source.label}: {filtered.clipped} of {filtered.total} results "
             f"({share:.1f}%) were clipped to the output range; try --range abs, "
-            "--offset 50% or --depth float")
+            "--offset 50% or --depth float"
+        )
 
 
 # -- running many --------------------------------------------------------------------------------

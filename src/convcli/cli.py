@@ -347,6 +347,16 @@ def apply(
             rich_help_panel=_BATCH,
         ),
     ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            help="Run on a Dask distributed cluster (the 'dask' extra), e.g. tcp://host:8786; "
+            "inputs and outputs must be on a filesystem the workers share "
+            "[env: CONVCLI_SCHEDULER].",
+            metavar="ADDRESS",
+            rich_help_panel=_BATCH,
+        ),
+    ] = None,
     explain: Annotated[
         bool,
         typer.Option(
@@ -523,6 +533,7 @@ def apply(
       convcli apply -k box-1d:size=4 --mode valid '[1,2,3,4,5,4,3,2,1]'
     """
     from .batch import OutputSpec, Request, discover, read_list, stack_labels
+    from .cluster import scheduler_address
     from .compat import adapt, get_preset
     from .engine import as_operation, check_request
     from .imaging import PixelOptions, parse_offset
@@ -601,6 +612,20 @@ def apply(
     show_progress = (
         progress if progress is not None else sys.stderr.isatty() and not quiet and len(sources) > 1
     )
+    address = scheduler_address(scheduler)
+    if address:
+        return _run_batch(
+            sources,
+            request,
+            workers,
+            fail_fast,
+            show_progress,
+            quiet,
+            debug,
+            print_,
+            precision,
+            scheduler=address,
+        )
     return _run_batch(
         sources, request, workers, fail_fast, show_progress, quiet, debug, print_, precision
     )
@@ -680,6 +705,7 @@ def _run_batch(
     debug: bool,
     print_: bool,
     precision: int | None,
+    scheduler: str | None = None,
 ) -> int:
     from . import render
     from .batch import run
@@ -717,7 +743,18 @@ def _run_batch(
             except BrokenPipeError:
                 raise _BrokenPipe() from None
 
-        summary = run(sources, request, jobs=workers, fail_fast=fail_fast, on_outcome=report)
+        if scheduler:
+            from . import cluster
+
+            client = cluster.connect(scheduler)
+            try:
+                summary = cluster.run(
+                    client, sources, request, fail_fast=fail_fast, on_outcome=report
+                )
+            finally:
+                client.close()
+        else:
+            summary = run(sources, request, jobs=workers, fail_fast=fail_fast, on_outcome=report)
     if not quiet and (many or show_progress):
         sys.stderr.write(
             f"convcli: {summary.done} done, {summary.skipped} skipped, {summary.failed} failed "

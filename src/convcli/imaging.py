@@ -146,28 +146,46 @@ class Layout:
     image: bool = True  # False: numbers, no alpha or gray
 
     @classmethod
-    def of(cls, dtype: np.dtype, shape: tuple[int, ...], options: PixelOptions,
-           compute: Any = None) -> Layout:
+    def of(
+        cls, dtype: np.dtype, shape: tuple[int, ...], options: PixelOptions, compute: Any = None
+    ) -> Layout:
         """The layout of an image."""
         dtype = np.dtype(dtype)
         channels = shape[2] if len(shape) == 3 else 1
         if channels not in (1, 2, 3, 4):
             raise UsageError(f"an image has 1 to 4 channels, this one has {channels}")
-        return cls(options, dtype, channels,
-                   np.dtype(compute) if compute is not None else work_dtype(dtype),
-                   sample_max(dtype), output_dtype(dtype, options.depth))
+        return cls(
+            options,
+            dtype,
+            channels,
+            np.dtype(compute) if compute is not None else work_dtype(dtype),
+            sample_max(dtype),
+            output_dtype(dtype, options.depth),
+        )
 
     @classmethod
-    def of_numbers(cls, dtype: np.dtype, shape: tuple[int, ...], options: PixelOptions,
-                   out_dtype: np.dtype, compute: Any = None) -> Layout:
+    def of_numbers(
+        cls,
+        dtype: np.dtype,
+        shape: tuple[int, ...],
+        options: PixelOptions,
+        out_dtype: np.dtype,
+        compute: Any = None,
+    ) -> Layout:
         """The layout of an array of numbers written as ``out_dtype``: values are taken as
         they are (integer outputs: as levels of that type)."""
         dtype, out_dtype = np.dtype(dtype), np.dtype(out_dtype)
         full = sample_max(out_dtype) if out_dtype.kind in "ui" else 1.0
         plain = replace(options, gray=False, alpha="keep")
-        return cls(plain, dtype, shape[2] if len(shape) == 3 else 1,
-                   np.dtype(compute) if compute is not None else work_dtype(dtype),
-                   full, out_dtype, image=False)
+        return cls(
+            plain,
+            dtype,
+            shape[2] if len(shape) == 3 else 1,
+            np.dtype(compute) if compute is not None else work_dtype(dtype),
+            full,
+            out_dtype,
+            image=False,
+        )
 
     @property
     def has_alpha(self) -> bool:
@@ -212,9 +230,13 @@ class Layout:
         """Alpha as one plane, for carrying it through untouched (``keep``)."""
         return rows[np.newaxis, :, :, -1].astype(self.compute)
 
-    def samples(self, result: np.ndarray, kept_alpha: np.ndarray | None,
-                stats: Filtered | None = None, span: tuple[float, float] | None = None
-                ) -> np.ndarray:
+    def samples(
+        self,
+        result: np.ndarray,
+        kept_alpha: np.ndarray | None,
+        stats: Filtered | None = None,
+        span: tuple[float, float] | None = None,
+    ) -> np.ndarray:
         """Output samples (rows, W[, C]) from filtered planes (N, rows, W) of one stack member
         and, for ``keep``, the aligned alpha plane."""
         colour = result[: self.colour_planes]
@@ -230,8 +252,9 @@ class Layout:
         colour = np.moveaxis(colour, 0, -1)
         if self.gray:
             colour = colour[..., 0]
-        samples, clipped, total = to_samples(colour, self.in_max, self.out_dtype, self.options,
-                                             span)
+        samples, clipped, total = to_samples(
+            colour, self.in_max, self.out_dtype, self.options, span
+        )
         if stats is not None:
             stats.clipped += clipped
             stats.total += total
@@ -272,49 +295,65 @@ class BandJob:
         shape = (h, w) if c == 1 else (h, w, c)
         return (self.stacked, *shape) if self.stacked else shape
 
-    def bands(self, stats: Filtered | None = None) -> Iterator[tuple[int, int, np.ndarray]]:
-        """``(r0, r1, samples)`` for every band of output rows, in order; samples carry the
-        stack axis first when a bank stacked."""
-        span = self._span() if self.layout.options.range == "rescale" else None
-        for r0, r1, result, alpha in self._results():
-            members = result.reshape(self.stacked, -1, *result.shape[1:]) if self.stacked \
-                else result[np.newaxis]
-            out = [self.layout.samples(m, alpha, stats, span) for m in members]
+    def bands(
+        self,
+        stats: Filtered | None = None,
+        rows: tuple[int, int] | None = None,
+        span: tuple[float, float] | None = None,
+    ) -> Iterator[tuple[int, int, np.ndarray]]:
+        """``(r0, r1, samples)`` for every band of output rows in order (only those within
+        ``rows`` when given); samples carry the stack axis first when a bank stacked.
+        ``--range rescale`` takes the whole result's ``span``, measured first if not given."""
+        if self.layout.options.range == "rescale" and span is None:
+            span = self.span()
+        for r0, r1, result, alpha in self._results(rows):
+            out = [self.layout.samples(m, alpha, stats, span) for m in self._members(result)]
             yield r0, r1, (np.stack(out) if self.stacked else out[0])
 
-    def _results(self) -> Iterator[tuple[int, int, np.ndarray, np.ndarray | None]]:
+    def span(self, rows: tuple[int, int] | None = None) -> tuple[float, float]:
+        """min and max of the mapped results (within ``rows``): what rescale stretches."""
+        low, high = np.inf, -np.inf
+        for _, _, result, _ in self._results(rows):
+            for member in self._members(result):
+                lo, hi = self.layout.span(member)
+                low, high = min(low, lo), max(high, hi)
+        return low, high
+
+    def _members(self, result: np.ndarray) -> np.ndarray:
+        if self.stacked:
+            return result.reshape(self.stacked, -1, *result.shape[1:])
+        return result[np.newaxis]
+
+    def _results(
+        self, rows: tuple[int, int] | None = None
+    ) -> Iterator[tuple[int, int, np.ndarray, np.ndarray | None]]:
         layout, reader = self.layout, self.reader
 
-        def colour_planes(rows: np.ndarray) -> np.ndarray:
-            return layout.planes(read_rows(reader, rows))
+        def colour_planes(wanted: np.ndarray) -> np.ndarray:
+            return layout.planes(read_rows(reader, wanted))
 
-        def alpha_planes(rows: np.ndarray) -> np.ndarray:
-            return layout.alpha_plane(read_rows(reader, rows))
+        def alpha_planes(wanted: np.ndarray) -> np.ndarray:
+            return layout.alpha_plane(read_rows(reader, wanted))
 
-        bands = evaluate_bands(self.colour, colour_planes, self.band_rows)
+        bands = evaluate_bands(self.colour, colour_planes, self.band_rows, rows)
         if self.alpha is None:
             for r0, r1, result in bands:
                 yield r0, r1, result, None
             return
-        alphas = evaluate_bands(self.alpha, alpha_planes, self.band_rows)
+        alphas = evaluate_bands(self.alpha, alpha_planes, self.band_rows, rows)
         for (r0, r1, result), (_, _, alpha) in zip(bands, alphas, strict=True):
             yield r0, r1, result, alpha
 
-    def _span(self) -> tuple[float, float]:
-        """The whole result's range, from a first pass (rescale needs it before any band)."""
-        low, high = np.inf, -np.inf
-        for _, _, result, _ in self._results():
-            members = result.reshape(self.stacked, -1, *result.shape[1:]) if self.stacked \
-                else result[np.newaxis]
-            for m in members:
-                lo, hi = self.layout.span(m)
-                low, high = min(low, lo), max(high, hi)
-        return low, high
 
-
-def plan_image(reader: RowReader, kernel: Any, options: PixelOptions = PixelOptions(), *,
-               band_bytes: int = BAND_BYTES, layout: Layout | None = None,
-               **conv: Any) -> BandJob:
+def plan_image(
+    reader: RowReader,
+    kernel: Any,
+    options: PixelOptions = PixelOptions(),
+    *,
+    band_bytes: int = BAND_BYTES,
+    layout: Layout | None = None,
+    **conv: Any,
+) -> BandJob:
     """Prepare filtering an image (or a 2-D/3-D array, given its ``layout``) read band by
     band: ``reader`` gives its rows."""
     conv = dict(conv)
@@ -324,24 +363,33 @@ def plan_image(reader: RowReader, kernel: Any, options: PixelOptions = PixelOpti
     opts = Options.make(**conv)
     if layout is None:
         layout = Layout.of(reader.dtype, reader.shape, options, compute)
-    backend = get_backend(backend_name, boundary=opts.boundary, fill=opts.fill_value,
-                          device=device)
+    backend = get_backend(backend_name, boundary=opts.boundary, fill=opts.fill_value, device=device)
     shape = (reader.shape[0], reader.shape[1])
     colour = StripEngine(operation, opts, backend, shape)
     alpha = None
     if layout.has_alpha and not layout.alpha_filtered:
         alpha = StripEngine(operation, opts, backend, shape, align=True)
     planes = layout.colour_planes + (1 if layout.has_alpha else 0)
-    rows = strip_height(shape[1], planes, layout.compute.itemsize, colour.halo, band_bytes,
-                        planes * (colour.stacked or 1))
+    rows = strip_height(
+        shape[1],
+        planes,
+        layout.compute.itemsize,
+        colour.halo,
+        band_bytes,
+        planes * (colour.stacked or 1),
+    )
     # a band much thinner than the kernel's reach would recompute its halo over and over
     rows = max(rows, min(shape[0], 2 * colour.halo + 16))
     return BandJob(layout, colour, alpha, reader, rows)
 
 
 def filter_image(
-    pixels: np.ndarray, kernel: Any, options: PixelOptions = PixelOptions(), *,
-    band_bytes: int = BAND_BYTES, **conv: Any
+    pixels: np.ndarray,
+    kernel: Any,
+    options: PixelOptions = PixelOptions(),
+    *,
+    band_bytes: int = BAND_BYTES,
+    **conv: Any,
 ) -> Filtered:
     """Filter an image's colour channels and map the results back to samples.
 
@@ -352,8 +400,7 @@ def filter_image(
     done in bands of rows (``band_bytes`` of working memory each) with the same numbers as
     filtering the whole image at once.
     """
-    job = plan_image(ArrayRows(np.asarray(pixels)), kernel, options, band_bytes=band_bytes,
-                     **conv)
+    job = plan_image(ArrayRows(np.asarray(pixels)), kernel, options, band_bytes=band_bytes, **conv)
     out = np.empty(job.out_shape, dtype=job.layout.out_dtype)
     stats = Filtered(out, job.stacked)
     for r0, r1, samples in job.bands(stats):
@@ -364,8 +411,9 @@ def filter_image(
     return stats
 
 
-def _mapped(result: np.ndarray, in_max: float, out_dtype: np.dtype,
-            options: PixelOptions) -> np.ndarray:
+def _mapped(
+    result: np.ndarray, in_max: float, out_dtype: np.dtype, options: PixelOptions
+) -> np.ndarray:
     """Results in output units: depth scaling, abs and offset (before rescale or clipping)."""
     integer = out_dtype.kind in "ui"
     out_max = sample_max(out_dtype) if integer else in_max
@@ -382,7 +430,10 @@ def _mapped(result: np.ndarray, in_max: float, out_dtype: np.dtype,
 
 
 def to_samples(
-    result: np.ndarray, in_max: float, out_dtype: np.dtype, options: PixelOptions,
+    result: np.ndarray,
+    in_max: float,
+    out_dtype: np.dtype,
+    options: PixelOptions,
     span: tuple[float, float] | None = None,
 ) -> tuple[np.ndarray, int, int]:
     """Map float results to output samples: depth scaling, abs, offset, rescale or clip.

@@ -31,16 +31,29 @@ from .errors import InputError, UsageError
 from .kernel import AnyKernel, Kernel, KernelBank, KernelChain
 
 # -- memory budget ---------------------------------------------------------------------------
-UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1000, "kib": 1024, "m": 1024**2, "mb": 1000**2,
-         "mib": 1024**2, "g": 1024**3, "gb": 1000**3, "gib": 1024**3, "t": 1024**4,
-         "tb": 1000**4, "tib": 1024**4}
+UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1024,
+    "kb": 1000,
+    "kib": 1024,
+    "m": 1024**2,
+    "mb": 1000**2,
+    "mib": 1024**2,
+    "g": 1024**3,
+    "gb": 1000**3,
+    "gib": 1024**3,
+    "t": 1024**4,
+    "tb": 1000**4,
+    "tib": 1024**4,
+}
 
 
 def parse_size(text: str) -> int:
     """``"256MiB"`` -> 268435456; plain numbers are bytes."""
     raw = text.strip().lower().replace(" ", "")
     number = raw.rstrip("abcdefghijklmnopqrstuvwxyz")
-    unit = raw[len(number):]
+    unit = raw[len(number) :]
     try:
         value = float(number)
     except ValueError:
@@ -123,8 +136,11 @@ class TiffRows:
         page = self._tif.pages.first
         if page.planarconfig == 2 and page.samplesperpixel > 1:
             self._tif.close()
-            raise InputError("planar (separate-plane) TIFFs cannot be streamed; save it with "
-                             "interleaved samples", subject=str(path))
+            raise InputError(
+                "planar (separate-plane) TIFFs cannot be streamed; save it with "
+                "interleaved samples",
+                subject=str(path),
+            )
         self._page = page
         self.shape = tuple(int(s) for s in page.shape)
         self.dtype = np.dtype(page.dtype)
@@ -139,7 +155,7 @@ class TiffRows:
         for band in range(r0 // rps, (r1 - 1) // rps + 1):
             rows = self._segment_rows(band)
             top, bottom = max(band * rps, r0), min((band + 1) * rps, r1)
-            out[top - r0:bottom - r0] = rows[top - band * rps:bottom - band * rps]
+            out[top - r0 : bottom - r0] = rows[top - band * rps : bottom - band * rps]
         return out
 
     def _segment_rows(self, band: int) -> np.ndarray:
@@ -164,7 +180,7 @@ class TiffRows:
             if len(self.shape) == 2:
                 segment = segment[..., 0]
             width = min(segment.shape[1], self.shape[1] - x)
-            rows[:, x:x + width] = segment[:height, :width]
+            rows[:, x : x + width] = segment[:height, :width]
         if len(self._cache) >= 4:
             self._cache.pop(next(iter(self._cache)))
         self._cache[band] = rows
@@ -212,8 +228,14 @@ class _Step:
 class StripEngine:
     """Evaluates one operation on any band of output rows of an (N, H, W) input."""
 
-    def __init__(self, operation: AnyKernel, options: Options, backend: Backend,
-                 shape: tuple[int, int], align: bool = False) -> None:
+    def __init__(
+        self,
+        operation: AnyKernel,
+        options: Options,
+        backend: Backend,
+        shape: tuple[int, int],
+        align: bool = False,
+    ) -> None:
         self.operation = operation
         self.options = options
         self.backend = backend
@@ -236,18 +258,23 @@ class StripEngine:
             shapes = {self._prepare(m, shape) for m in item.members}
             if len(shapes) > 1:
                 sizes = ", ".join(m.size_text for m in item.members)
-                raise UsageError(f"kernel bank {item.name!r}: members of different sizes "
-                                 f"({sizes}) give results of different sizes in "
-                                 f"{self.options.mode.value} mode; use --mode same")
+                raise UsageError(
+                    f"kernel bank {item.name!r}: members of different sizes "
+                    f"({sizes}) give results of different sizes in "
+                    f"{self.options.mode.value} mode; use --mode same"
+                )
             if item.combine == "stack":
                 if self.stacked is not None:
-                    raise UsageError(f"kernel bank {item.name!r}: only one bank in a chain "
-                                     "may use combine=stack")
+                    raise UsageError(
+                        f"kernel bank {item.name!r}: only one bank in a chain may use combine=stack"
+                    )
                 self.stacked = len(item.members)
             return shapes.pop()
         plan = plan_kernel(item, self.options, shape)
-        out = (output_length(self.options.mode, shape[0], plan.shape[0]),
-               output_length(self.options.mode, shape[1], plan.shape[1]))
+        out = (
+            output_length(self.options.mode, shape[0], plan.shape[0]),
+            output_length(self.options.mode, shape[1], plan.shape[1]),
+        )
         self._steps[id(item)] = _Step(plan, shape[0], out[0])
         return out
 
@@ -285,8 +312,9 @@ class StripEngine:
         return source_index(ext, step.h_in, self.options.boundary)
 
     # the numbers
-    def evaluate(self, window: Window, out_rows: np.ndarray,
-                 item: AnyKernel | None = None) -> np.ndarray:
+    def evaluate(
+        self, window: Window, out_rows: np.ndarray, item: AnyKernel | None = None
+    ) -> np.ndarray:
         """The (N', len(out_rows), W') outputs of ``item`` from a window of its input that
         holds at least :meth:`needed` rows."""
         item = self.operation if item is None else item
@@ -306,8 +334,9 @@ class StripEngine:
             return combine(results, item.combine)
         return self._kernels(window, out_rows, [item])[0]
 
-    def _kernels(self, window: Window, out_rows: np.ndarray,
-                 kernels: list[Kernel]) -> list[np.ndarray]:
+    def _kernels(
+        self, window: Window, out_rows: np.ndarray, kernels: list[Kernel]
+    ) -> list[np.ndarray]:
         """Kernels on the same input, one contiguous run of output rows at a time; kernels
         of one shape share each gathered block (a torch bank stays one call)."""
         steps = [self._steps[id(k)] for k in kernels]
@@ -326,8 +355,9 @@ class StripEngine:
                 if self.align:
                     outs = [_shift(shared[key], plan, opts) for plan in plans]
                 else:
-                    outs = self.backend.correlate_many(shared[key], plans, opts.boundary,
-                                                       opts.fill_value)
+                    outs = self.backend.correlate_many(
+                        shared[key], plans, opts.boundary, opts.fill_value
+                    )
                 for i, out in zip(members, outs, strict=True):
                     plan = steps[i].plan
                     if plan.offset and not self.align:
@@ -335,11 +365,11 @@ class StripEngine:
                     if opts.keep_edges:
                         out = self._keep_edges(window, run, steps[i], out)
                     results[i].append(out)
-        return [np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
-                for parts in results]
+        return [np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0] for parts in results]
 
-    def _keep_edges(self, window: Window, run: np.ndarray, step: _Step,
-                    out: np.ndarray) -> np.ndarray:
+    def _keep_edges(
+        self, window: Window, run: np.ndarray, step: _Step, out: np.ndarray
+    ) -> np.ndarray:
         """Pillow's edges: the input where the kernel does not fit (same mode only)."""
         (top, bottom), (left, right) = step.plan.pads
         source = window.get(run, 0.0)
@@ -348,7 +378,7 @@ class StripEngine:
         out[:, edge_row, :] = source[:, edge_row, :]
         width = out.shape[2]
         out[:, :, :left] = source[:, :, :left]
-        out[:, :, width - right:] = source[:, :, width - right:]
+        out[:, :, width - right :] = source[:, :, width - right :]
         return out
 
 
@@ -364,7 +394,7 @@ def _shift(block: np.ndarray, plan: Plan, options: Options) -> np.ndarray:
     """The block's samples under each output pixel's centre weight: no arithmetic at all."""
     ext = pad(block, plan.pads, options.boundary, options.fill_value)
     (cy, cx), (kh, kw) = plan.centre, plan.shape
-    return ext[:, cy:cy + ext.shape[1] - kh + 1, cx:cx + ext.shape[2] - kw + 1]
+    return ext[:, cy : cy + ext.shape[1] - kh + 1, cx : cx + ext.shape[2] - kw + 1]
 
 
 def _rows_done(plan: Plan) -> Plan:
@@ -373,8 +403,9 @@ def _rows_done(plan: Plan) -> Plan:
 
 
 # -- driving a whole image ---------------------------------------------------------------------
-def strip_height(width: int, planes: int, itemsize: int, halo: int, budget: int,
-                 out_planes: int | None = None) -> int:
+def strip_height(
+    width: int, planes: int, itemsize: int, halo: int, budget: int, out_planes: int | None = None
+) -> int:
     """Output rows per band so that a band's working set fits the budget.
 
     A band holds its input window (band + halo rows), the gathered blocks and the results of
@@ -386,16 +417,22 @@ def strip_height(width: int, planes: int, itemsize: int, halo: int, budget: int,
     return int(max(1, min(rows, 1 << 20)))
 
 
-def bands(height: int, rows: int) -> Iterator[tuple[int, int]]:
-    for r0 in range(0, height, rows):
-        yield r0, min(r0 + rows, height)
+def bands(
+    height: int, rows: int, within: tuple[int, int] | None = None
+) -> Iterator[tuple[int, int]]:
+    """Bands of ``rows`` rows covering ``within`` (default: all ``height`` rows)."""
+    start, stop = within if within is not None else (0, height)
+    for r0 in range(start, min(stop, height), rows):
+        yield r0, min(r0 + rows, stop, height)
 
 
-def evaluate_bands(engine: StripEngine, read_planes: Any, rows_per_band: int
-                   ) -> Iterator[tuple[int, int, np.ndarray]]:
-    """Every band of output rows in order: ``(r0, r1, planes)``. ``read_planes(rows)`` gives
-    the (N, len(rows), W) input planes at sorted global rows."""
-    for r0, r1 in bands(engine.out_shape[0], rows_per_band):
+def evaluate_bands(
+    engine: StripEngine, read_planes: Any, rows_per_band: int, within: tuple[int, int] | None = None
+) -> Iterator[tuple[int, int, np.ndarray]]:
+    """Every band of output rows in order: ``(r0, r1, planes)``, only those in ``within``
+    when given. ``read_planes(rows)`` gives the (N, len(rows), W) input planes at sorted
+    global rows."""
+    for r0, r1 in bands(engine.out_shape[0], rows_per_band, within):
         out_rows = np.arange(r0, r1)
         needed = engine.needed(out_rows)
         window = Window(needed, read_planes(needed))
@@ -408,9 +445,17 @@ def read_rows(reader: RowReader, rows: np.ndarray) -> np.ndarray:
     return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
 
 
-def convolve_strips(x: np.ndarray, kernel: Any, *, rows: int, combine_: str | None = None,
-                    backend: str = "auto", device: str = "auto", dtype: Any = None,
-                    **options: Any) -> np.ndarray:
+def convolve_strips(
+    x: np.ndarray,
+    kernel: Any,
+    *,
+    rows: int,
+    combine_: str | None = None,
+    backend: str = "auto",
+    device: str = "auto",
+    dtype: Any = None,
+    **options: Any,
+) -> np.ndarray:
     """:func:`convcli.convolve` of a 2-D array computed ``rows`` output rows at a time; the
     result is the same (bit for bit for the direct and separable methods). For tests and
     for arrays too large to convolve at once."""

@@ -1,0 +1,188 @@
+"""Running a batch on a Dask distributed cluster (``--scheduler ADDRESS``, ``CONVCLI_SCHEDULER``).
+
+Each input is one task: a worker runs exactly what a local worker runs
+(:func:`convcli.batch.process`), so results are identical and failures are reported per input
+in the same words; outputs are written by the workers with the same atomic renames, so the
+files and directories must be visible to the workers under the same paths (a shared
+filesystem). A worker that dies mid-task makes Dask run the task again elsewhere; an input
+that kills workers repeatedly is reported as failed.
+
+An input larger than the memory budget is split into chunks of output rows, one task each:
+every task reads the input rows its chunk needs, halo included (a chunked array with overlap),
+and returns its rows; this process writes them in order, as they arrive, so no machine holds
+more than a few chunks. Dask is the optional ``dask`` extra; nothing here is imported without
+``--scheduler``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from .batch import (
+    Outcome,
+    Request,
+    Source,
+    StreamPlan,
+    Summary,
+    _too_big,
+    plan_stream,
+    process,
+    write_streamed,
+)
+from .errors import BackendError, ConvcliError, UsageError
+from .imaging import Filtered
+
+ENV = "CONVCLI_SCHEDULER"
+
+
+def scheduler_address(option: str | None) -> str | None:
+    """``--scheduler`` or, without it, ``CONVCLI_SCHEDULER``; None runs locally."""
+    return option or os.environ.get(ENV) or None
+
+
+def connect(address: str) -> Any:
+    """A ``dask.distributed.Client`` connected to ``address``, or a usage error saying why."""
+    try:
+        from dask.distributed import Client
+    except ImportError:
+        raise BackendError("--scheduler needs dask: pip install 'convcli[dask]'") from None
+    try:
+        return Client(address, timeout="10s", set_as_default=False)
+    except (OSError, TimeoutError) as exc:
+        raise UsageError(f"cannot reach the Dask scheduler at {address!r}: {exc}") from None
+
+
+def run(
+    client: Any,
+    sources: list[Source],
+    request: Request,
+    *,
+    fail_fast: bool = False,
+    on_outcome: Callable[[Outcome], None] = lambda o: None,
+) -> Summary:
+    """Process every source on the cluster, reporting each outcome as it completes."""
+    import time
+
+    from dask.distributed import as_completed
+
+    started = time.perf_counter()
+    summary = Summary()
+
+    def record(outcome: Outcome) -> bool:
+        if outcome.error:
+            summary.failed += 1
+        elif outcome.skipped:
+            summary.skipped += 1
+        else:
+            summary.done += 1
+        on_outcome(outcome)
+        return bool(outcome.error) and fail_fast
+
+    huge = [s for s in sources if s.path is not None and _too_big(s, request)]
+    small = [s for s in sources if s not in huge]
+    shared = client.scatter(request, broadcast=True)
+    futures = {client.submit(process, s, shared, pure=False): s for s in small}
+    try:
+        for future in as_completed(futures, loop=client.loop):
+            if record(_result(future, futures[future])):
+                for other in futures:
+                    other.cancel()
+                break
+        else:
+            for source in huge:
+                if record(_huge(client, source, request, shared)):
+                    break
+    finally:
+        for future in futures:
+            future.cancel()
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _result(future: Any, source: Source) -> Outcome:
+    """The outcome of a task, or the failure of the worker that ran it, in local words."""
+    try:
+        outcome: Outcome = future.result()
+        return outcome
+    except Exception as exc:  # KilledWorker, CommClosedError, ...
+        return Outcome(
+            source,
+            error=f"{source.label}: the worker processing it died or was "
+            f"lost ({type(exc).__name__})",
+            exit_code=1,
+        )
+
+
+def _huge(client: Any, source: Source, request: Request, shared: Any) -> Outcome:
+    """An input over the memory budget, in chunks of rows across the cluster."""
+    outcome = Outcome(source)
+    try:
+        plan = plan_stream(source, request)
+        with plan.job(request) as job:
+            height = job.out_shape[1] if job.stacked else job.out_shape[0]
+            rows = job.band_rows
+            chunks = [(r0, min(r0 + rows, height)) for r0 in range(0, height, rows)]
+            span = None
+            if job.layout.options.range == "rescale":
+                spans = client.gather(
+                    [client.submit(_chunk_span, plan, shared, c, pure=False) for c in chunks]
+                )
+                span = (min(s[0] for s in spans), max(s[1] for s in spans))
+            stats = Filtered(np.empty(0), job.stacked)
+            bands = _ordered(client, plan, shared, chunks, span, stats)
+            write_streamed(plan, job, request, outcome, bands, stats)
+    except ConvcliError as exc:
+        outcome.error = str(exc) if exc.subject else f"{source.label}: {exc.message}"
+        outcome.exit_code = exc.exit_code
+    except Exception as exc:
+        outcome.error = f"{source.label}: failed on the cluster: {type(exc).__name__}: {exc}"
+        outcome.exit_code = 1
+    return outcome
+
+
+def _ordered(
+    client: Any,
+    plan: StreamPlan,
+    shared: Any,
+    chunks: list[tuple[int, int]],
+    span: tuple[float, float] | None,
+    stats: Filtered,
+) -> Iterator[tuple[int, int, np.ndarray]]:
+    """The chunks' rows in order, with a few more in flight on the workers."""
+    ahead = max(2, 2 * len(client.scheduler_info().get("workers", {})))
+    pending: deque[Any] = deque()
+    queue = iter(chunks)
+    for chunk in queue:
+        pending.append(client.submit(_chunk_rows, plan, shared, chunk, span, pure=False))
+        if len(pending) >= ahead:
+            break
+    while pending:
+        r0, r1, samples, clipped, total = pending.popleft().result()
+        stats.clipped += clipped
+        stats.total += total
+        for chunk in queue:
+            pending.append(client.submit(_chunk_rows, plan, shared, chunk, span, pure=False))
+            break
+        yield r0, r1, samples
+
+
+def _chunk_rows(
+    plan: StreamPlan, request: Request, rows: tuple[int, int], span: tuple[float, float] | None
+) -> tuple[int, int, np.ndarray, int, int]:
+    """On a worker: the output samples of rows ``r0:r1`` (reading their halo itself)."""
+    with plan.job(request) as job:
+        stats = Filtered(np.empty(0), job.stacked)
+        parts = [samples for _, _, samples in job.bands(stats, rows, span)]
+        axis = 1 if job.stacked else 0
+        samples = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=axis)
+        return rows[0], rows[1], samples, stats.clipped, stats.total
+
+
+def _chunk_span(plan: StreamPlan, request: Request, rows: tuple[int, int]) -> tuple[float, float]:
+    with plan.job(request) as job:
+        return job.span(rows)
