@@ -225,7 +225,7 @@ class TestApplyErrors:
         [
             (["-k", "sobl", "x.png"], "unknown kernel 'sobl'; did you mean 'sobel'"),
             (["-k", "gaussian:radius=2", "x.png"], "unknown parameter 'radius'"),
-            (["-k", "[[1,2],[3]]", "x.png"], "row 2 has 1 values, expected 2"),
+            (["-k", "[[1,2],[3]]", "x.png"], "row 2 has 1 value, expected 2"),
             (["-k", "sobel", "--normalize", "x.png"], "cannot normalize, its sum is 0"),
             (["x.png"], "give at least one kernel"),
             (["-k", "box"], "no input given"),

@@ -163,7 +163,7 @@ def test_pixel_limit_names_itself(tmp_path, monkeypatch):
     monkeypatch.setenv("CONVCLI_MAX_PIXELS", "5000")
     with pytest.raises(
         LimitError,
-        match=r"100x100 = 0 megapixels, over the limit.*"
+        match=r"100x100 = 10000 pixels, over the limit of 5000 pixels.*"
         r"CONVCLI_MAX_PIXELS",
     ):
         read_image(tmp_path / "big.png")
@@ -212,7 +212,7 @@ class TestArrays:
             ("n.csv", "1,2\n3,abc\n", "line 2: 'abc' is not a number"),
             ("i.csv", "1,2\n3,nan\n", "line 2: nan is not a finite number"),
             ("e.csv", "\n\n", "no numbers"),
-            ("r.json", "[[1,2],[3]]", "row 2 has 1 values"),
+            ("r.json", "[[1,2],[3]]", "row 2 has 1 value"),
             ("s.json", "5", "a single number"),
             ("b.json", "[1,2", "not a valid JSON array"),
             ("o.json", '{"a": 1}', "is not an array"),

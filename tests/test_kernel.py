@@ -19,7 +19,7 @@ def test_matrix_is_float64_and_read_only():
 @pytest.mark.parametrize(
     "values, message",
     [
-        ([[1, 2], [3]], "row 2 has 1 values, expected 2"),
+        ([[1, 2], [3]], "row 2 has 1 value, expected 2"),
         ([[1, "a"]], "'a' is not a number"),
         ([], "empty"),
         ([[1, float("nan")]], "not a finite number"),

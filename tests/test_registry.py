@@ -138,7 +138,7 @@ class TestInline:
     @pytest.mark.parametrize(
         "spec, message",
         [
-            ("[[1,2],[3]]", "row 2 has 1 values, expected 2"),
+            ("[[1,2],[3]]", "row 2 has 1 value, expected 2"),
             ('[[1,2],[3,"a"]]', "'a' is not a number"),
             ("[]", "empty"),
             ("[[]]", "empty"),
@@ -186,7 +186,7 @@ class TestFiles:
     @pytest.mark.parametrize(
         "text, message",
         [
-            ("matrix = [[1, 2], [3]]", "row 2 has 1 values, expected 2"),
+            ("matrix = [[1, 2], [3]]", "row 2 has 1 value, expected 2"),
             ("matrix = [[1, 2], [3, 'x']]", "'x' is not a number"),
             ("matrix = []", "empty"),
             ("matrix = [[[1]]]", "more than 2 dimensions"),
@@ -246,7 +246,7 @@ class TestUserKernels:
         (tmp_path / "broken.toml").write_text("matrix = [[1, 2], [3]]\n")
         monkeypatch.setenv("CONVCLI_KERNEL_PATH", str(tmp_path))
         info = {i.name: i for i in list_kernels()}["broken"]
-        assert "row 2 has 1 values" in info.error
+        assert "row 2 has 1 value" in info.error
 
     def test_bank_referring_to_itself(self, tmp_path, monkeypatch):
         (tmp_path / "loop.toml").write_text('combine = "sum"\n[[kernels]]\nname = "loop"\n')

@@ -306,6 +306,11 @@ def process(source: Source, request: Request) -> Outcome:
     outcome = Outcome(source)
     try:
         _process(source, request, outcome)
+    except OutputError as exc:
+        where = exc.subject if exc.subject and exc.subject != source.label else None
+        outcome.error = (f"{source.label}: cannot write {where}: {exc.message}" if where
+                         else f"{source.label}: {exc.message}")
+        outcome.exit_code = exc.exit_code
     except ConvcliError as exc:
         outcome.error = str(exc) if exc.subject else f"{source.label}: {exc.message}"
         outcome.exit_code = exc.exit_code
@@ -356,12 +361,25 @@ def _process(source: Source, request: Request, outcome: Outcome) -> None:
     parts = list(result) if len(targets) > 1 else [result]
     for target, part in zip(targets, parts, strict=True):
         if out.out_dir is not None:
-            target.parent.mkdir(parents=True, exist_ok=True)
+            make_dirs(target.parent)
         data = image_io.encode(
             part, fmt, quality=out.quality, compress=out.compress, icc_profile=loaded.icc_profile
         )
         image_io.atomic_write(target, data)
         outcome.written.append(str(target))
+
+
+def make_dirs(directory: Path) -> None:
+    """Create an output directory (and its parents), as an OutputError if it cannot be."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise OutputError("exists and is not a directory", subject=str(directory)) from None
+    except NotADirectoryError:
+        raise OutputError("a part of the path is a file, not a directory",
+                          subject=str(directory)) from None
+    except OSError as exc:
+        raise OutputError(exc.strerror or str(exc), subject=str(directory)) from None
 
 
 def writes_stdout(request: Request) -> bool:
@@ -472,7 +490,7 @@ def write_streamed(
 ) -> None:
     """Write the bands of a streamed result to its target, atomically."""
     if request.output.out_dir is not None:
-        plan.target.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(plan.target.parent)
     image_io.write_bands(
         plan.target,
         plan.format,

@@ -48,9 +48,22 @@ class _BrokenPipe(Exception):
 
 
 def error(message: str) -> None:
-    """One line on stderr: ``convcli: error: ...``."""
-    sys.stderr.write(f"convcli: error: {message}\n")
+    """One line on stderr: ``convcli: error: ...``.
+
+    Control characters (a newline in a file name) are escaped so that the line stays one
+    line; file names that are not UTF-8 are written as their raw bytes, as on stdout.
+    """
+    line = "convcli: error: " + message.translate(_ESCAPES) + "\n"
     sys.stderr.flush()
+    stream = getattr(sys.stderr, "buffer", None)
+    if stream is None:
+        sys.stderr.write(line.encode("utf-8", "backslashreplace").decode("utf-8"))
+    else:
+        stream.write(line.encode("utf-8", "surrogateescape"))
+        stream.flush()
+
+
+_ESCAPES = {c: f"\\x{c:02x}" for c in range(32)} | {10: "\\n", 13: "\\r", 9: "\\t"}
 
 
 class ConvcliGroup(TyperGroup):
@@ -103,7 +116,7 @@ class ConvcliGroup(TyperGroup):
 
 
 def _usage_message(exc: click.exceptions.UsageError) -> str:
-    return " ".join(exc.format_message().split()).rstrip(".")
+    return " ".join(exc.format_message().replace("Value error, ", "").split()).rstrip(".")
 
 
 def _silence_stdout() -> None:
@@ -536,6 +549,7 @@ def apply(
     from .cluster import scheduler_address
     from .compat import adapt, get_preset
     from .engine import as_operation, check_request
+    from .image_io import format_for, max_pixels
     from .imaging import PixelOptions, parse_offset
     from .stream import parse_size
 
@@ -556,6 +570,9 @@ def apply(
         raise UsageError("no input given (files, directories with -r, '-', or --files-from)")
     _check_output_options(items, output, out_dir, in_place, print_, recursive, fmt)
     offset_value, offset_percent = parse_offset(offset)
+    if fmt is not None:
+        format_for(None, fmt)  # an unknown --format is one usage error, not one per input
+    max_pixels()  # likewise a malformed CONVCLI_MAX_PIXELS
     operation = as_operation(specs, combine.value if combine else None)
     preset = get_preset(compat.value) if compat else None
     pixels = PixelOptions(

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from .errors import KernelError
+from .kernel import max_kernel_size
 
 TRUNCATE = 4.0  # scipy.ndimage's default: the kernel reaches 4 standard deviations
 
@@ -33,7 +34,16 @@ def _check_sigma(sigma: float) -> float:
 def _check_size(size: int) -> int:
     if size < 1:
         raise ValueError(f"size must be at least 1, got {size}")
-    return int(size)
+    return _within_limit(int(size))
+
+
+def _within_limit(taps: int) -> int:
+    """Refuse a size over the kernel limit before any memory is spent on it."""
+    limit = max_kernel_size()
+    if taps > limit:
+        raise ValueError(f"{taps} taps a side is larger than the limit of {limit} "
+                         "(set CONVCLI_MAX_KERNEL_SIZE to raise it)")
+    return taps
 
 
 def _sigma_and_taps(sigma: float | None, size: int | None) -> tuple[float, int]:
@@ -46,7 +56,7 @@ def _sigma_and_taps(sigma: float | None, size: int | None) -> tuple[float, int]:
         sigma = 0.3 * ((size - 1) * 0.5 - 1) + 0.8 if size is not None else 1.0
     sigma = _check_sigma(sigma)
     if size is None:
-        size = 2 * int(TRUNCATE * sigma + 0.5) + 1
+        size = _within_limit(2 * int(TRUNCATE * sigma + 0.5) + 1)
     return sigma, size
 
 

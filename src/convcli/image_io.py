@@ -14,10 +14,13 @@ Arrays: ``.npy``, ``.csv`` (comma-separated rows), ``.txt`` (whitespace-separate
 from __future__ import annotations
 
 import contextlib
+import errno
 import importlib.util
 import io
 import json
+import logging
 import os
+import re
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -142,7 +145,7 @@ def open_image(source: Path | bytes, name: str | None = None) -> Picture:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             im = Image.open(stream)
         with im:
-            _check_size(im.size, label)
+            check_pixels(*im.size, label)
             fmt = im.format
             icc = im.info.get("icc_profile")
             special = _special_decoder(im, source)
@@ -198,9 +201,11 @@ def probe_image(source: Path | bytes, name: str | None = None) -> tuple[tuple[in
     label = name or str(source if isinstance(source, Path) else "<stdin>")
     if isinstance(source, Path):
         _check_readable(source, label)
+    Image.MAX_IMAGE_PIXELS = None  # our own limit below names itself and how to raise it
     try:
         with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
             w, h = im.size
+            check_pixels(w, h, label)
             channels, dtype = _MODE_LAYOUT.get(im.mode, (3, "uint8"))
             if im.mode == "P" and "transparency" in im.info:
                 channels = 4
@@ -219,8 +224,17 @@ def _reason(exc: BaseException) -> str:
 
 
 def _check_readable(path: Path, label: str) -> None:
-    if not path.exists():
-        raise InputError("no such file", subject=label)
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise InputError("symbolic link loop", subject=label) from None
+        if os.path.islink(path):
+            raise InputError("broken symbolic link (its target does not exist)",
+                             subject=label) from None
+        if exc.errno == errno.ENOENT:
+            raise InputError("no such file", subject=label) from None
+        raise InputError(exc.strerror or str(exc), subject=label) from None
     if path.is_dir():
         raise InputError("is a directory (give -r to process a directory)", subject=label)
     if not os.access(path, os.R_OK):
@@ -229,14 +243,13 @@ def _check_readable(path: Path, label: str) -> None:
         raise InputError("empty file (0 bytes)", subject=label)
 
 
-def _check_size(size: tuple[int, int], label: str) -> None:
-    w, h = size
+def check_pixels(w: int, h: int, label: str) -> None:
+    """Refuse images larger than the pixel limit before decoding them (decompression bombs:
+    a small file can declare billions of pixels)."""
     limit = max_pixels()
     if w * h > limit:
-        msg = (
-            f"image is {w}x{h} = {w * h / 1e6:.0f} megapixels, over the limit of "
-            f"{limit / 1e6:.0f} megapixels (set CONVCLI_MAX_PIXELS to raise it)"
-        )
+        msg = (f"image is {w}x{h} = {w * h} pixels, over the limit of {limit} pixels "
+               "(set CONVCLI_MAX_PIXELS to raise it)")
         raise LimitError(msg, subject=label)
 
 
@@ -289,14 +302,31 @@ def _decode_png16(data: bytes) -> np.ndarray:
 def _decode_tiff(source: Path | bytes) -> np.ndarray:
     if importlib.util.find_spec("tifffile") is None:
         raise OSError("16-bit or float colour TIFF needs tifffile: pip install 'convcli[tiff]'")
-    import tifffile
-
+    tifffile = import_tifffile()
     with tifffile.TiffFile(io.BytesIO(source) if isinstance(source, bytes) else source) as tif:
+        if not len(tif.pages):
+            raise OSError("the TIFF holds no images (0 pages)")
         page = tif.pages.first
+        shape = tuple(page.shape)
+        if len(shape) < 2 or 0 in shape:
+            raise OSError("the TIFF's first page holds no image")
+        check_pixels(shape[1], shape[0], str(source) if isinstance(source, Path) else
+                     "<stdin>")
         pixels = page.asarray()
         if page.planarconfig == 2 and pixels.ndim == 3:
             pixels = np.moveaxis(pixels, 0, -1)
     return np.ascontiguousarray(pixels)
+
+
+def import_tifffile() -> Any:
+    """tifffile, with its log warnings kept off our stderr (errors reach users as ours)."""
+    import tifffile
+
+    log = logging.getLogger("tifffile")
+    if not log.handlers:
+        log.addHandler(logging.NullHandler())
+        log.propagate = False
+    return tifffile
 
 
 def _bgr_to_rgb(pixels: np.ndarray) -> np.ndarray:
@@ -447,7 +477,7 @@ def _encode_float_colour(pixels: np.ndarray, fmt: str) -> bytes:
 
 
 def _tifffile_bytes(pixels: np.ndarray, compress: int | None) -> bytes:
-    import tifffile
+    tifffile = import_tifffile()
 
     buffer = io.BytesIO()
     photometric = "rgb" if pixels.shape[2] >= 3 else "minisblack"
@@ -485,7 +515,8 @@ def atomic_file(path: Path) -> Iterator[Any]:
                                    dir=directory)
         os.fchmod(fd, 0o666 & ~_umask())
     except FileNotFoundError:
-        raise OutputError("the output directory does not exist", subject=str(path)) from None
+        raise OutputError("the output directory does not exist (create it, or use -d, "
+                          "which creates it)", subject=str(path)) from None
     except PermissionError:
         raise OutputError("permission denied (cannot write in its directory)",
                           subject=str(path)) from None
@@ -529,8 +560,7 @@ def write_bands(path: Path, fmt: str, shape: tuple[int, ...], dtype: np.dtype,
     if fmt != "TIFF":
         raise OutputError(f"a streamed result is written as TIFF or .npy, not {fmt}",
                           subject=str(path))
-    import tifffile
-
+    tifffile = import_tifffile()
     channels = shape[2] if len(shape) == 3 else 1
     photometric = "rgb" if channels >= 3 else "minisblack"
     extras = ["unassalpha"] if channels in (2, 4) else None
@@ -593,9 +623,13 @@ def read_array(path: str | Path) -> np.ndarray:
             try:
                 arr = np.load(p, allow_pickle=False)
             except ValueError as exc:
-                raise InputError(
-                    f"not a plain numeric .npy file ({_reason(exc)})", subject=label
-                ) from None
+                found = re.search(r"Expected \(.*?\) = (\d+) elements, could only read (\d+)",
+                                  str(exc))
+                if found:
+                    raise InputError(f"truncated .npy file (expected {found.group(1)} values, "
+                                     f"found {found.group(2)})", subject=label) from None
+                raise InputError(f"not a plain numeric .npy file ({_reason(exc)})",
+                                 subject=label) from None
             except (OSError, EOFError) as exc:
                 raise InputError(f"corrupt .npy file ({_reason(exc)})", subject=label) from None
             return check_array(arr, label)

@@ -56,18 +56,34 @@ def as_matrix(values: Any, name: str) -> np.ndarray:
             if not np.all(np.isfinite(matrix)):
                 raise ValueError("the matrix holds NaN or infinity")
         else:
+            _check_nested_size(values, name)
             matrix = nested_to_array(values)
     except ValueError as exc:
-        raise KernelError(f"kernel {name!r}: {exc}") from None
-    limit = max_kernel_size()
-    if max(matrix.shape) > limit:
-        msg = (
-            f"kernel {name!r}: {'x'.join(map(str, matrix.shape))} is larger than the limit of "
-            f"{limit} taps a side (set CONVCLI_MAX_KERNEL_SIZE to raise it)"
-        )
-        raise KernelError(msg)
+        raise KernelError(f"kernel {short(name)!r}: {exc}") from None
+    _check_side(matrix.shape, name)
     matrix.setflags(write=False)
     return matrix
+
+
+def short(text: str, limit: int = 60) -> str:
+    """A name fit for a one-line message (an inline spec can be megabytes long)."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _check_side(shape: tuple[int, ...], name: str) -> None:
+    limit = max_kernel_size()
+    if shape and max(shape) > limit:
+        msg = (f"kernel {short(name)!r}: {'x'.join(map(str, shape))} is larger than the limit "
+               f"of {limit} taps a side (set CONVCLI_MAX_KERNEL_SIZE to raise it)")
+        raise KernelError(msg)
+
+
+def _check_nested_size(values: Any, name: str) -> None:
+    """The size limit, from the nesting alone, before every value is checked."""
+    if isinstance(values, list | tuple) and values:
+        first = values[0]
+        cols = len(first) if isinstance(first, list | tuple) else None
+        _check_side((len(values),) if cols is None else (len(values), cols), name)
 
 
 def slug(text: str) -> str:

@@ -25,7 +25,7 @@ def nested_to_array(values: Any) -> np.ndarray:
     >>> nested_to_array([[1, 2], [3]])
     Traceback (most recent call last):
     ...
-    ValueError: row 2 has 1 values, expected 2
+    ValueError: row 2 has 1 value, expected 2
     """
     if not _is_seq(values):
         if isinstance(values, int | float) and not isinstance(values, bool):
@@ -39,7 +39,7 @@ def nested_to_array(values: Any) -> np.ndarray:
             if not _is_seq(row):
                 raise ValueError(f"row {i} is {_show(row)}, expected a row of numbers")
             if len(row) != width:
-                raise ValueError(f"row {i} has {len(row)} values, expected {width}")
+                raise ValueError(f"row {i} has {_count(len(row))}, expected {width}")
             for value in row:
                 if _is_seq(value):
                     raise ValueError("more than 2 dimensions (expected 1-D or 2-D)")
@@ -52,6 +52,10 @@ def nested_to_array(values: Any) -> np.ndarray:
                 raise ValueError(f"item {i} is a row, but item 1 is a number (ragged array)")
             _check_number(value, f"item {i}")
     return np.array(values, dtype=np.float64)
+
+
+def _count(n: int) -> str:
+    return f"{n} value" if n == 1 else f"{n} values"
 
 
 def _check_number(value: Any, where: str) -> None:

@@ -27,7 +27,7 @@ from typing import Any
 from . import interop
 from .errors import KernelError
 from .generators import GENERATORS
-from .kernel import AnyKernel, Kernel, KernelBank, KernelChain, as_matrix
+from .kernel import AnyKernel, Kernel, KernelBank, KernelChain, as_matrix, short
 from .vocabulary import COMBINES
 
 KERNEL_SUFFIXES = (".toml", ".json")
@@ -150,12 +150,19 @@ class Registry:
             return interop.read_vips_matrix(path)
         data = read_definition(path)
         where = "built-in" if path.parent == self._builtin else str(path)
-        if isinstance(data, list):  # a JSON file holding a bare array
-            if param_text:
-                raise KernelError(f"kernel {label!r} takes no parameters")
-            return Kernel(as_matrix(data, path.stem), name=path.stem, source=where)
-        data.setdefault("name", path.stem)
-        return self._from_definition(data, where, stack or (str(data["name"]).lower(),), param_text)
+        try:
+            if isinstance(data, list):  # a JSON file holding a bare array
+                if param_text:
+                    raise KernelError(f"kernel {label!r} takes no parameters")
+                return Kernel(as_matrix(data, path.stem), name=path.stem, source=where)
+            data.setdefault("name", path.stem)
+            return self._from_definition(data, where, stack or (str(data["name"]).lower(),),
+                                         param_text)
+        except KernelError as exc:
+            if where == "built-in" or exc.message.startswith(("kernel file", "unknown kernel")) \
+                    or "refers to itself" in exc.message or name is not None:
+                raise
+            raise KernelError(f"kernel file {str(path)!r}: {exc.message}") from None
 
     def _from_definition(
         self, data: dict[str, Any], where: str, stack: tuple[str, ...], param_text: str = ""
@@ -194,11 +201,11 @@ class Registry:
         defaults = data.get("params", {})
         if not isinstance(defaults, dict):
             raise KernelError(f"kernel {name!r}: 'params' must be a table of defaults")
-        params = {k: generator.parse(k, str(v), name) for k, v in defaults.items()}
         given = parse_params(param_text, name)
-        params.update({k: generator.parse(k, v, name) for k, v in given.items()})
-        matrix = generator(name, **params)
         full_name = name + (":" + ",".join(f"{k}={v}" for k, v in given.items()) if given else "")
+        params = {k: generator.parse(k, str(v), full_name) for k, v in defaults.items()}
+        params.update({k: generator.parse(k, v, full_name) for k, v in given.items()})
+        matrix = generator(full_name, **params)
         return Kernel(
             matrix,
             name=full_name,
@@ -314,9 +321,10 @@ def inline_kernel(text: str) -> Kernel:
     try:
         values = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise KernelError(f"kernel {text!r}: not a valid JSON array ({exc.msg})") from None
+        raise KernelError(f"kernel {short(text)!r}: not a valid JSON array ({exc.msg})") \
+            from None
     if not isinstance(values, list):
-        raise KernelError(f"kernel {text!r}: not a JSON array")
+        raise KernelError(f"kernel {short(text)!r}: not a JSON array")
     return Kernel(as_matrix(values, text), name="inline", source="inline")
 
 

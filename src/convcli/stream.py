@@ -118,10 +118,16 @@ class NpyRows(ArrayRows):
     """Rows of a ``.npy`` file through a read-only memory map."""
 
     def __init__(self, path: Path) -> None:
+        from .image_io import check_array
+
         try:
             array = np.load(path, mmap_mode="r", allow_pickle=False)
         except (ValueError, OSError) as exc:
             raise InputError(f"cannot map the .npy file ({exc})", subject=str(path)) from None
+        if array.ndim not in (2, 3):
+            check_array(array, str(path))
+            raise InputError(f"is {array.ndim}-D; only 2-D and 3-D arrays are streamed",
+                             subject=str(path))
         super().__init__(array)
 
 
@@ -129,10 +135,17 @@ class TiffRows:
     """Rows of a (striped or tiled) TIFF, decoding only the segments a band touches."""
 
     def __init__(self, path: Path) -> None:
-        import tifffile
+        from .image_io import check_pixels, import_tifffile
 
         self.path = path
-        self._tif = tifffile.TiffFile(path)
+        try:
+            self._tif = import_tifffile().TiffFile(path)
+        except Exception as exc:
+            raise InputError(f"not a TIFF that can be streamed ({exc})", subject=str(path)) \
+                from None
+        if not len(self._tif.pages):
+            self._tif.close()
+            raise InputError("the TIFF holds no images (0 pages)", subject=str(path))
         page = self._tif.pages.first
         if page.planarconfig == 2 and page.samplesperpixel > 1:
             self._tif.close()
@@ -143,6 +156,14 @@ class TiffRows:
             )
         self._page = page
         self.shape = tuple(int(s) for s in page.shape)
+        if len(self.shape) not in (2, 3) or 0 in self.shape:
+            self._tif.close()
+            raise InputError("the TIFF's first page holds no 2-D image", subject=str(path))
+        try:
+            check_pixels(self.shape[1], self.shape[0], str(path))
+        except Exception:
+            self._tif.close()
+            raise
         self.dtype = np.dtype(page.dtype)
         self._rows_per_segment = page.tilelength if page.is_tiled else page.rowsperstrip
         across = -(-page.imagewidth // page.tilewidth) if page.is_tiled else 1

@@ -1,0 +1,114 @@
+"""Render the README's pictures: every built-in kernel on a real photograph, tiled into one
+labelled contact sheet, and the seed notebook's kernels before and after.
+
+    python examples/gallery.py            # writes docs/gallery.png and docs/seed-kernels.png
+    python examples/gallery.py --out DIR  # somewhere else
+
+Each tile is what ``convcli apply -k NAME`` writes, with the display mapping its label gives:
+kernels whose sum is 0 (edges) are shown as ``--range abs``, so their negative half is not
+clipped away; the seed's un-normalised Gaussian (sum 3.24) with ``--normalize``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+import convcli
+from convcli.imaging import PixelOptions
+from convcli.kernel import Kernel
+
+HERE = Path(__file__).resolve().parent
+PHOTO = HERE / "images" / "astronaut.jpg"
+TILE = 224
+LABEL = 30
+
+# name, spec, options: the parametric kernels at a size that shows at this scale
+GALLERY = [
+    ("original", "identity", {}),
+    ("box:size=5", "box:size=5", {}),
+    ("gaussian:sigma=2", "gaussian:sigma=2", {}),
+    ("sharpen", "sharpen", {}),
+    ("unsharp:sigma=2,amount=1.5", "unsharp:sigma=2,amount=1.5", {}),
+    ("emboss", "emboss", {}),
+    ("sobel", "sobel", {}),
+    ("sobel-x --range abs", "sobel-x", {"range": "abs"}),
+    ("sobel-y --range abs", "sobel-y", {"range": "abs"}),
+    ("prewitt", "prewitt", {}),
+    ("scharr", "scharr", {}),
+    ("laplacian --offset 50%", "laplacian", {"offset": 50.0, "offset_percent": True}),
+    ("log:sigma=2 --range rescale", "log:sigma=2", {"range": "rescale"}),
+]
+
+SEED = [
+    ("box (np.ones((3, 3)) / 9)", "box", {}, {}),
+    ("prewitt-x --range abs", "prewitt-x", {"range": "abs"}, {}),
+    ("sobel-x --range abs", "sobel-x", {"range": "abs"}, {}),
+    ("gaussian-5x5-seed --normalize", "gaussian-5x5-seed", {}, {"normalize": True}),
+    ("conv-layer mean (correlate)", str(HERE / "seed" / "conv-layer.toml"), {}, {}),
+]
+
+
+def font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1 has one fixed-size bitmap font
+        return ImageFont.load_default()
+
+
+def labelled(pixels: np.ndarray, label: str) -> Image.Image:
+    """One tile: the picture with its label underneath."""
+    im = Image.fromarray(pixels).convert("RGB").resize((TILE, TILE), Image.Resampling.LANCZOS)
+    tile = Image.new("RGB", (TILE, TILE + LABEL), "white")
+    tile.paste(im, (0, 0))
+    draw = ImageDraw.Draw(tile)
+    draw.text((TILE // 2, TILE + LABEL // 2), label, fill="black", anchor="mm", font=font(13))
+    return tile
+
+
+def sheet(tiles: list[Image.Image], columns: int) -> Image.Image:
+    rows = -(-len(tiles) // columns)
+    gap = 6
+    out = Image.new("RGB", (columns * (TILE + gap) + gap, rows * (TILE + LABEL + gap) + gap),
+                    (235, 235, 235))
+    for i, tile in enumerate(tiles):
+        r, c = divmod(i, columns)
+        out.paste(tile, (gap + c * (TILE + gap), gap + r * (TILE + LABEL + gap)))
+    return out
+
+
+def apply(photo: np.ndarray, spec: str, pixel: dict, conv: dict) -> np.ndarray:
+    kernel = convcli.get_kernel(spec)
+    if hasattr(kernel, "combine") and kernel.combine == "stack":
+        kernel = kernel.members[0]  # the layer's first output channel
+        conv = {**conv, "correlate": True}
+    return convcli.filter_image(photo, kernel, PixelOptions(**pixel), **conv).pixels
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=HERE.parent / "docs")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    photo = convcli.read_image(PHOTO)
+
+    tiles = [labelled(apply(photo, spec, pixel, {}), name) for name, spec, pixel in GALLERY]
+    sheet(tiles, columns=5).save(args.out / "gallery.png", optimize=True)
+
+    gray = convcli.read_image(PHOTO).astype(float) @ np.array([0.299, 0.587, 0.114])
+    gray = np.clip(np.rint(gray), 0, 255).astype(np.uint8)
+    seed = [labelled(gray, "before")]
+    for name, spec, pixel, conv in SEED:
+        seed.append(labelled(apply(gray, spec, pixel, conv), name))
+    sheet(seed, columns=len(seed)).save(args.out / "seed-kernels.png", optimize=True)
+    for name in ("gallery.png", "seed-kernels.png"):
+        print(args.out / name)
+
+
+if __name__ == "__main__":
+    main()
+
+__all__ = ["Kernel", "main"]
