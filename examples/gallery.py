@@ -4,9 +4,10 @@ labelled contact sheet, and the seed notebook's kernels before and after.
     python examples/gallery.py            # writes docs/gallery.png and docs/seed-kernels.png
     python examples/gallery.py --out DIR  # somewhere else
 
-Each tile is what ``convcli apply -k NAME`` writes, with the display mapping its label gives:
-kernels whose sum is 0 (edges) are shown as ``--range abs``, so their negative half is not
-clipped away; the seed's un-normalised Gaussian (sum 3.24) with ``--normalize``.
+Each tile is what ``convcli apply -k NAME`` writes for one built-in kernel, with the options
+its label gives: kernels whose sum is 0 (edges) as ``--range abs`` (second derivatives with
+``--range rescale``), so their negative half is not clipped away; kernels that are not
+normalised (the seed notebook's) with ``--normalize``. 1-D kernels filter along rows.
 """
 
 from __future__ import annotations
@@ -26,22 +27,31 @@ PHOTO = HERE / "images" / "astronaut.jpg"
 TILE = 224
 LABEL = 30
 
-# name, spec, options: the parametric kernels at a size that shows at this scale
-GALLERY = [
-    ("original", "identity", {}),
-    ("box:size=5", "box:size=5", {}),
-    ("gaussian:sigma=2", "gaussian:sigma=2", {}),
-    ("sharpen", "sharpen", {}),
-    ("unsharp:sigma=2,amount=1.5", "unsharp:sigma=2,amount=1.5", {}),
-    ("emboss", "emboss", {}),
-    ("sobel", "sobel", {}),
-    ("sobel-x --range abs", "sobel-x", {"range": "abs"}),
-    ("sobel-y --range abs", "sobel-y", {"range": "abs"}),
-    ("prewitt", "prewitt", {}),
-    ("scharr", "scharr", {}),
-    ("laplacian --offset 50%", "laplacian", {"offset": 50.0, "offset_percent": True}),
-    ("log:sigma=2 --range rescale", "log:sigma=2", {"range": "rescale"}),
-]
+#: parametric kernels at parameters that show at this scale
+PARAMS = {"box": "box:size=5", "box-1d": "box-1d:size=9", "gaussian": "gaussian:sigma=2",
+          "gaussian-1d": "gaussian-1d:sigma=3", "log": "log:sigma=2",
+          "unsharp": "unsharp:sigma=2,amount=1.5"}
+
+
+def display(name: str) -> tuple[str, str, dict, dict]:
+    """(label, spec, pixel options, convolve options) that show a built-in kernel well:
+    zero-sum kernels (edges) as --range abs, second derivatives around mid-gray, kernels
+    that are not normalised (the seed's) with --normalize."""
+    spec = PARAMS.get(name, name)
+    kernel = convcli.get_kernel(spec)
+    pixel: dict = {}
+    conv: dict = {}
+    flags = ""
+    if isinstance(kernel, Kernel):
+        if "second-derivative" in kernel.tags:
+            pixel, flags = {"range": "rescale"}, " --range rescale"
+        elif abs(kernel.sum) < 1e-9:
+            pixel, flags = {"range": "abs"}, " --range abs"
+        elif abs(kernel.sum - 1) > 1e-6:
+            conv = {"normalize": True}
+            flags = " --normalize"
+    return spec + flags, spec, pixel, conv
+
 
 SEED = [
     ("box (np.ones((3, 3)) / 9)", "box", {}, {}),
@@ -95,8 +105,12 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     photo = convcli.read_image(PHOTO)
 
-    tiles = [labelled(apply(photo, spec, pixel, {}), name) for name, spec, pixel in GALLERY]
-    sheet(tiles, columns=5).save(args.out / "gallery.png", optimize=True)
+    tiles = [labelled(photo, "original")]
+    for info in convcli.list_kernels():
+        if info.where == "built-in" and info.name != "identity":
+            label, spec, pixel, conv = display(info.name)
+            tiles.append(labelled(apply(photo, spec, pixel, conv), label))
+    sheet(tiles, columns=6).save(args.out / "gallery.png", optimize=True)
 
     gray = convcli.read_image(PHOTO).astype(float) @ np.array([0.299, 0.587, 0.114])
     gray = np.clip(np.rint(gray), 0, 255).astype(np.uint8)
@@ -111,4 +125,3 @@ def main() -> None:
 if __name__ == "__main__":
     main()
 
-__all__ = ["Kernel", "main"]
