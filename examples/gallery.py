@@ -58,7 +58,8 @@ SEED = [
     ("prewitt-x --range abs", "prewitt-x", {"range": "abs"}, {}),
     ("sobel-x --range abs", "sobel-x", {"range": "abs"}, {}),
     ("gaussian-5x5-seed --normalize", "gaussian-5x5-seed", {}, {"normalize": True}),
-    ("conv-layer mean (correlate)", str(HERE / "seed" / "conv-layer.toml"), {}, {}),
+    ("conv layer: horizontal edge", "[[1,1,1],[0,0,0],[-1,-1,-1]]", {"range": "abs"},
+     {"correlate": True}),
 ]
 
 
@@ -91,11 +92,7 @@ def sheet(tiles: list[Image.Image], columns: int) -> Image.Image:
 
 
 def apply(photo: np.ndarray, spec: str, pixel: dict, conv: dict) -> np.ndarray:
-    kernel = convcli.get_kernel(spec)
-    if hasattr(kernel, "combine") and kernel.combine == "stack":
-        kernel = kernel.members[0]  # the layer's first output channel
-        conv = {**conv, "correlate": True}
-    return convcli.filter_image(photo, kernel, PixelOptions(**pixel), **conv).pixels
+    return convcli.filter_image(photo, spec, PixelOptions(**pixel), **conv).pixels
 
 
 def main() -> None:
