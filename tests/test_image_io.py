@@ -270,3 +270,47 @@ def test_format_for():
         format_for("a.xyz")
     with pytest.raises(UsageError, match="unknown output format"):
         format_for("a.png", "nope")
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientations_match_pillow(tmp_path, orientation):
+    from PIL import ImageOps
+
+    from convcli.image_io import orient
+
+    data = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3) * 9
+    im = Image.fromarray(data)
+    exif = im.getexif()
+    exif[0x0112] = orientation
+    im.save(tmp_path / "o.jpg", exif=exif, quality=100, subsampling=0)
+    want = np.asarray(ImageOps.exif_transpose(Image.open(tmp_path / "o.jpg")))
+    np.testing.assert_array_equal(read_image(tmp_path / "o.jpg"), want)  # the OpenCV path
+    np.testing.assert_array_equal(orient(data, orientation),
+                                  np.asarray(ImageOps.exif_transpose(_exif_png(tmp_path, data,
+                                                                               orientation))))
+
+
+def _exif_png(tmp_path, data, orientation):
+    im = Image.fromarray(data)
+    exif = im.getexif()
+    exif[0x0112] = orientation
+    im.save(tmp_path / "o.png", exif=exif)
+    return Image.open(tmp_path / "o.png")
+
+
+@pytest.mark.parametrize("ext, mode", [("jpg", "RGB"), ("png", "RGBA"), ("png", "L"),
+                                       ("tif", "RGB"), ("bmp", "RGB"), ("webp", "RGB")])
+def test_opencv_decoder_gives_pillows_pixels(tmp_path, photos, ext, mode):
+    pytest.importorskip("cv2")
+    im = Image.fromarray(photos["astronaut"][:64, :96]).convert(mode)
+    im.save(tmp_path / f"x.{ext}")
+    np.testing.assert_array_equal(read_image(tmp_path / f"x.{ext}"),
+                                  np.asarray(Image.open(tmp_path / f"x.{ext}")))
+
+
+def test_opencv_png_encoder_roundtrips(rng):
+    pytest.importorskip("cv2")
+    for shape in ((20, 30), (20, 30, 2), (20, 30, 3), (20, 30, 4)):
+        data = (rng.random(shape) * 255).astype(np.uint8)
+        back = np.asarray(Image.open(io.BytesIO(encode(data, "PNG"))))
+        np.testing.assert_array_equal(back, data)

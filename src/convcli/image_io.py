@@ -151,6 +151,9 @@ def open_image(source: Path | bytes, name: str | None = None) -> Picture:
             special = _special_decoder(im, source)
             if special is not None:
                 return Picture(special, fmt, icc)
+            fast = _opencv_decode(im, source)
+            if fast is not None:
+                return Picture(orient(fast, _orientation(im)), fmt, icc)
             im.load()
             pixels = _to_array(ImageOps.exif_transpose(im) or im)
     except UnidentifiedImageError:
@@ -264,6 +267,72 @@ def _special_decoder(im: Any, source: Path | bytes) -> np.ndarray | None:
     return None
 
 
+#: formats and Pillow modes that OpenCV decodes faster than Pillow (libjpeg-turbo, libpng,
+#: libtiff straight into a numpy array), giving the same pixels
+_OPENCV_READS = {"JPEG", "PNG", "TIFF", "BMP", "WEBP"}
+_OPENCV_MODES = {"L": 2, "RGB": 3, "RGBA": 4}  # mode -> dimensions or channels it decodes to
+
+
+def has_opencv() -> bool:
+    return _has_module("cv2")
+
+
+def _has_module(name: str) -> bool:
+    found = _MODULES.get(name)
+    if found is None:
+        found = _MODULES[name] = importlib.util.find_spec(name) is not None
+    return found
+
+
+_MODULES: dict[str, bool] = {}
+
+
+def _opencv_decode(im: Any, source: Path | bytes) -> np.ndarray | None:
+    """The pixels decoded by OpenCV, as RGB(A), for the plain 8-bit cases; None otherwise
+    (Pillow then decodes, as it does every other mode and format)."""
+    if im.format not in _OPENCV_READS or im.mode not in _OPENCV_MODES or not has_opencv():
+        return None
+    if im.format == "PNG" and (im.info.get("transparency") is not None or "gamma" in im.info):
+        return None  # tRNS and gAMA are Pillow's business
+    if getattr(im, "n_frames", 1) > 1:
+        return None
+    import cv2
+
+    data = source if isinstance(source, bytes) else source.read_bytes()
+    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if pixels is None or pixels.dtype != np.uint8:
+        return None
+    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+    wanted = {"L": 1, "RGB": 3, "RGBA": 4}[im.mode]
+    if channels != wanted or pixels.shape[:2] != (im.size[1], im.size[0]):
+        return None
+    if channels == 3:
+        return cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
+    if channels == 4:
+        return cv2.cvtColor(pixels, cv2.COLOR_BGRA2RGBA)
+    return pixels
+
+
+def _orientation(im: Any) -> int:
+    """The EXIF orientation from the header; Pillow would decode a whole PNG to look for an
+    eXIf chunk after the pixels, where the PNG specification does not put one."""
+    if im.format == "PNG" and "exif" not in im.info:
+        return 1
+    return int(im.getexif().get(0x0112, 1))
+
+
+def orient(pixels: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation (1-8) as Pillow's ImageOps.exif_transpose does."""
+    if orientation not in range(2, 9):
+        return pixels
+    if orientation >= 5:  # the four orientations that swap the sides start from a transpose
+        pixels = np.swapaxes(pixels, 0, 1)
+    flips = {2: (slice(None), slice(None, None, -1)), 3: (slice(None, None, -1),) * 2,
+             4: (slice(None, None, -1),), 5: (), 6: (slice(None), slice(None, None, -1)),
+             7: (slice(None, None, -1),) * 2, 8: (slice(None, None, -1),)}[orientation]
+    return np.ascontiguousarray(pixels[flips])
+
+
 def _is_tiff(source: Path | bytes) -> bool:
     if isinstance(source, bytes):
         head = source[:4]
@@ -330,9 +399,12 @@ def import_tifffile() -> Any:
 
 
 def _bgr_to_rgb(pixels: np.ndarray) -> np.ndarray:
+    """Swap the first and third channels (OpenCV's BGR order <-> RGB); the same both ways."""
     if pixels.ndim == 3 and pixels.shape[2] in (3, 4):
-        order = [2, 1, 0, 3][: pixels.shape[2]]
-        return np.ascontiguousarray(pixels[:, :, order])
+        import cv2
+
+        code = cv2.COLOR_BGR2RGB if pixels.shape[2] == 3 else cv2.COLOR_BGRA2RGBA
+        return cv2.cvtColor(np.ascontiguousarray(pixels), code)
     return pixels
 
 
@@ -397,7 +469,26 @@ def encode(
         return _encode_colour16(pixels, fmt, compress)
     if pixels.dtype.kind == "f" and colour:
         return _encode_float_colour(pixels, fmt)
+    if fmt == "PNG" and pixels.dtype == np.uint8 and not icc_profile and has_opencv():
+        return _encode_png_opencv(pixels, compress)
     return _encode_pillow(pixels, fmt, quality, compress, icc_profile)
+
+
+def _encode_png_opencv(pixels: np.ndarray, compress: int | None) -> bytes:
+    """8-bit PNG through OpenCV's libpng: by default zlib level 1 with the 'sub' filter, which
+    writes a 12-megapixel photo about twice as fast as Pillow's level 1 at a similar size;
+    ``--compress N`` sets the zlib level and lets libpng choose its filters."""
+    import cv2
+
+    params = [cv2.IMWRITE_PNG_COMPRESSION, 1 if compress is None else compress]
+    if compress is None and hasattr(cv2, "IMWRITE_PNG_FILTER"):
+        params += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB]
+    if pixels.ndim == 3 and pixels.shape[2] == 2:  # gray + alpha: libpng via OpenCV cannot
+        return _encode_pillow(pixels, "PNG", None, compress, None)
+    ok, data = cv2.imencode(".png", _bgr_to_rgb(pixels), params)
+    if not ok:
+        raise OutputError("OpenCV could not encode the PNG")
+    return data.tobytes()
 
 
 def _encode_pillow(
