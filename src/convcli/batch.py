@@ -739,17 +739,28 @@ def _run_pool(
             return
 
 
+def _worker_context() -> Any:
+    """How workers start. Forking is fast (the workers inherit the imported modules and the
+    resolved kernels) and safe as long as this process has not filtered anything itself,
+    which the command line never has: once a library's native thread pool (OpenCV's) has
+    run, a forked child can inherit it mid-use and hang, so such a process spawns fresh
+    interpreters instead. (A fork server is no way out: killed with kill -9, its parent
+    would leave it and its workers running.)"""
+    from .backends import has_computed
+
+    if sys.platform.startswith("linux") and not has_computed():
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("spawn")
+
+
 def _pool_round(
     queue: Iterator[Source], request: Request, jobs: int, record: Callable[[Outcome], bool]
 ) -> tuple[bool, bool]:
-    # fork: workers inherit the imported modules and the resolved kernels; the parent does no
-    # filtering of its own while they run, so no library thread pool is copied mid-use.
-    method = "fork" if sys.platform.startswith("linux") else None
     threads = max(1, (os.cpu_count() or 1) // jobs)
     pending: dict[Future[Outcome], Source] = {}
     with ProcessPoolExecutor(
         max_workers=jobs,
-        mp_context=multiprocessing.get_context(method),
+        mp_context=_worker_context(),
         initializer=_init_worker,
         initargs=(request, threads),
     ) as pool:

@@ -110,6 +110,11 @@ class ConvcliGroup(TyperGroup):
         except BrokenPipeError:
             _silence_stdout()
             code = 141
+        except Exception as exc:  # a bug: still one line, the traceback with --debug
+            if debug:
+                raise
+            error(f"internal error: {type(exc).__name__}: {exc} (--debug shows where)")
+            code = 1
         if standalone_mode:
             sys.exit(code)
         return code

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .backends import Backend, Plan, get_backend
+from .backends import Backend, Plan, get_backend, mark_computed
 from .boundary import Boundary, Mode, as_boundary, as_mode, output_length, pad_widths
 from .errors import InputError, UsageError
 from .kernel import AnyKernel, Kernel, KernelBank, KernelChain
@@ -362,6 +362,7 @@ def convolve(
         get_backend(backend, boundary=options.boundary, fill=options.fill_value, device=device),
         options,
     )
+    mark_computed()
     out = _apply(run, planes, operation)
     return restore(out, run.stacked)
 

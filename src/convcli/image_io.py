@@ -212,7 +212,7 @@ def probe_image(source: Path | bytes, name: str | None = None) -> tuple[tuple[in
             channels, dtype = _MODE_LAYOUT.get(im.mode, (3, "uint8"))
             if im.mode == "P" and "transparency" in im.info:
                 channels = 4
-            orientation = im.getexif().get(0x0112, 1)
+            orientation = _orientation(im)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"not an image Pillow can read ({_reason(exc)})", subject=label) from None
     if orientation in (5, 6, 7, 8):  # EXIF rotations by 90 degrees swap the sides

@@ -21,10 +21,12 @@ from .stream import (
     ArrayRows,
     RowReader,
     StripEngine,
-    evaluate_bands,
+    evaluate_band,
+    ordered_map,
     read_rows,
     strip_height,
 )
+from .stream import bands as stream_bands
 from .vocabulary import ALPHA_MODES, DEPTHS, RANGES
 
 #: working memory of one band of rows (input window, blocks, results): large enough that the
@@ -303,46 +305,53 @@ class BandJob:
     ) -> Iterator[tuple[int, int, np.ndarray]]:
         """``(r0, r1, samples)`` for every band of output rows in order (only those within
         ``rows`` when given); samples carry the stack axis first when a bank stacked.
-        ``--range rescale`` takes the whole result's ``span``, measured first if not given."""
+        ``--range rescale`` takes the whole result's ``span``, measured first if not given.
+        Bands are computed on several threads (the libraries release the GIL) and come back
+        in order."""
         if self.layout.options.range == "rescale" and span is None:
-            span = self.span()
-        for r0, r1, result, alpha in self._results(rows):
-            out = [self.layout.samples(m, alpha, stats, span) for m in self._members(result)]
-            yield r0, r1, (np.stack(out) if self.stacked else out[0])
+            span = self.span(rows)
+
+        def work(r0: int, r1: int) -> tuple[int, int, np.ndarray, Filtered]:
+            result, alpha = self._band(r0, r1)
+            counts = Filtered(np.empty(0), None)
+            out = [self.layout.samples(m, alpha, counts, span) for m in self._members(result)]
+            return r0, r1, (np.stack(out) if self.stacked else out[0]), counts
+
+        for r0, r1, samples, counts in ordered_map(work, self._ranges(rows)):
+            if stats is not None:
+                stats.clipped += counts.clipped
+                stats.total += counts.total
+            yield r0, r1, samples
 
     def span(self, rows: tuple[int, int] | None = None) -> tuple[float, float]:
         """min and max of the mapped results (within ``rows``): what rescale stretches."""
-        low, high = np.inf, -np.inf
-        for _, _, result, _ in self._results(rows):
-            for member in self._members(result):
-                lo, hi = self.layout.span(member)
-                low, high = min(low, lo), max(high, hi)
-        return low, high
+
+        def work(r0: int, r1: int) -> tuple[float, float]:
+            spans = [self.layout.span(m) for m in self._members(self._band(r0, r1)[0])]
+            return min(s[0] for s in spans), max(s[1] for s in spans)
+
+        found = list(ordered_map(work, self._ranges(rows)))
+        return min(s[0] for s in found), max(s[1] for s in found)
+
+    def _ranges(self, rows: tuple[int, int] | None) -> list[tuple[int, int]]:
+        height = self.colour.out_shape[0]
+        return list(stream_bands(height, self.band_rows, rows))
 
     def _members(self, result: np.ndarray) -> np.ndarray:
         if self.stacked:
             return result.reshape(self.stacked, -1, *result.shape[1:])
         return result[np.newaxis]
 
-    def _results(
-        self, rows: tuple[int, int] | None = None
-    ) -> Iterator[tuple[int, int, np.ndarray, np.ndarray | None]]:
+    def _band(self, r0: int, r1: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """The filtered planes of output rows r0:r1 (and the aligned alpha, for keep)."""
         layout, reader = self.layout, self.reader
-
-        def colour_planes(wanted: np.ndarray) -> np.ndarray:
-            return layout.planes(read_rows(reader, wanted))
-
-        def alpha_planes(wanted: np.ndarray) -> np.ndarray:
-            return layout.alpha_plane(read_rows(reader, wanted))
-
-        bands = evaluate_bands(self.colour, colour_planes, self.band_rows, rows)
+        result = evaluate_band(self.colour, lambda wanted: layout.planes(
+            read_rows(reader, wanted)), r0, r1)
         if self.alpha is None:
-            for r0, r1, result in bands:
-                yield r0, r1, result, None
-            return
-        alphas = evaluate_bands(self.alpha, alpha_planes, self.band_rows, rows)
-        for (r0, r1, result), (_, _, alpha) in zip(bands, alphas, strict=True):
-            yield r0, r1, result, alpha
+            return result, None
+        alpha = evaluate_band(self.alpha, lambda wanted: layout.alpha_plane(
+            read_rows(reader, wanted)), r0, r1)
+        return result, alpha
 
 
 def plan_image(

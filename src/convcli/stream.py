@@ -17,6 +17,7 @@ the bottom of the image) and chains, where each step extends its own input.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -24,7 +25,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .backends import Backend, Plan, get_backend
+from .backends import Backend, Plan, get_backend, mark_computed
 from .boundary import Boundary, output_length, pad, source_index
 from .engine import Options, combine, plan_kernel
 from .errors import InputError, UsageError
@@ -169,6 +170,7 @@ class TiffRows:
         across = -(-page.imagewidth // page.tilewidth) if page.is_tiled else 1
         self._segments_per_band = across
         self._cache: dict[int, np.ndarray] = {}
+        self._lock = threading.Lock()  # bands are read from several threads
 
     def read(self, r0: int, r1: int) -> np.ndarray:
         rps = self._rows_per_segment
@@ -182,6 +184,10 @@ class TiffRows:
     def _segment_rows(self, band: int) -> np.ndarray:
         """The decoded rows of one strip (or one row of tiles), kept for the next bands,
         which read most of them again as their halo."""
+        with self._lock:
+            return self._decode_rows(band)
+
+    def _decode_rows(self, band: int) -> np.ndarray:
         cached = self._cache.get(band)
         if cached is not None:
             return cached
@@ -230,9 +236,13 @@ class Window:
     data: np.ndarray
 
     def get(self, wanted: np.ndarray, fill: float) -> np.ndarray:
-        """The planes at ``wanted`` rows; -1 stands for a row of the fill value."""
+        """The planes at ``wanted`` rows; -1 stands for a row of the fill value. Consecutive
+        rows (every band away from the image's edges) come back as a view, not a copy."""
         where = np.searchsorted(self.rows, wanted)
         inside = wanted >= 0
+        if len(wanted) and inside.all() and np.all(np.diff(wanted) == 1) \
+                and where[-1] - where[0] == len(wanted) - 1:
+            return self.data[:, where[0]:where[-1] + 1, :]
         taken = self.data[:, np.where(inside, where, 0), :]
         if not inside.all():
             taken[:, ~inside, :] = fill
@@ -447,17 +457,58 @@ def bands(
         yield r0, min(r0 + rows, stop, height)
 
 
-def evaluate_bands(
-    engine: StripEngine, read_planes: Any, rows_per_band: int, within: tuple[int, int] | None = None
-) -> Iterator[tuple[int, int, np.ndarray]]:
+def evaluate_band(engine: StripEngine, read_planes: Any, r0: int, r1: int) -> np.ndarray:
+    """Output rows r0:r1 of ``engine``; ``read_planes(rows)`` gives the (N, len(rows), W)
+    input planes at sorted global rows."""
+    mark_computed()
+    out_rows = np.arange(r0, r1)
+    needed = engine.needed(out_rows)
+    return engine.evaluate(Window(needed, read_planes(needed)), out_rows)
+
+
+def evaluate_bands(engine: StripEngine, read_planes: Any, rows_per_band: int,
+                   within: tuple[int, int] | None = None
+                   ) -> Iterator[tuple[int, int, np.ndarray]]:
     """Every band of output rows in order: ``(r0, r1, planes)``, only those in ``within``
-    when given. ``read_planes(rows)`` gives the (N, len(rows), W) input planes at sorted
-    global rows."""
+    when given."""
     for r0, r1 in bands(engine.out_shape[0], rows_per_band, within):
-        out_rows = np.arange(r0, r1)
-        needed = engine.needed(out_rows)
-        window = Window(needed, read_planes(needed))
-        yield r0, r1, engine.evaluate(window, out_rows)
+        yield r0, r1, evaluate_band(engine, read_planes, r0, r1)
+
+
+def ordered_map(work: Any, ranges: list[tuple[int, int]]) -> Iterator[Any]:
+    """``work(r0, r1)`` for every band, on up to :func:`thread_count` threads, in order;
+    at most one band more than there are threads is held at a time."""
+    threads = min(thread_count(), len(ranges))
+    if threads <= 1:
+        for r0, r1 in ranges:
+            yield work(r0, r1)
+        return
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(threads, thread_name_prefix="convcli-band") as pool:
+        pending: deque[Any] = deque()
+        queue = iter(ranges)
+        try:
+            for r0, r1 in queue:
+                pending.append(pool.submit(work, r0, r1))
+                if len(pending) > threads:
+                    break
+            while pending:
+                yield pending.popleft().result()
+                for r0, r1 in queue:
+                    pending.append(pool.submit(work, r0, r1))
+                    break
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+def thread_count() -> int:
+    """Threads for one image's bands: the cores, or fewer when batch workers share them."""
+    from .backends import threads_per_worker
+
+    return threads_per_worker()
 
 
 def read_rows(reader: RowReader, rows: np.ndarray) -> np.ndarray:

@@ -65,11 +65,34 @@ def get_backend(name: str, *, boundary: Boundary, fill: float, device: str = "au
     return backend
 
 
+_threads: int | None = None
+_computed = False
+
+
+def mark_computed() -> None:
+    """Record that this process has run a filter (its thread pools may be live)."""
+    global _computed
+    _computed = True
+
+
+def has_computed() -> bool:
+    return _computed
+
+
+def threads_per_worker() -> int:
+    """How many threads one process may keep busy (all cores unless limited)."""
+    import os
+
+    return _threads or os.cpu_count() or 1
+
+
 def limit_threads(threads: int) -> None:
     """Let the threaded libraries use at most ``threads`` threads (batch workers share the
     cores: two workers of two threads each on two cores would only fight)."""
     import sys
 
+    global _threads
+    _threads = threads
     if "cv2" in sys.modules:
         sys.modules["cv2"].setNumThreads(threads)
     if "torch" in sys.modules:

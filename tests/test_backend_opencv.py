@@ -1,0 +1,319 @@
+"""The OpenCV backend: every mode, boundary and method against the slow reference and the scipy
+backend, in float32 and float64, image layouts, photographs, and the threaded DFT stripes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+cv2 = pytest.importorskip("cv2")
+
+import convcli  # noqa: E402
+from conftest import reference  # noqa: E402
+from convcli.backends import get_backend, opencv_backend  # noqa: E402
+from convcli.backends.opencv_backend import OpenCVBackend  # noqa: E402
+from convcli.boundary import Boundary, pad  # noqa: E402
+from convcli.engine import Options, plan_kernel  # noqa: E402
+from convcli.kernel import Kernel  # noqa: E402
+from convcli.registry import get_kernel  # noqa: E402
+
+MODES = ("full", "same", "valid")
+BOUNDARIES = ("fill", "reflect", "mirror", "nearest", "wrap")
+METHODS = ("direct", "separable", "fft")
+KERNEL_SHAPES = [(1, 1), (3, 3), (5, 3), (4, 4), (2, 5), (1, 4), (6, 1), (7, 7)]
+FILL = 0.75
+
+
+def close32(got: np.ndarray, want: np.ndarray) -> None:
+    """float32 agreement relative to the scale of the data."""
+    assert got.shape == want.shape
+    scale = max(1.0, float(np.max(np.abs(want))))
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * scale)
+
+
+def close64(got: np.ndarray, want: np.ndarray) -> None:
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
+
+
+# -- parity with the reference --------------------------------------------------------------------
+@pytest.mark.parametrize("shape", KERNEL_SHAPES)
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_matches_the_reference(rng, shape, mode, boundary, method):
+    """float64 stays float64 (to 1e-9), float32 stays float32; convolution and correlation,
+    odd and even kernels, a non-zero fill."""
+    x = rng.normal(size=(10, 9))
+    k = rng.normal(size=shape)
+    for correlate in (False, True):
+        want = reference(x, k, mode, boundary, fill=FILL, correlate=correlate)
+        for dtype, close in ((np.float64, close64), (np.float32, close32)):
+            got = convcli.convolve(
+                x.astype(dtype), k, mode=mode, boundary=boundary, fill_value=FILL,
+                correlate=correlate, method=method, backend="opencv",
+            )  # fmt: skip
+            assert got.dtype == dtype
+            close(got, want)
+
+
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+@pytest.mark.parametrize("mode", ["full", "same"])
+@pytest.mark.parametrize("method", METHODS)
+def test_extensions_longer_than_the_image(rng, boundary, mode, method):
+    """A 7x9 kernel on a 3x4 image reflects and wraps again, as numpy.pad does, both through
+    OpenCV's own borders (same) and copyMakeBorder (full, wrap, fill)."""
+    x = rng.normal(size=(3, 4))
+    k = rng.normal(size=(7, 9))
+    for correlate in (False, True):
+        want = reference(x, k, mode, boundary, fill=-1.5, correlate=correlate)
+        got = convcli.convolve(
+            x, k, mode=mode, boundary=boundary, fill_value=-1.5, correlate=correlate,
+            method=method, backend="opencv",
+        )  # fmt: skip
+        close64(got, want)
+
+
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+@pytest.mark.parametrize("rows, cols", [(1, 5), (5, 1), (1, 1), (2, 2)])
+def test_tiny_images(rng, boundary, rows, cols):
+    x = rng.normal(size=(rows, cols))
+    k = rng.normal(size=(3, 3))
+    for mode in ("full", "same"):
+        for method in METHODS:
+            want = reference(x, k, mode, boundary, fill=2.0)
+            got = convcli.convolve(
+                x, k, mode=mode, boundary=boundary, fill_value=2.0, method=method,
+                backend="opencv",
+            )  # fmt: skip
+            close64(got, want)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+def test_1d_signals(mode, boundary):
+    x = np.array([1, 2, 3, 4, 5, 4, 3, 2, 1], dtype=float)
+    k = [0.25, 0.5, 0.75, 0.5]
+    for correlate in (False, True):
+        want = reference(x[np.newaxis], np.asarray(k), mode, boundary, FILL, correlate)[0]
+        for method in METHODS:
+            got = convcli.convolve(
+                x, k, mode=mode, boundary=boundary, fill_value=FILL, correlate=correlate,
+                method=method, backend="opencv",
+            )  # fmt: skip
+            assert got.ndim == 1
+            close64(got, want)
+
+
+# -- large kernels: OpenCV's DFT path -------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+def test_large_non_separable_kernels(rng, dtype, mode, boundary):
+    """21x21 random weights (filter2D's DFT path in both dtypes; auto picks fft) and an even
+    14x16 kernel."""
+    x = rng.random(size=(40, 37)).astype(dtype)
+    close = close32 if dtype == np.float32 else close64
+    for shape in [(21, 21), (14, 16)]:
+        k = rng.normal(size=shape)
+        want = reference(x, k, mode, boundary, fill=FILL)
+        for method in METHODS:
+            got = convcli.convolve(
+                x, k, mode=mode, boundary=boundary, fill_value=FILL, method=method,
+                backend="opencv",
+            )  # fmt: skip
+            assert got.dtype == dtype
+            close(got, want)
+
+
+def test_auto_picks_fft_for_the_large_kernel(rng):
+    plan = plan_kernel(Kernel(rng.normal(size=(21, 21))), Options(), (40, 37))
+    assert plan.method == "fft"
+
+
+class Filter2DSpy:
+    """Records the source shape of every cv2.filter2D call."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.shapes: list[tuple[int, ...]] = []
+        real = cv2.filter2D
+
+        def filter2D(src, *args, **kwargs):
+            self.shapes.append(src.shape)
+            return real(src, *args, **kwargs)
+
+        monkeypatch.setattr(cv2, "filter2D", filter2D)
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("boundary", ["reflect", "mirror", "fill", "wrap"])
+def test_dft_stripes_match_the_scipy_backend(rng, monkeypatch, threads, mode, boundary):
+    """A large image on the DFT path is cut into stripes filtered side by side; the seams are
+    computed again. Even kernels and an origin put the anchor off centre."""
+    monkeypatch.setattr(cv2, "getNumThreads", lambda: threads)
+    x = rng.random(size=(560, 480)).astype(np.float32)
+    spy = Filter2DSpy(monkeypatch)
+    for k in [Kernel(rng.normal(size=(15, 15))), Kernel(rng.normal(size=(12, 14)), origin=(1, 11))]:
+        kwargs = {"mode": mode, "boundary": boundary, "fill_value": FILL, "method": "fft"}
+        want = convcli.convolve(x, k, backend="scipy", **kwargs)
+        spy.shapes.clear()
+        got = convcli.convolve(x, k, backend="opencv", **kwargs)
+        assert max(s[0] for s in spy.shapes) < x.shape[0]  # no call saw the whole image
+        assert len(spy.shapes) == 2 * threads - 1  # the stripes and the seams between them
+        close32(got, want)
+
+
+@pytest.mark.parametrize("correlate", [False, True])
+def test_dft_stripes_across_a_long_signal(rng, monkeypatch, correlate):
+    """A 1-D signal with a long kernel is cut along its length."""
+    monkeypatch.setattr(cv2, "getNumThreads", lambda: 2)
+    x = rng.normal(size=300_000)
+    k = rng.normal(size=200)
+    spy = Filter2DSpy(monkeypatch)
+    got = convcli.convolve(x, k, boundary="mirror", correlate=correlate, backend="opencv")
+    assert max(s[1] for s in spy.shapes) < x.size
+    monkeypatch.undo()
+    want = convcli.convolve(x, k, boundary="mirror", correlate=correlate, backend="scipy")
+    close64(got, want)
+
+
+def test_one_thread_is_one_call(rng, monkeypatch):
+    monkeypatch.setattr(cv2, "getNumThreads", lambda: 1)
+    x = rng.random(size=(560, 480)).astype(np.float32)
+    k = rng.normal(size=(15, 15))
+    spy = Filter2DSpy(monkeypatch)
+    got = convcli.convolve(x, k, backend="opencv")
+    assert spy.shapes == [x.shape]
+    close32(got, reference(x, k, "same", "reflect"))
+
+
+def test_stripes_only_on_the_dft_path(rng, monkeypatch):
+    """Below OpenCV's DFT threshold filter2D threads itself: one call for the whole image."""
+    assert not opencv_backend._uses_dft(49, np.dtype(np.float64))
+    assert opencv_backend._uses_dft(64, np.dtype(np.float64))
+    assert opencv_backend._uses_dft(300, np.dtype(np.float32))
+    if cv2.checkHardwareSupport(3):  # SSE3: float32 switches at 130 taps (50 elsewhere)
+        assert not opencv_backend._uses_dft(121, np.dtype(np.float32))
+    monkeypatch.setattr(cv2, "getNumThreads", lambda: 2)
+    x = rng.random(size=(560, 480)).astype(np.float32)
+    spy = Filter2DSpy(monkeypatch)
+    convcli.convolve(x, rng.normal(size=(7, 7)), backend="opencv")
+    assert spy.shapes == [x.shape]
+
+
+# -- parity with the scipy backend ----------------------------------------------------------------
+NAMED = [
+    "sobel-x",
+    "box:size=4",  # even
+    "laplacian",  # rank 2
+    "gaussian:sigma=2",  # separable 17x17
+    "box-1d:size=4",  # 1-D
+]
+
+
+@pytest.mark.parametrize("kernel", NAMED)
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+def test_float32_colour_matches_the_scipy_backend(rng, kernel, mode, boundary):
+    """Colour float32 images, the method auto picks."""
+    x = (rng.random(size=(23, 26, 3)) * 255).astype(np.float32)
+    kwargs = {"mode": mode, "boundary": boundary, "fill_value": 17.0}
+    want = convcli.convolve(x, kernel, backend="scipy", **kwargs)
+    got = convcli.convolve(x, kernel, backend="opencv", **kwargs)
+    assert got.dtype == np.float32
+    close32(got, want)
+
+
+@pytest.mark.parametrize("shape", [(12, 15), (12, 15, 3), (12, 15, 4)], ids=["gray", "rgb", "rgba"])
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("mode", MODES)
+def test_image_layouts(rng, shape, method, mode):
+    """Each channel is a plane of its own; a rank-2 kernel sums two separable passes per
+    plane."""
+    x = rng.normal(size=shape)
+    rank2 = Kernel(rng.normal(size=(4, 2)) @ rng.normal(size=(2, 5)))
+    for k in ["gaussian:sigma=1", rank2]:
+        got = convcli.convolve(x, k, mode=mode, boundary="wrap", method=method, backend="opencv")
+        want = convcli.convolve(x, k, mode=mode, boundary="wrap", method=method, backend="scipy")
+        assert got.shape == want.shape
+        close64(got, want)
+
+
+def test_channel_axis_first(rng):
+    x = rng.normal(size=(3, 12, 15))
+    got = convcli.convolve(x, "sobel-y", channel_axis=0, backend="opencv")
+    want = convcli.convolve(x, "sobel-y", channel_axis=0, backend="scipy")
+    close64(got, want)
+
+
+def test_integer_input_computes_in_the_work_dtype(rng):
+    x = rng.integers(0, 256, size=(9, 11)).astype(np.uint8)
+    got = convcli.convolve(x, "box", backend="opencv")
+    assert got.dtype == np.float32
+    close32(got, convcli.convolve(x, "box", backend="scipy"))
+    assert convcli.convolve(x.astype(np.uint16), "box", backend="opencv").dtype == np.float64
+
+
+@pytest.mark.parametrize("combine", ["stack", "magnitude", "sum", "max"])
+def test_banks_and_chains(rng, combine):
+    """A chain feeds the valid part of one result (a view) to the next kernel."""
+    x = rng.random(size=(20, 24, 3)).astype(np.float32)
+    bank = ["sobel-x", "sobel-y", "box"]
+    close32(
+        convcli.convolve(x, bank, combine=combine, backend="opencv"),
+        convcli.convolve(x, bank, combine=combine, backend="scipy"),
+    )
+    chain = ["box:size=4", "gaussian:sigma=1.5", "sobel-x"]
+    for mode in MODES:
+        close32(
+            convcli.convolve(x, chain, mode=mode, boundary="wrap", backend="opencv"),
+            convcli.convolve(x, chain, mode=mode, boundary="wrap", backend="scipy"),
+        )
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_strided_read_only_and_reversed_planes(rng, method):
+    """Planes as the engine never makes them: cut out of a larger array, read-only, or with
+    negative strides."""
+    base = rng.normal(size=(2, 19, 23))
+    planes = np.ascontiguousarray(base[:, 3:16, 4:18])
+    plan = plan_kernel(Kernel(rng.normal(size=(3, 4))), Options(method=method))
+    backend = OpenCVBackend()
+    for boundary in (Boundary.REFLECT, Boundary.WRAP):
+        want = backend.correlate(planes, plan, boundary, 0.0)
+        ext = pad(planes, plan.pads, boundary)
+        refs = [reference(e, plan.weights, "valid", "fill", correlate=True) for e in ext]
+        close64(want, np.stack(refs))
+        frozen = planes.copy()
+        frozen.setflags(write=False)
+        for variant in (base[:, 3:16, 4:18], frozen, planes[:, ::-1].copy()[:, ::-1],
+                        planes[:, :, ::-1].copy()[:, :, ::-1]):  # fmt: skip
+            np.testing.assert_array_equal(backend.correlate(variant, plan, boundary, 0.0), want)
+
+
+# -- real photographs -----------------------------------------------------------------------------
+@pytest.mark.parametrize("kernel", ["gaussian:sigma=2", "sobel-x"])
+@pytest.mark.parametrize("boundary", ["reflect", "wrap"])
+def test_photographs(photos, kernel, boundary):
+    """The camera man (gray) and the astronaut (colour), 8-bit, computed in float32."""
+    camera, astronaut = photos["camera"], photos["astronaut"]
+    got = convcli.convolve(camera, kernel, boundary=boundary, backend="opencv")
+    assert got.dtype == np.float32
+    k = get_kernel(kernel).matrix
+    close32(got, reference(camera, k, "same", boundary))
+    for mode in MODES:
+        close32(
+            convcli.convolve(astronaut, kernel, mode=mode, boundary=boundary, backend="opencv"),
+            convcli.convolve(astronaut, kernel, mode=mode, boundary=boundary, backend="scipy"),
+        )
+
+
+# -- the backend itself ---------------------------------------------------------------------------
+def test_serves_every_boundary_and_fill():
+    for boundary in Boundary:
+        for fill in (0.0, -3.5):
+            backend = get_backend("opencv", boundary=boundary, fill=fill)
+            assert isinstance(backend, OpenCVBackend)
+            assert backend.unsupported(boundary, fill) is None
+            assert backend.on_device("cpu") is backend
