@@ -6,8 +6,9 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
 from PIL import Image
+
+from conftest import ROOT
 
 
 @pytest.mark.slow

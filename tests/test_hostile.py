@@ -468,7 +468,7 @@ CASES = [
         "pickled.npy",
         code=1,
         names=("pickled.npy",),
-        words=("not a plain numeric", "object"),
+        words=("Python objects", "not numbers"),
         files={"pickled.npy": npy_bytes(np.array([{"a": 1}], dtype=object), allow_pickle=True)},
     ),
     case(

@@ -324,12 +324,6 @@ def test_signals_match_numpy_convolve(x, k, mode, method):
     assert_close(got, np.convolve(x, k, mode=mode), scale_of(x, k))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the scipy backend's direct method (what auto picks for small kernels) runs "
-    "scipy.ndimage.correlate, which drops every weight of magnitude <= DBL_EPSILON "
-    "(2.2e-16); a kernel whose weights are all that small gives zeros",
-)
 @pytest.mark.parametrize("scale", [1e-17, 1e-30])
 def test_tiny_kernels_are_not_dropped(scale):
     """A kernel scaled by a tiny factor gives the result scaled by the same factor, with
@@ -406,12 +400,6 @@ def test_vips_matrix_gives_the_same_convolution(k, x, boundary, tmp_path_factory
     assert_close(got, want, scale_of(x, k.matrix))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Kernel.to_dict() writes 'offset' (a .mat kernel's vips offset), but kernel "
-    "files do not allow that key: show-kernel --format toml/json of such a kernel gives a "
-    "file convcli refuses ('unknown key offset')",
-)
 @pytest.mark.parametrize("fmt", ["toml", "json"])
 def test_kernel_file_round_trip_keeps_the_offset(fmt, tmp_path):
     """A kernel with an offset (a libvips .mat file with one) exported as a kernel file

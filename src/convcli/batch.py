@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from . import image_io, stream
+from . import image_io, paths, stream
 from .engine import StepInfo, convolve, describe
 from .errors import ConvcliError, InputError, LimitError, OutputError, UsageError
 from .imaging import (
@@ -97,11 +97,11 @@ def discover(
             stdin = None
             yield Source("<stdin>", stdin=data)
             continue
-        if item.lstrip().startswith("[") and not Path(item).exists():
+        path = Path(item)
+        if item.lstrip().startswith("[") and not paths.exists(path):
             yield Source(_short(item), inline=item)
             continue
-        path = Path(item)
-        if path.is_dir():
+        if paths.is_dir(path):
             if not recursive:
                 yield Source(item, path=path)  # reported as "is a directory (give -r ...)"
                 continue
@@ -397,11 +397,11 @@ def _too_big(source: Source, request: Request) -> bool:
         if source.path.suffix.lower() != ".npy":
             return False
         try:
-            arr = np.load(source.path, mmap_mode="r", allow_pickle=False)
-        except (ValueError, OSError):
+            shape, dtype = image_io.npy_header(source.path, source.label)
+        except ConvcliError:
             return False  # read_array names the problem
-        shape, itemsize = arr.shape, arr.dtype.itemsize
-        if arr.ndim == 1:
+        itemsize = dtype.itemsize
+        if len(shape) < 2:
             return False
     else:
         try:

@@ -25,9 +25,15 @@ from .kernel import max_kernel_size
 TRUNCATE = 4.0  # scipy.ndimage's default: the kernel reaches 4 standard deviations
 
 
+#: below this a Gaussian is a single tap (and sigma squared underflows)
+MIN_SIGMA = 1e-3
+
+
 def _check_sigma(sigma: float) -> float:
     if not np.isfinite(sigma) or sigma <= 0:
         raise ValueError(f"sigma must be a positive number, got {sigma}")
+    if sigma < MIN_SIGMA:
+        raise ValueError(f"sigma must be at least {MIN_SIGMA}, got {sigma}")
     return float(sigma)
 
 
@@ -56,7 +62,8 @@ def _sigma_and_taps(sigma: float | None, size: int | None) -> tuple[float, int]:
         sigma = 0.3 * ((size - 1) * 0.5 - 1) + 0.8 if size is not None else 1.0
     sigma = _check_sigma(sigma)
     if size is None:
-        size = _within_limit(2 * int(TRUNCATE * sigma + 0.5) + 1)
+        reach = TRUNCATE * sigma + 0.5
+        size = _within_limit(2 * int(min(reach, 2.0**62)) + 1)
     return sigma, size
 
 

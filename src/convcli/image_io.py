@@ -14,13 +14,12 @@ Arrays: ``.npy``, ``.csv`` (comma-separated rows), ``.txt`` (whitespace-separate
 from __future__ import annotations
 
 import contextlib
-import errno
 import importlib.util
 import io
 import json
 import logging
 import os
-import re
+import struct
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -30,8 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputError, LimitError, OutputError, UsageError
-from .numeric import nested_to_array
+from . import paths
+from .errors import ConvcliError, InputError, LimitError, OutputError, UsageError
+from .numeric import loads_json, nested_to_array
 
 ARRAY_FORMATS = {".npy": "NPY", ".csv": "CSV", ".txt": "TXT", ".json": "JSON"}
 #: default 256 megapixels; CONVCLI_MAX_PIXELS raises it (decompression-bomb guard)
@@ -132,44 +132,86 @@ def read_image(path: str | Path) -> np.ndarray:
 
 
 def open_image(source: Path | bytes, name: str | None = None) -> Picture:
-    """Decode an image from a path or from bytes (stdin), naming it in every error."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    """Decode an image from a path or from bytes (stdin), naming it in every error.
+
+    Whatever a decoder raises on a malformed file (decoders raise anything: TypeError,
+    KeyError, struct.error, ...) becomes one InputError; their warnings and log lines are
+    kept off stderr.
+    """
+    from PIL import Image, UnidentifiedImageError
 
     label = name or str(source if isinstance(source, Path) else "<stdin>")
     if isinstance(source, Path):
         _check_readable(source, label)
     Image.MAX_IMAGE_PIXELS = None  # our own limit below names itself and how to raise it
-    stream: Any = io.BytesIO(source) if isinstance(source, bytes) else source
+    quiet_decoders()
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im = Image.open(stream)
-        with im:
-            check_pixels(*im.size, label)
-            fmt = im.format
-            icc = im.info.get("icc_profile")
-            special = _special_decoder(im, source)
-            if special is not None:
-                return Picture(special, fmt, icc)
-            fast = _opencv_decode(im, source)
-            if fast is not None:
-                return Picture(orient(fast, _orientation(im)), fmt, icc)
-            im.load()
-            pixels = _to_array(ImageOps.exif_transpose(im) or im)
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
+                return _decode(im, source, label)
+    except ConvcliError:
+        raise
     except UnidentifiedImageError:
-        if _is_tiff(source) and importlib.util.find_spec("tifffile") is not None:
+        if _is_tiff(source) and _has_module("tifffile"):
             try:  # float colour and other TIFFs Pillow does not open
-                return Picture(_decode_tiff(source), "TIFF")
+                return Picture(_decode_tiff(source, label), "TIFF")
+            except ConvcliError:
+                raise
             except Exception as exc:
-                raise InputError(
-                    f"corrupt or unsupported TIFF ({_reason(exc)})", subject=label
-                ) from None
-        raise InputError(
-            "not an image Pillow can read (unknown or corrupt format)", subject=label
-        ) from None
-    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
-        raise InputError(f"corrupt or truncated image ({_reason(exc)})", subject=label) from None
-    return Picture(pixels, fmt, icc)
+                raise InputError(f"corrupt or unsupported TIFF ({_reason(exc)})",
+                                 subject=label) from None
+        raise InputError("not an image Pillow can read (unknown or corrupt format)",
+                         subject=label) from None
+    except MemoryError:
+        raise
+    except Exception as exc:
+        raise InputError(f"corrupt or truncated image ({_reason(exc)})", subject=label) \
+            from None
+
+
+def _decode(im: Any, source: Path | bytes, label: str) -> Picture:
+    from PIL import ImageOps
+
+    check_pixels(*im.size, label)
+    if im.format == "PNG":
+        _check_png_chunks(source, label)
+    fmt = im.format
+    icc = im.info.get("icc_profile")
+    special = _special_decoder(im, source, label)
+    if special is not None:
+        return Picture(special, fmt, icc)
+    fast = _opencv_decode(im, source)
+    if fast is not None:
+        return Picture(orient(fast, _orientation(im)), fmt, icc)
+    im.load()
+    return Picture(_to_array(ImageOps.exif_transpose(im) or im), fmt, icc)
+
+
+def quiet_decoders() -> None:
+    """Keep Pillow's and tifffile's log records off stderr: their problems reach users as
+    one error line of ours."""
+    for name in ("PIL", "tifffile"):
+        log = logging.getLogger(name)
+        if not any(isinstance(h, logging.NullHandler) for h in log.handlers):
+            log.addHandler(logging.NullHandler())
+            log.propagate = False
+
+
+def _check_png_chunks(source: Path | bytes, label: str) -> None:
+    """Refuse a PNG whose chunk lengths run past the end of the file before a decoder
+    allocates what they claim (a 56-byte file can claim a 4 GB chunk)."""
+    data = source if isinstance(source, bytes) else source.read_bytes()
+    pos, size = 8, len(data)
+    while pos + 8 <= size:
+        (length,) = struct.unpack(">I", data[pos:pos + 4])
+        kind = data[pos + 4:pos + 8]
+        if pos + 12 + length > size:
+            raise InputError(f"corrupt or truncated PNG (its {kind.decode('latin-1')!r} chunk "
+                             "runs past the end of the file)", subject=label)
+        if kind == b"IEND":
+            return
+        pos += 12 + length
 
 
 #: Pillow mode -> (channels, sample type) of the array convcli reads it as
@@ -205,20 +247,49 @@ def probe_image(source: Path | bytes, name: str | None = None) -> tuple[tuple[in
     if isinstance(source, Path):
         _check_readable(source, label)
     Image.MAX_IMAGE_PIXELS = None  # our own limit below names itself and how to raise it
+    quiet_decoders()
     try:
-        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
-            w, h = im.size
-            check_pixels(w, h, label)
-            channels, dtype = _MODE_LAYOUT.get(im.mode, (3, "uint8"))
-            if im.mode == "P" and "transparency" in im.info:
-                channels = 4
-            orientation = _orientation(im)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise InputError(f"not an image Pillow can read ({_reason(exc)})", subject=label) from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
+                w, h = im.size
+                check_pixels(w, h, label)
+                if im.format == "TIFF" and _tiff_needs_tifffile(im):
+                    return _probe_tiff(source, label)
+                channels, dtype = _MODE_LAYOUT.get(im.mode, (3, "uint8"))
+                if im.mode == "P" and "transparency" in im.info:
+                    channels = 4
+                if im.format == "PNG" and channels >= 3 and _png_bit_depth(source) == 16:
+                    dtype = "uint16"
+                orientation = _orientation(im)
+    except ConvcliError:
+        raise
+    except UnidentifiedImageError:
+        if _is_tiff(source) and _has_module("tifffile"):
+            return _probe_tiff(source, label)
+        raise InputError("not an image Pillow can read (unknown or corrupt format)",
+                         subject=label) from None
+    except MemoryError:
+        raise
+    except Exception as exc:
+        raise InputError(f"corrupt image header ({_reason(exc)})", subject=label) from None
     if orientation in (5, 6, 7, 8):  # EXIF rotations by 90 degrees swap the sides
         w, h = h, w
     shape = (h, w) if channels == 1 else (h, w, channels)
     return shape, dtype
+
+
+def _probe_tiff(source: Path | bytes, label: str) -> tuple[tuple[int, ...], str]:
+    try:
+        with import_tifffile().TiffFile(io.BytesIO(source) if isinstance(source, bytes)
+                                        else source) as tif:
+            shape, dtype = tiff_header(tif, label)
+    except ConvcliError:
+        raise
+    except Exception as exc:
+        raise InputError(f"corrupt or unsupported TIFF ({_reason(exc)})", subject=label) \
+            from None
+    return shape, str(dtype)
 
 
 def _reason(exc: BaseException) -> str:
@@ -227,17 +298,9 @@ def _reason(exc: BaseException) -> str:
 
 
 def _check_readable(path: Path, label: str) -> None:
-    try:
-        os.stat(path)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise InputError("symbolic link loop", subject=label) from None
-        if os.path.islink(path):
-            raise InputError("broken symbolic link (its target does not exist)",
-                             subject=label) from None
-        if exc.errno == errno.ENOENT:
-            raise InputError("no such file", subject=label) from None
-        raise InputError(exc.strerror or str(exc), subject=label) from None
+    reason = paths.problem(path)
+    if reason is not None:
+        raise InputError(reason, subject=label)
     if path.is_dir():
         raise InputError("is a directory (give -r to process a directory)", subject=label)
     if not os.access(path, os.R_OK):
@@ -256,15 +319,22 @@ def check_pixels(w: int, h: int, label: str) -> None:
         raise LimitError(msg, subject=label)
 
 
-def _special_decoder(im: Any, source: Path | bytes) -> np.ndarray | None:
+def _special_decoder(im: Any, source: Path | bytes, label: str) -> np.ndarray | None:
     """16-bit colour (and float colour TIFF), which Pillow would truncate to 8 bits."""
-    if im.format == "PNG" and im.mode in ("RGB", "RGBA"):
-        raw = source.read_bytes()[:32] if isinstance(source, Path) else source[:32]
-        if len(raw) > 24 and raw[24] == 16:  # IHDR bit depth
-            return _decode_png16(raw if isinstance(source, bytes) else source.read_bytes())
+    if im.format == "PNG" and im.mode in ("RGB", "RGBA") and _png_bit_depth(source) == 16:
+        return _decode_png16(source if isinstance(source, bytes) else source.read_bytes())
     if im.format == "TIFF" and _tiff_needs_tifffile(im):
-        return _decode_tiff(source)
+        return _decode_tiff(source, label)
     return None
+
+
+def _png_bit_depth(source: Path | bytes) -> int:
+    if isinstance(source, bytes):
+        head = source[:32]
+    else:
+        with source.open("rb") as fh:
+            head = fh.read(32)
+    return head[24] if len(head) > 24 else 8  # IHDR's bit depth
 
 
 #: formats and Pillow modes that OpenCV decodes faster than Pillow (libjpeg-turbo, libpng,
@@ -364,37 +434,65 @@ def _decode_png16(data: bytes) -> np.ndarray:
 
     pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if pixels is None:
-        raise OSError("OpenCV could not decode the 16-bit PNG")
+        raise OSError("OpenCV could not decode the 16-bit PNG (corrupt or truncated)")
     return _bgr_to_rgb(pixels)
 
 
-def _decode_tiff(source: Path | bytes) -> np.ndarray:
-    if importlib.util.find_spec("tifffile") is None:
-        raise OSError("16-bit or float colour TIFF needs tifffile: pip install 'convcli[tiff]'")
+def tiff_header(tif: Any, label: str) -> tuple[tuple[int, ...], np.dtype]:
+    """The (H, W[, C]) shape and sample type tifffile will decode, checked before decoding."""
+    if not len(tif.pages):
+        raise InputError("the TIFF holds no images (0 pages)", subject=label)
+    page = tif.pages.first
+    shape = tuple(int(n) for n in page.shape)
+    if page.planarconfig == 2 and len(shape) == 3:
+        shape = (shape[1], shape[2], shape[0])
+    if len(shape) == 3 and shape[2] == 1:
+        shape = shape[:2]
+    if len(shape) not in (2, 3) or 0 in shape or (len(shape) == 3 and shape[2] > 4):
+        raise InputError(f"unsupported TIFF layout {'x'.join(map(str, shape)) or '(empty)'} "
+                         "(convcli reads 2-D images with 1 to 4 samples per pixel)",
+                         subject=label)
+    check_pixels(shape[1], shape[0], label)
+    return shape, _tiff_sample_type(np.dtype(page.dtype), label)
+
+
+def _tiff_sample_type(dtype: np.dtype, label: str) -> np.dtype:
+    """The documented sample type a TIFF's samples are read as."""
+    if dtype in (np.uint8, np.uint16, np.float32, np.int32):
+        return dtype
+    if dtype == np.bool_:
+        return np.dtype(np.uint8)
+    if dtype.kind == "f":
+        return np.dtype(np.float32)
+    if dtype.kind in "iu" and dtype.itemsize <= 4:
+        return np.dtype(np.int32)
+    raise InputError(f"unsupported TIFF samples ({dtype})", subject=label)
+
+
+def _decode_tiff(source: Path | bytes, label: str) -> np.ndarray:
+    if not _has_module("tifffile"):
+        raise InputError("16-bit or float colour TIFF needs tifffile: pip install "
+                         "'convcli[tiff]'", subject=label)
     tifffile = import_tifffile()
     with tifffile.TiffFile(io.BytesIO(source) if isinstance(source, bytes) else source) as tif:
-        if not len(tif.pages):
-            raise OSError("the TIFF holds no images (0 pages)")
+        shape, dtype = tiff_header(tif, label)
         page = tif.pages.first
-        shape = tuple(page.shape)
-        if len(shape) < 2 or 0 in shape:
-            raise OSError("the TIFF's first page holds no image")
-        check_pixels(shape[1], shape[0], str(source) if isinstance(source, Path) else
-                     "<stdin>")
         pixels = page.asarray()
         if page.planarconfig == 2 and pixels.ndim == 3:
             pixels = np.moveaxis(pixels, 0, -1)
-    return np.ascontiguousarray(pixels)
+    pixels = pixels.reshape(shape)
+    if pixels.dtype == np.bool_:
+        return pixels.astype(np.uint8) * np.uint8(255)
+    if pixels.dtype == np.uint32:  # as int32, clipped: the documented 32-bit type
+        pixels = np.minimum(pixels, np.iinfo(np.int32).max)
+    return np.ascontiguousarray(pixels, dtype=dtype)
 
 
 def import_tifffile() -> Any:
     """tifffile, with its log warnings kept off our stderr (errors reach users as ours)."""
     import tifffile
 
-    log = logging.getLogger("tifffile")
-    if not log.handlers:
-        log.addHandler(logging.NullHandler())
-        log.propagate = False
+    quiet_decoders()
     return tifffile
 
 
@@ -538,6 +636,9 @@ def _encode_pillow(
 
 
 def _encode_colour16(pixels: np.ndarray, fmt: str, compress: int | None) -> bytes:
+    if fmt == "PNG" and pixels.shape[2] == 2:
+        raise OutputError("16-bit gray + alpha cannot be written as PNG here (neither Pillow "
+                          "nor OpenCV writes it); use TIFF, or --depth 8")
     if fmt == "TIFF" and importlib.util.find_spec("tifffile") is not None:
         return _tifffile_bytes(pixels, compress)
     if fmt in ("PNG", "TIFF") and importlib.util.find_spec("cv2") is not None:
@@ -711,17 +812,12 @@ def read_array(path: str | Path) -> np.ndarray:
     suffix = p.suffix.lower()
     try:
         if suffix == ".npy":
+            npy_header(p, label)
             try:
                 arr = np.load(p, allow_pickle=False)
-            except ValueError as exc:
-                found = re.search(r"Expected \(.*?\) = (\d+) elements, could only read (\d+)",
-                                  str(exc))
-                if found:
-                    raise InputError(f"truncated .npy file (expected {found.group(1)} values, "
-                                     f"found {found.group(2)})", subject=label) from None
-                raise InputError(f"not a plain numeric .npy file ({_reason(exc)})",
-                                 subject=label) from None
-            except (OSError, EOFError) as exc:
+            except MemoryError:
+                raise
+            except Exception as exc:
                 raise InputError(f"corrupt .npy file ({_reason(exc)})", subject=label) from None
             return check_array(arr, label)
         text = p.read_bytes().decode("utf-8")
@@ -734,15 +830,47 @@ def read_array(path: str | Path) -> np.ndarray:
     return _parse_table(text, "," if suffix == ".csv" else None, label)
 
 
+def npy_header(path: Path, label: str) -> tuple[tuple[int, ...], np.dtype]:
+    """The shape and dtype a ``.npy`` file declares, checked against its size before numpy
+    allocates anything (a 12-byte file can declare gigabytes), and refused if it holds
+    Python objects."""
+    fmt = np.lib.format
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as fh:
+            version = fmt.read_magic(fh)
+            head = 10 if version == (1, 0) else 12
+            fh.seek(head - (2 if version == (1, 0) else 4))
+            declared = int.from_bytes(fh.read(head - 8), "little")
+            if head + declared > size:
+                raise InputError("truncated or corrupt .npy file (its header runs past the "
+                                 "end of the file)", subject=label)
+            fh.seek(0)
+            fmt.read_magic(fh)
+            read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+            shape, _, dtype = read(fh)
+            start = fh.tell()
+    except ConvcliError:
+        raise
+    except Exception as exc:
+        raise InputError(f"not a valid .npy file ({_reason(exc)})", subject=label) from None
+    if dtype.hasobject:
+        raise InputError("holds Python objects, not numbers (refused: loading it could run "
+                         "code)", subject=label)
+    expected = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if start + expected > size:
+        raise InputError(f"truncated .npy file (declares {'x'.join(map(str, shape))} "
+                         f"{dtype} values, {expected} bytes, but holds "
+                         f"{max(0, size - start)})", subject=label)
+    return tuple(shape), dtype
+
+
 def parse_array(text: str, label: str = "<inline>") -> np.ndarray:
     """An array written as JSON (``'[1, 2, 3]'``, ``'[[1, 2], [3, 4]]'``)."""
     try:
-        values = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(
-            f"not a valid JSON array ({exc.msg} at line {exc.lineno} column {exc.colno})",
-            subject=label,
-        ) from None
+        values = loads_json(text)
+    except ValueError as exc:
+        raise InputError(f"not a valid JSON array ({exc})", subject=label) from None
     try:
         return nested_to_array(values)
     except ValueError as exc:

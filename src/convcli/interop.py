@@ -16,13 +16,15 @@ Both were checked against the real tools (tests/test_interop.py).
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import numpy as np
 
+from . import paths
 from .errors import KernelError
-from .kernel import AnyKernel, Kernel, KernelChain
+from .kernel import AnyKernel, Kernel, KernelBank, KernelChain, short
 
 _GEOMETRY = re.compile(r"^\s*(\d+)(?:x(\d+))?(?:([+-]\d+)([+-]\d+))?\s*:(.*)$", re.S)
 _NUMBERS_ONLY = re.compile(r"^[\s,]*[-+0-9.eE]+(?:[\s,]+[-+0-9.eE]+)+[\s,]*$")
@@ -87,11 +89,12 @@ def _parse_one(text: str, index: int) -> Kernel:
 
 def read_vips_matrix(path: Path) -> Kernel:
     """Read a libvips ``.mat`` file: ``width height [scale [offset]]`` then ``height`` rows."""
-    label = str(path)
+    label = short(str(path))
+    reason = paths.problem(path)
+    if reason is not None:
+        raise KernelError(f"kernel file {label!r}: {reason}")
     try:
         text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise KernelError(f"kernel file {label!r}: no such file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise KernelError(f"kernel file {label!r}: cannot read it ({exc})") from None
     lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
@@ -128,6 +131,10 @@ def read_vips_matrix(path: Path) -> Kernel:
 
 def to_imagemagick(kernel: Kernel) -> str:
     """The kernel as an ImageMagick kernel string that gives the same pixels."""
+    if kernel.offset:
+        raise KernelError(f"kernel {short(kernel.name)!r}: an ImageMagick kernel string cannot "
+                          f"carry its offset {kernel.offset:g} (give ImageMagick "
+                          f"-define convolve:bias={kernel.offset:g})")
     m = kernel.as_2d()
     h, w = m.shape
     origin = ""
@@ -152,11 +159,19 @@ def _fmt(v: float) -> str:
     return repr(float(v)).removesuffix(".0") if float(v).is_integer() else repr(float(v))
 
 
-def to_toml(kernel: AnyKernel) -> str:
-    """The kernel (or bank) as a convcli TOML kernel file."""
-    data = kernel.to_dict()
+def _check_file_form(kernel: AnyKernel) -> None:
+    """Kernel files hold a kernel or a bank of kernels and banks, never a chain."""
     if isinstance(kernel, KernelChain):
         raise KernelError("a chain of kernels has no kernel-file form; write each kernel")
+    if isinstance(kernel, KernelBank):
+        for member in kernel.members:
+            _check_file_form(member)
+
+
+def to_toml(kernel: AnyKernel) -> str:
+    """The kernel (or bank) as a convcli TOML kernel file."""
+    _check_file_form(kernel)
+    data = kernel.to_dict()
     lines = _toml_table(data, members_key="kernels")
     return "\n".join(lines) + "\n"
 
@@ -179,7 +194,8 @@ def _toml_table(data: dict, members_key: str) -> list[str]:
 
 def _toml_value(value: object) -> str:
     if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        # JSON's escapes are TOML's; TOML also wants DEL escaped
+        return json.dumps(value).replace("\x7f", "\\u007f")
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
@@ -195,10 +211,7 @@ def _toml_value(value: object) -> str:
 
 def to_json(kernel: AnyKernel) -> str:
     """The kernel (or bank) as a convcli JSON kernel file."""
-    import json
-
-    if isinstance(kernel, KernelChain):
-        raise KernelError("a chain of kernels has no kernel-file form; write each kernel")
+    _check_file_form(kernel)
     text = json.dumps(kernel.to_dict(), indent=2)
     # keep each matrix row (and tag list) on one line
     return (

@@ -136,12 +136,21 @@ class Kernel:
         if not np.isfinite(self.offset):
             raise KernelError(f"kernel {self.name!r}: offset must be a finite number")
         if self.scale != 1.0:
-            matrix = matrix * float(self.scale)
+            with np.errstate(over="ignore"):
+                matrix = matrix * float(self.scale)
+            if not np.all(np.isfinite(matrix)):
+                raise KernelError(f"kernel {short(self.name)!r}: the scale makes values "
+                                  "overflow to infinity")
             matrix.setflags(write=False)
         object.__setattr__(self, "matrix", matrix)
         object.__setattr__(self, "scale", 1.0)
         object.__setattr__(self, "tags", tuple(self.tags))
         if self.origin is not None:
+            if not isinstance(self.origin, tuple | list) or not all(
+                isinstance(o, int | np.integer) and not isinstance(o, bool) for o in self.origin
+            ):
+                msg = f"kernel {short(self.name)!r}: origin must be whole numbers"
+                raise KernelError(msg)
             origin = tuple(int(o) for o in self.origin)
             if len(origin) != matrix.ndim or any(
                 not 0 <= o < n for o, n in zip(origin, matrix.shape, strict=True)

@@ -5,6 +5,7 @@ numpy only reports "inhomogeneous shape"; users need "row 2 has 4 values, expect
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -61,8 +62,25 @@ def _count(n: int) -> str:
 def _check_number(value: Any, where: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"{where}: {_show(value)} is not a number")
-    if not np.isfinite(value):
+    try:
+        number = float(value)
+    except OverflowError:
+        raise ValueError(f"{where}: {_show(value)} is too large for a float") from None
+    if not np.isfinite(number):
         raise ValueError(f"{where}: {value} is not a finite number")
+
+
+def loads_json(text: str) -> Any:
+    """``json.loads`` whose every failure is a ValueError with a short reason (numbers of
+    thousands of digits, nesting deeper than the interpreter allows, bad syntax)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise ValueError(str(exc).split(";")[0]) from None
 
 
 def _show(value: Any) -> str:

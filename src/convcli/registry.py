@@ -16,7 +16,6 @@ built-in library, so a user kernel shadows a built-in of the same name. Each ker
 from __future__ import annotations
 
 import difflib
-import json
 import os
 import tomllib
 from collections.abc import Iterable
@@ -24,14 +23,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import interop
+from . import interop, paths
 from .errors import KernelError
 from .generators import GENERATORS
 from .kernel import AnyKernel, Kernel, KernelBank, KernelChain, as_matrix, short
+from .numeric import loads_json
 from .vocabulary import COMBINES
 
 KERNEL_SUFFIXES = (".toml", ".json")
-_KERNEL_KEYS = {"name", "description", "tags", "source", "matrix", "scale", "origin"}
+_KERNEL_KEYS = {"name", "description", "tags", "source", "matrix", "scale", "origin", "offset"}
 _GENERATOR_KEYS = {"name", "description", "tags", "source", "generator", "params"}
 _BANK_KEYS = {"name", "description", "tags", "source", "combine", "kernels"}
 
@@ -114,9 +114,9 @@ class Registry:
             return inline_kernel(text)
         if interop.is_imagemagick_spec(text):
             return interop.parse_imagemagick(text)
-        path = Path(text).expanduser()
+        path = paths.expand(text)
         looks_like_file = path.suffix.lower() in (*KERNEL_SUFFIXES, ".mat") or "/" in text
-        if looks_like_file or (path.is_file() and ":" not in text):
+        if looks_like_file or (paths.is_file(path) and ":" not in text):
             return self._load_file(path, stack)
         name, _, param_text = text.partition(":")
         return self._by_name(name.strip(), param_text, stack)
@@ -190,7 +190,8 @@ class Registry:
             tags=_tags(data, name),
             source=str(data.get("source", where)),
             scale=_number(data.get("scale", 1.0), f"kernel {name!r}: scale"),
-            origin=data.get("origin"),
+            origin=_origin(data.get("origin"), name),
+            offset=_number(data.get("offset", 0.0), f"kernel {name!r}: offset"),
         )
 
     def _generated(self, data: dict[str, Any], where: str, param_text: str) -> Kernel:
@@ -290,39 +291,42 @@ class Registry:
 
 def read_definition(path: Path) -> Any:
     """Read a TOML or JSON kernel file into plain data, naming the file on any error."""
+    label = short(str(path))
+    reason = paths.problem(path)
+    if reason is not None:
+        raise KernelError(f"kernel file {label!r}: {reason}")
     try:
         raw = path.read_bytes()
-    except FileNotFoundError:
-        raise KernelError(f"kernel file {str(path)!r}: no such file") from None
     except IsADirectoryError:
-        raise KernelError(f"kernel file {str(path)!r}: is a directory") from None
+        raise KernelError(f"kernel file {label!r}: is a directory") from None
     except OSError as exc:
-        raise KernelError(f"kernel file {str(path)!r}: {exc.strerror or exc}") from None
+        raise KernelError(f"kernel file {label!r}: {exc.strerror or exc}") from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise KernelError(f"kernel file {str(path)!r}: not UTF-8 text") from None
     if path.suffix.lower() == ".json":
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise KernelError(f"kernel file {str(path)!r}: invalid JSON: {exc}") from None
+            data = loads_json(text)
+        except ValueError as exc:
+            raise KernelError(f"kernel file {label!r}: invalid JSON: {exc}") from None
         if not isinstance(data, dict | list):
-            raise KernelError(f"kernel file {str(path)!r}: expected an object or an array")
+            raise KernelError(f"kernel file {label!r}: expected an object or an array")
         return data
     try:
         return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise KernelError(f"kernel file {str(path)!r}: invalid TOML: {exc}") from None
+    except (tomllib.TOMLDecodeError, ValueError) as exc:
+        raise KernelError(f"kernel file {label!r}: invalid TOML: {exc}") from None
+    except RecursionError:
+        raise KernelError(f"kernel file {label!r}: invalid TOML: nested too deeply") from None
 
 
 def inline_kernel(text: str) -> Kernel:
     """A kernel written as a JSON array: ``'[[1,0,-1],[2,0,-2],[1,0,-1]]'``."""
     try:
-        values = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise KernelError(f"kernel {short(text)!r}: not a valid JSON array ({exc.msg})") \
-            from None
+        values = loads_json(text)
+    except ValueError as exc:
+        raise KernelError(f"kernel {short(text)!r}: not a valid JSON array ({exc})") from None
     if not isinstance(values, list):
         raise KernelError(f"kernel {short(text)!r}: not a JSON array")
     return Kernel(as_matrix(values, text), name="inline", source="inline")
@@ -358,6 +362,18 @@ def _tags(data: dict[str, Any], name: str) -> tuple[str, ...]:
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise KernelError(f"kernel {name!r}: 'tags' must be a list of strings")
     return tuple(tags)
+
+
+def _origin(value: Any, name: str) -> tuple[int, ...] | None:
+    """A kernel file's origin: a list of whole numbers, or nothing."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(
+        isinstance(v, int) and not isinstance(v, bool) for v in value
+    ):
+        raise KernelError(f"kernel {name!r}: origin must be a list of whole numbers "
+                          "[row, column]")
+    return tuple(value)
 
 
 def _number(value: Any, what: str) -> float:

@@ -119,11 +119,12 @@ class NpyRows(ArrayRows):
     """Rows of a ``.npy`` file through a read-only memory map."""
 
     def __init__(self, path: Path) -> None:
-        from .image_io import check_array
+        from .image_io import check_array, npy_header
 
+        npy_header(path, str(path))
         try:
             array = np.load(path, mmap_mode="r", allow_pickle=False)
-        except (ValueError, OSError) as exc:
+        except Exception as exc:
             raise InputError(f"cannot map the .npy file ({exc})", subject=str(path)) from None
         if array.ndim not in (2, 3):
             check_array(array, str(path))
@@ -136,7 +137,7 @@ class TiffRows:
     """Rows of a (striped or tiled) TIFF, decoding only the segments a band touches."""
 
     def __init__(self, path: Path) -> None:
-        from .image_io import check_pixels, import_tifffile
+        from .image_io import import_tifffile, tiff_header
 
         self.path = path
         try:
@@ -144,28 +145,22 @@ class TiffRows:
         except Exception as exc:
             raise InputError(f"not a TIFF that can be streamed ({exc})", subject=str(path)) \
                 from None
-        if not len(self._tif.pages):
-            self._tif.close()
-            raise InputError("the TIFF holds no images (0 pages)", subject=str(path))
-        page = self._tif.pages.first
-        if page.planarconfig == 2 and page.samplesperpixel > 1:
-            self._tif.close()
-            raise InputError(
-                "planar (separate-plane) TIFFs cannot be streamed; save it with "
-                "interleaved samples",
-                subject=str(path),
-            )
-        self._page = page
-        self.shape = tuple(int(s) for s in page.shape)
-        if len(self.shape) not in (2, 3) or 0 in self.shape:
-            self._tif.close()
-            raise InputError("the TIFF's first page holds no 2-D image", subject=str(path))
         try:
-            check_pixels(self.shape[1], self.shape[0], str(path))
+            shape, dtype = tiff_header(self._tif, str(path))  # also the pixel limit
+            page = self._tif.pages.first
+            if page.planarconfig == 2 and page.samplesperpixel > 1:
+                raise InputError("planar (separate-plane) TIFFs cannot be streamed; save it "
+                                 "with interleaved samples", subject=str(path))
+            if np.dtype(page.dtype) != dtype or tuple(page.shape) != shape:
+                raise InputError(f"TIFF samples of type {page.dtype} cannot be streamed "
+                                 "(8/16-bit, 32-bit integer and float32 can)",
+                                 subject=str(path))
         except Exception:
             self._tif.close()
             raise
-        self.dtype = np.dtype(page.dtype)
+        self._page = page
+        self.shape = shape
+        self.dtype = dtype
         self._rows_per_segment = page.tilelength if page.is_tiled else page.rowsperstrip
         across = -(-page.imagewidth // page.tilewidth) if page.is_tiled else 1
         self._segments_per_band = across

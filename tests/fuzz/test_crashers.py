@@ -18,58 +18,7 @@ import fuzzlib
 import pytest
 
 #: crasher file stem -> the fuzzlib.KNOWN_BUGS id of the bug it shows (see README.md)
-KNOWN: dict[str, str] = {
-    "arrays-big-integer-json-file": "big-int",
-    "arrays-deep-inline-json": "json-depth",
-    "arrays-deep-json-file": "json-depth",
-    "arrays-long-integer-inline": "int-digits",
-    "arrays-npy-header-bytes-key": "npy-header",
-    "arrays-npy-header-indentation-error": "npy-header",
-    "arrays-npy-header-syntax-error": "npy-header",
-    "arrays-npy-header-token-error": "npy-header",
-    "cli-big-integer-json-input": "big-int",
-    "cli-gray-alpha-16-bit-png": "la16-png",
-    "cli-long-inline-array": "long-name",
-    "cli-long-kernel-name": "long-name",
-    "cli-npy-header-syntax-error": "npy-header",
-    "cli-pillow-log-on-stderr": "stray-stderr",
-    "cli-pillow-warning-on-stderr": "stray-stderr",
-    "cli-tiff-empty-array-stdin": "tifffile-unchecked",
-    "images-16-bit-colour-png": "png16-bytes",
-    "images-gray-alpha-16-bit-png-result": "la16-png",
-    "images-probe-16-bit-colour-tiff": "probe-16bit",
-    "images-probe-float-colour-tiff": "probe-tifffile",
-    "images-tiff-bool-samples": "tifffile-unchecked",
-    "images-tiff-empty-array": "tifffile-unchecked",
-    "images-tiff-missing-dimensions": "decoder-exceptions",
-    "images-tiff-one-channel-axis": "tifffile-unchecked",
-    "images-tiff-rational-strip-offset": "decoder-exceptions",
-    "images-tiff-tuple-image-length": "decoder-exceptions",
-    "images-tiff-uint32-samples": "tifffile-unchecked",
-    "images-tiff-unknown-predictor": "decoder-exceptions",
-    "kernels-big-integer-inline": "big-int",
-    "kernels-big-integer-toml": "big-int",
-    "kernels-chain-member-export": "chain-member-roundtrip",
-    "kernels-control-character-name": "toml-control-chars",
-    "kernels-deep-inline-json": "json-depth",
-    "kernels-deep-json-file": "json-depth",
-    "kernels-deep-toml-file": "json-depth",
-    "kernels-gaussian-sigma-overflow": "generator-size",
-    "kernels-gaussian-sigma-underflow": "generator-size",
-    "kernels-long-bank-member": "long-name",
-    "kernels-long-integer-inline": "int-digits",
-    "kernels-long-integer-toml": "int-digits",
-    "kernels-long-name": "long-name",
-    "kernels-nul-byte-in-bank-member": "nul-path",
-    "kernels-nul-byte-in-spec": "nul-path",
-    "kernels-offset-export": "offset-roundtrip",
-    "kernels-origin-infinity": "origin-validation",
-    "kernels-origin-integer": "origin-validation",
-    "kernels-origin-string": "origin-validation",
-    "kernels-scale-overflow": "scale-overflow",
-    "kernels-tiny-weights": "tiny-weights",
-    "kernels-unknown-home-directory": "home-dir",
-}
+KNOWN: dict[str, str] = {}
 
 
 class WrongBug(Exception):
@@ -127,13 +76,6 @@ sys.exit(1 if finding else 0)
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (huge-length-field): a 12-byte .npy whose header length field says 3.4 GB, or "
-    "a 56-byte PNG whose IDAT chunk says 4.3 GB, makes numpy / Pillow allocate a buffer that "
-    "size; under a memory limit (ulimit -v, containers) read_array and open_image raise "
-    "MemoryError and the CLI says 'out of memory (try a smaller image or --memory)'",
-)
 @pytest.mark.parametrize(
     "stem", ["arrays-npy-header-length-gigabytes", "cli-png-idat-length-gigabytes"]
 )

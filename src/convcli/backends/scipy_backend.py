@@ -7,6 +7,8 @@ the planes explicitly and ``valid`` needs no extension. Separable kernels run as
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from scipy import ndimage, signal
 
@@ -26,6 +28,13 @@ class ScipyBackend(Backend):
     name = "scipy"
 
     def correlate(
+        self, planes: np.ndarray, plan: Plan, boundary: Boundary, fill: float
+    ) -> np.ndarray:
+        plan, divisor = _tiny_weights_scaled(plan)
+        out = self._correlate(planes, plan, boundary, fill)
+        return out if divisor == 1.0 else out / out.dtype.type(divisor)
+
+    def _correlate(
         self, planes: np.ndarray, plan: Plan, boundary: Boundary, fill: float
     ) -> np.ndarray:
         if plan.method == "fft":
@@ -74,6 +83,26 @@ class ScipyBackend(Backend):
         # convolving with the flipped weights is correlating with them
         out = signal.oaconvolve(x, kernel, mode="valid", axes=(1, 2))
         return out.astype(planes.dtype, copy=False)
+
+
+def _tiny_weights_scaled(plan: Plan) -> tuple[Plan, float]:
+    """ndimage skips weights smaller than 2.2e-16 as if they were zero: scale tiny kernels
+    (and each separable factor) by powers of two, which is exact, and divide after."""
+    def factor(values: np.ndarray) -> float:
+        peak = float(np.max(np.abs(values))) if values.size else 0.0
+        return 2.0 ** -np.floor(np.log2(peak)) if 0 < peak < 2.0**-20 else 1.0
+
+    weights = factor(plan.weights)
+    factors = [(factor(c), factor(r)) for c, r in plan.factors]
+    if weights == 1.0 and all(fc == fr == 1.0 for fc, fr in factors):
+        return plan, 1.0
+    if plan.method == "separable":
+        # every pair must end up divided by the same number: scale them to a common one
+        common = max(fc * fr for fc, fr in factors)
+        scaled = tuple((c * fc, r * (common / fc)) for (c, r), (fc, _) in
+                       zip(plan.factors, factors, strict=True))
+        return replace(plan, factors=scaled), common
+    return replace(plan, weights=plan.weights * weights), weights
 
 
 def _origins(plan: Plan) -> tuple[int, int]:
