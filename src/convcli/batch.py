@@ -397,18 +397,18 @@ def _too_big(source: Source, request: Request) -> bool:
         if source.path.suffix.lower() != ".npy":
             return False
         try:
-            shape, dtype = image_io.npy_header(source.path, source.label)
+            shape, array_dtype = image_io.npy_header(source.path, source.label)
         except ConvcliError:
             return False  # read_array names the problem
-        itemsize = dtype.itemsize
+        itemsize = array_dtype.itemsize
         if len(shape) < 2:
             return False
     else:
         try:
-            shape, dtype = image_io.probe_image(source.path, source.label)
+            shape, sample_type = image_io.probe_image(source.path, source.label)
         except ConvcliError:
             return False  # the full read names the problem
-        itemsize = np.dtype(dtype).itemsize
+        itemsize = np.dtype(sample_type).itemsize
     pixels = int(np.prod(shape))
     members = max(1, len(request.stack_labels))
     # the decoded input, the result's samples (up to float64), its encoded copy, one band

@@ -173,7 +173,8 @@ def open_image(source: Path | bytes, name: str | None = None) -> Picture:
 def _decode(im: Any, source: Path | bytes, label: str) -> Picture:
     from PIL import ImageOps
 
-    check_pixels(*im.size, label)
+    width, height = im.size
+    check_pixels(width, height, label)
     if im.format == "PNG":
         _check_png_chunks(source, label)
     fmt = im.format
