@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from . import image_io, paths, stream
-from .engine import StepInfo, convolve, describe
+from .engine import StepInfo, convolve, describe, work_dtype
 from .errors import ConvcliError, InputError, LimitError, OutputError, UsageError
 from .imaging import (
     BAND_BYTES,
@@ -41,7 +41,7 @@ from .imaging import (
     to_samples,
 )
 from .kernel import AnyKernel, KernelBank, KernelChain
-from .stream import default_budget, format_size
+from .stream import ArrayRows, default_budget, format_size
 
 DEFAULT_TEMPLATE = "{stem}.{kernel}{ext}"
 TEMPLATE_FIELDS = {"stem", "ext", "kernel"}
@@ -434,12 +434,8 @@ class StreamPlan:
         try:
             layout = None
             if self.source.is_array:
-                out = (
-                    np.dtype(np.float64)
-                    if self.format == "NPY"
-                    else output_dtype(reader.dtype, "8")
-                )
-                layout = Layout.of_numbers(reader.dtype, reader.shape, self.pixels, out)
+                layout = array_layout(reader.shape, reader.dtype, self.pixels, request,
+                                      self.format in image_io.ARRAY_FORMATS.values())
             yield plan_image(
                 reader,
                 request.operation,
@@ -580,17 +576,31 @@ def _compute(
             filtered = filter_image(loaded.data, request.operation, pixels, **request.conv)
             _warn_clipping(outcome, source, filtered)
             return filtered.pixels
-        result = convolve(loaded.data, request.operation, **request.conv)
-        if to_array and pixels.depth in ("same", "float"):
-            dtype = result.dtype  # numbers stay in the precision they were computed in
-        else:
-            dtype = output_dtype(result.dtype, "8" if pixels.depth == "same" else pixels.depth)
-        full_scale = sample_max(dtype) if dtype.kind in "ui" else 1.0
-        return to_samples(result, full_scale, dtype, pixels)[0]
+        data = loaded.data
+        layout = array_layout(data.shape, data.dtype, pixels, request, to_array)
+        if data.ndim == 1:  # a signal: one row, nothing to cut into bands
+            result = convolve(data, request.operation, **request.conv)
+            return to_samples(result, layout.in_max, layout.out_dtype, pixels)[0]
+        job = plan_image(ArrayRows(data), request.operation, pixels, layout=layout,
+                         **request.conv)
+        return job.collect()
     except InputError as exc:
         if exc.subject is None:
             exc.subject = source.label
         raise
+
+
+def array_layout(shape: tuple[int, ...], dtype: np.dtype, pixels: PixelOptions,
+                 request: Request, to_array: bool) -> Layout:
+    """How an array's numbers are filtered and written: as numbers in the precision they are
+    computed in when written as an array, as samples of --depth (8-bit by default) when
+    written as an image."""
+    compute = np.dtype(request.conv.get("dtype") or work_dtype(np.dtype(dtype)))
+    if to_array and pixels.depth in ("same", "float"):
+        out = compute
+    else:
+        out = output_dtype(compute, "8" if pixels.depth == "same" else pixels.depth)
+    return Layout.of_numbers(dtype, shape, pixels, out, compute)
 
 
 def _warn_clipping(outcome: Outcome, source: Source, filtered: Filtered) -> None:
@@ -835,7 +845,9 @@ def explain(source: Source, request: Request) -> Explanation:
         kind = "image"
     spatial = (1, shape[0]) if len(shape) == 1 else (shape[0], shape[1])
     conv = {k: v for k, v in request.conv.items() if k != "dtype"}
-    backend, steps, out = describe(request.operation, spatial, **conv)
+    compute = work_dtype(np.dtype(dtype)) if kind == "image" else np.dtype(np.float64)
+    backend, steps, out = describe(request.operation, spatial, dtype=conv.pop("dtype", compute),
+                                   **conv)
     channels = shape[2:]
     if kind == "image" and request.pixels.gray:
         channels = (2,) if shape[2:] in ((2,), (4,)) else ()

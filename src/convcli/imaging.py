@@ -323,6 +323,16 @@ class BandJob:
                 stats.total += counts.total
             yield r0, r1, samples
 
+    def collect(self, stats: Filtered | None = None) -> np.ndarray:
+        """The whole result in one array (bands written into it as they come)."""
+        out = np.empty(self.out_shape, dtype=self.layout.out_dtype)
+        for r0, r1, samples in self.bands(stats):
+            if self.stacked:
+                out[:, r0:r1] = samples
+            else:
+                out[r0:r1] = samples
+        return out
+
     def span(self, rows: tuple[int, int] | None = None) -> tuple[float, float]:
         """min and max of the mapped results (within ``rows``): what rescale stretches."""
 
@@ -374,10 +384,10 @@ def plan_image(
         layout = Layout.of(reader.dtype, reader.shape, options, compute)
     backend = get_backend(backend_name, boundary=opts.boundary, fill=opts.fill_value, device=device)
     shape = (reader.shape[0], reader.shape[1])
-    colour = StripEngine(operation, opts, backend, shape)
+    colour = StripEngine(operation, opts, backend, shape, dtype=layout.compute)
     alpha = None
     if layout.has_alpha and not layout.alpha_filtered:
-        alpha = StripEngine(operation, opts, backend, shape, align=True)
+        alpha = StripEngine(operation, opts, backend, shape, align=True, dtype=layout.compute)
     planes = layout.colour_planes + (1 if layout.has_alpha else 0)
     rows = strip_height(
         shape[1],
@@ -410,13 +420,8 @@ def filter_image(
     filtering the whole image at once.
     """
     job = plan_image(ArrayRows(np.asarray(pixels)), kernel, options, band_bytes=band_bytes, **conv)
-    out = np.empty(job.out_shape, dtype=job.layout.out_dtype)
-    stats = Filtered(out, job.stacked)
-    for r0, r1, samples in job.bands(stats):
-        if job.stacked:
-            out[:, r0:r1] = samples
-        else:
-            out[r0:r1] = samples
+    stats = Filtered(np.empty(0), job.stacked)
+    stats.pixels = job.collect(stats)
     return stats
 
 

@@ -261,6 +261,7 @@ class StripEngine:
         backend: Backend,
         shape: tuple[int, int],
         align: bool = False,
+        dtype: Any = np.float64,
     ) -> None:
         self.operation = operation
         self.options = options
@@ -269,6 +270,7 @@ class StripEngine:
         #: move the planes onto the output grid without filtering them (what a delta at each
         #: kernel's origin would give, exactly): how alpha is carried through a filter
         self.align = align
+        self.dtype = np.dtype(dtype)  # the planes' dtype: it takes part in the method choice
         self._steps: dict[int, _Step] = {}
         self.stacked: int | None = None
         self.out_shape = self._prepare(operation, shape)
@@ -296,7 +298,7 @@ class StripEngine:
                     )
                 self.stacked = len(item.members)
             return shapes.pop()
-        plan = plan_kernel(item, self.options, shape)
+        plan = plan_kernel(item, self.options, shape, self.backend.name, self.dtype)
         out = (
             output_length(self.options.mode, shape[0], plan.shape[0]),
             output_length(self.options.mode, shape[1], plan.shape[1]),
@@ -534,8 +536,8 @@ def convolve_strips(
     opts = Options.make(**options)
     operation = as_operation(kernel, combine_)
     chosen = get_backend(backend, boundary=opts.boundary, fill=opts.fill_value, device=device)
-    engine = StripEngine(operation, opts, chosen, (arr.shape[0], arr.shape[1]))
     compute = np.dtype(dtype) if dtype is not None else work_dtype(arr.dtype)
+    engine = StripEngine(operation, opts, chosen, (arr.shape[0], arr.shape[1]), dtype=compute)
     planes = ArrayRows(arr)
 
     def read_planes(wanted: np.ndarray) -> np.ndarray:

@@ -24,7 +24,7 @@ BACKENDS: dict[str, tuple[str, str, str, str]] = {
 }
 
 #: the order ``auto`` tries installed backends in, fastest first
-AUTO_ORDER: tuple[str, ...] = ("scipy",)
+AUTO_ORDER: tuple[str, ...] = ("opencv", "scipy")
 
 
 def available(name: str) -> bool:
