@@ -31,7 +31,7 @@ import numpy as np
 
 from . import paths
 from .errors import ConvcliError, InputError, LimitError, OutputError, UsageError
-from .numeric import loads_json, nested_to_array
+from .numeric import finite, loads_json, nested_to_array
 
 ARRAY_FORMATS = {".npy": "NPY", ".csv": "CSV", ".txt": "TXT", ".json": "JSON"}
 #: default 256 megapixels; CONVCLI_MAX_PIXELS raises it (decompression-bomb guard)
@@ -186,7 +186,10 @@ def _decode(im: Any, source: Path | bytes, label: str) -> Picture:
     if fast is not None:
         return Picture(orient(fast, _orientation(im)), fmt, icc)
     im.load()
-    return Picture(_to_array(ImageOps.exif_transpose(im) or im), fmt, icc)
+    pixels = _to_array(ImageOps.exif_transpose(im) or im)
+    if not finite(pixels):
+        raise InputError("the float image holds NaN or infinity", subject=label)
+    return Picture(pixels, fmt, icc)
 
 
 def quiet_decoders() -> None:
@@ -482,6 +485,8 @@ def _decode_tiff(source: Path | bytes, label: str) -> np.ndarray:
         if page.planarconfig == 2 and pixels.ndim == 3:
             pixels = np.moveaxis(pixels, 0, -1)
     pixels = pixels.reshape(shape)
+    if not finite(pixels):
+        raise InputError("the float image holds NaN or infinity", subject=label)
     if pixels.dtype == np.bool_:
         return pixels.astype(np.uint8) * np.uint8(255)
     if pixels.dtype == np.uint32:  # as int32, clipped: the documented 32-bit type
@@ -925,7 +930,7 @@ def check_array(arr: np.ndarray, label: str) -> np.ndarray:
         )
     if arr.size == 0:
         raise InputError("is empty", subject=label)
-    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+    if not finite(arr):
         raise InputError("holds NaN or infinity", subject=label)
     return arr
 

@@ -16,7 +16,8 @@ import numpy.typing as npt
 
 from .backends import get_backend
 from .engine import Options, as_operation, work_dtype
-from .errors import UsageError
+from .errors import InputError, UsageError
+from .numeric import finite
 from .stream import (
     ArrayRows,
     RowReader,
@@ -425,6 +426,11 @@ def filter_image(
     return stats
 
 
+#: why a result cannot be written as floats
+OVERFLOW = ("the result overflows to infinity (the input's values times the kernel exceed the "
+            "float range); write integer samples (--depth 8 or 16) or scale the kernel down")
+
+
 def _mapped(
     result: np.ndarray, in_max: float, out_dtype: np.dtype, options: PixelOptions
 ) -> np.ndarray:
@@ -456,16 +462,32 @@ def to_samples(
     to nearest and clipped to the type's range. ``span`` is the (min, max) that ``rescale``
     stretches (the result's own when not given). Returns (samples, clipped count, total).
     """
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported, not warned
+        return _to_samples(result, in_max, out_dtype, options, span)
+
+
+def _to_samples(
+    result: np.ndarray,
+    in_max: float,
+    out_dtype: np.dtype,
+    options: PixelOptions,
+    span: tuple[float, float] | None,
+) -> tuple[np.ndarray, int, int]:
     integer = out_dtype.kind in "ui"
     out_max = sample_max(out_dtype) if integer else in_max
     r = _mapped(result, in_max, out_dtype, options)
     if options.range == "rescale":
         low, high = span if span is not None else (float(r.min()), float(r.max()))
+        if not (np.isfinite(low) and np.isfinite(high)):
+            raise InputError(OVERFLOW)
         top = out_max if integer else 1.0
         r = (r - low) * (top / (high - low)) if high > low else np.zeros_like(r)
     if not integer:
-        return r.astype(out_dtype), 0, r.size
-    clipped = int(np.count_nonzero((r < -0.5) | (r > out_max + 0.5)))
+        out = r.astype(out_dtype)
+        if not finite(out):
+            raise InputError(OVERFLOW)
+        return out, 0, r.size
+    clipped = int(np.count_nonzero(r < -0.5)) + int(np.count_nonzero(r > out_max + 0.5))
     if options.quantize == "imagemagick" and out_max == 255:
         r = np.floor(np.rint(r * 257.0) / 257.0)
     elif options.quantize == "half-up":

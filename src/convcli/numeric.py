@@ -55,6 +55,14 @@ def nested_to_array(values: Any) -> np.ndarray:
     return np.array(values, dtype=np.float64)
 
 
+def finite(arr: np.ndarray) -> bool:
+    """No NaN or infinity, checked without a temporary array: the extremes are finite exactly
+    when everything is (NaN propagates into them)."""
+    if arr.dtype.kind != "f":
+        return True
+    return bool(np.isfinite(arr.min()) and np.isfinite(arr.max()))
+
+
 def _count(n: int) -> str:
     return f"{n} value" if n == 1 else f"{n} values"
 

@@ -155,7 +155,7 @@ class Registry:
                 if param_text:
                     raise KernelError(f"kernel {label!r} takes no parameters")
                 return Kernel(as_matrix(data, path.stem), name=path.stem, source=where)
-            data.setdefault("name", path.stem)
+            data = {"name": path.stem, **data}  # (the parsed file is cached: never mutated)
             return self._from_definition(data, where, stack or (str(data["name"]).lower(),),
                                          param_text)
         except KernelError as exc:
@@ -290,7 +290,26 @@ class Registry:
 
 
 def read_definition(path: Path) -> Any:
-    """Read a TOML or JSON kernel file into plain data, naming the file on any error."""
+    """Read a TOML or JSON kernel file into plain data, naming the file on any error. Parsed
+    files are kept (keyed by size and modification time), so a kernel named again and again
+    (a batch, a library loop) is read once."""
+    try:
+        stat = path.stat()
+        key = (str(path), stat.st_size, stat.st_mtime_ns)
+    except (OSError, ValueError):
+        key = None
+    if key is not None and key in _PARSED:
+        return _PARSED[key]
+    data = _read_definition(path)
+    if key is not None:
+        _PARSED[key] = data
+    return data
+
+
+_PARSED: dict[tuple[str, int, int], Any] = {}
+
+
+def _read_definition(path: Path) -> Any:
     label = short(str(path))
     reason = paths.problem(path)
     if reason is not None:
