@@ -285,9 +285,10 @@ def test_exif_orientations_match_pillow(tmp_path, orientation):
     im.save(tmp_path / "o.jpg", exif=exif, quality=100, subsampling=0)
     want = np.asarray(ImageOps.exif_transpose(Image.open(tmp_path / "o.jpg")))
     np.testing.assert_array_equal(read_image(tmp_path / "o.jpg"), want)  # the OpenCV path
-    np.testing.assert_array_equal(orient(data, orientation),
-                                  np.asarray(ImageOps.exif_transpose(_exif_png(tmp_path, data,
-                                                                               orientation))))
+    np.testing.assert_array_equal(
+        orient(data, orientation),
+        np.asarray(ImageOps.exif_transpose(_exif_png(tmp_path, data, orientation))),
+    )
 
 
 def _exif_png(tmp_path, data, orientation):
@@ -298,14 +299,24 @@ def _exif_png(tmp_path, data, orientation):
     return Image.open(tmp_path / "o.png")
 
 
-@pytest.mark.parametrize("ext, mode", [("jpg", "RGB"), ("png", "RGBA"), ("png", "L"),
-                                       ("tif", "RGB"), ("bmp", "RGB"), ("webp", "RGB")])
+@pytest.mark.parametrize(
+    "ext, mode",
+    [
+        ("jpg", "RGB"),
+        ("png", "RGBA"),
+        ("png", "L"),
+        ("tif", "RGB"),
+        ("bmp", "RGB"),
+        ("webp", "RGB"),
+    ],
+)
 def test_opencv_decoder_gives_pillows_pixels(tmp_path, photos, ext, mode):
     pytest.importorskip("cv2")
     im = Image.fromarray(photos["astronaut"][:64, :96]).convert(mode)
     im.save(tmp_path / f"x.{ext}")
-    np.testing.assert_array_equal(read_image(tmp_path / f"x.{ext}"),
-                                  np.asarray(Image.open(tmp_path / f"x.{ext}")))
+    np.testing.assert_array_equal(
+        read_image(tmp_path / f"x.{ext}"), np.asarray(Image.open(tmp_path / f"x.{ext}"))
+    )
 
 
 def test_opencv_png_encoder_roundtrips(rng):

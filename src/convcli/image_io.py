@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import struct
+import sys
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -66,11 +67,26 @@ def normalize_format(fmt: str) -> str:
     return _FORMAT_ALIASES.get(name, name)
 
 
+#: the common image formats, known without asking Pillow to load all of its plugins (which
+#: costs a noticeable part of a single command's time)
+COMMON_FORMATS = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".jpe": "JPEG",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".webp": "WEBP",
+    ".bmp": "BMP",
+    ".gif": "GIF",
+}
+
+
 def format_for(path: str | Path | None, explicit: str | None = None) -> str:
     """The output format: ``--format`` if given, else from the file extension."""
     if explicit:
         fmt = normalize_format(explicit)
-        if fmt in ARRAY_FORMATS.values():
+        if fmt in ARRAY_FORMATS.values() or fmt in COMMON_FORMATS.values():
             return fmt
         if fmt not in _pillow_formats():
             raise UsageError(f"unknown output format {explicit!r}")
@@ -80,6 +96,8 @@ def format_for(path: str | Path | None, explicit: str | None = None) -> str:
     suffix = Path(path).suffix.lower()
     if suffix in ARRAY_FORMATS:
         return ARRAY_FORMATS[suffix]
+    if suffix in COMMON_FORMATS:
+        return COMMON_FORMATS[suffix]
     from PIL import Image
 
     detected = Image.registered_extensions().get(suffix)
@@ -159,15 +177,16 @@ def open_image(source: Path | bytes, name: str | None = None) -> Picture:
             except ConvcliError:
                 raise
             except Exception as exc:
-                raise InputError(f"corrupt or unsupported TIFF ({_reason(exc)})",
-                                 subject=label) from None
-        raise InputError("not an image Pillow can read (unknown or corrupt format)",
-                         subject=label) from None
+                raise InputError(
+                    f"corrupt or unsupported TIFF ({_reason(exc)})", subject=label
+                ) from None
+        raise InputError(
+            "not an image Pillow can read (unknown or corrupt format)", subject=label
+        ) from None
     except MemoryError:
         raise
     except Exception as exc:
-        raise InputError(f"corrupt or truncated image ({_reason(exc)})", subject=label) \
-            from None
+        raise InputError(f"corrupt or truncated image ({_reason(exc)})", subject=label) from None
 
 
 def _decode(im: Any, source: Path | bytes, label: str) -> Picture:
@@ -205,17 +224,22 @@ def quiet_decoders() -> None:
 def _check_png_chunks(source: Path | bytes, label: str) -> None:
     """Refuse a PNG whose chunk lengths run past the end of the file before a decoder
     allocates what they claim (a 56-byte file can claim a 4 GB chunk)."""
-    data = source if isinstance(source, bytes) else source.read_bytes()
-    pos, size = 8, len(data)
-    while pos + 8 <= size:
-        (length,) = struct.unpack(">I", data[pos:pos + 4])
-        kind = data[pos + 4:pos + 8]
-        if pos + 12 + length > size:
-            raise InputError(f"corrupt or truncated PNG (its {kind.decode('latin-1')!r} chunk "
-                             "runs past the end of the file)", subject=label)
-        if kind == b"IEND":
-            return
-        pos += 12 + length
+    stream: Any = io.BytesIO(source) if isinstance(source, bytes) else source.open("rb")
+    with stream:
+        size = stream.seek(0, io.SEEK_END)
+        pos = 8
+        while pos + 8 <= size:  # only the chunk headers are read
+            stream.seek(pos)
+            length, kind = struct.unpack(">I4s", stream.read(8))
+            if pos + 12 + length > size:
+                raise InputError(
+                    f"corrupt or truncated PNG (its {kind.decode('latin-1')!r} "
+                    "chunk runs past the end of the file)",
+                    subject=label,
+                )
+            if kind == b"IEND":
+                return
+            pos += 12 + length
 
 
 #: Pillow mode -> (channels, sample type) of the array convcli reads it as
@@ -271,8 +295,9 @@ def probe_image(source: Path | bytes, name: str | None = None) -> tuple[tuple[in
     except UnidentifiedImageError:
         if _is_tiff(source) and _has_module("tifffile"):
             return _probe_tiff(source, label)
-        raise InputError("not an image Pillow can read (unknown or corrupt format)",
-                         subject=label) from None
+        raise InputError(
+            "not an image Pillow can read (unknown or corrupt format)", subject=label
+        ) from None
     except MemoryError:
         raise
     except Exception as exc:
@@ -285,14 +310,14 @@ def probe_image(source: Path | bytes, name: str | None = None) -> tuple[tuple[in
 
 def _probe_tiff(source: Path | bytes, label: str) -> tuple[tuple[int, ...], str]:
     try:
-        with import_tifffile().TiffFile(io.BytesIO(source) if isinstance(source, bytes)
-                                        else source) as tif:
+        with import_tifffile().TiffFile(
+            io.BytesIO(source) if isinstance(source, bytes) else source
+        ) as tif:
             shape, dtype = tiff_header(tif, label)
     except ConvcliError:
         raise
     except Exception as exc:
-        raise InputError(f"corrupt or unsupported TIFF ({_reason(exc)})", subject=label) \
-            from None
+        raise InputError(f"corrupt or unsupported TIFF ({_reason(exc)})", subject=label) from None
     return shape, str(dtype)
 
 
@@ -318,14 +343,16 @@ def check_pixels(w: int, h: int, label: str) -> None:
     a small file can declare billions of pixels)."""
     limit = max_pixels()
     if w * h > limit:
-        msg = (f"image is {w}x{h} = {w * h} pixels, over the limit of {limit} pixels "
-               "(set CONVCLI_MAX_PIXELS to raise it)")
+        msg = (
+            f"image is {w}x{h} = {w * h} pixels, over the limit of {limit} pixels "
+            "(set CONVCLI_MAX_PIXELS to raise it)"
+        )
         raise LimitError(msg, subject=label)
 
 
 def _special_decoder(im: Any, source: Path | bytes, label: str) -> np.ndarray | None:
     """16-bit colour (and float colour TIFF), which Pillow would truncate to 8 bits."""
-    if im.format == "PNG" and im.mode in ("RGB", "RGBA") and _png_bit_depth(source) == 16:
+    if im.format == "PNG" and im.mode in ("RGB", "RGBA", "LA") and _png_bit_depth(source) == 16:
         return _decode_png16(source if isinstance(source, bytes) else source.read_bytes())
     if im.format == "TIFF" and _tiff_needs_tifffile(im):
         return _decode_tiff(source, label)
@@ -372,19 +399,40 @@ def _opencv_decode(im: Any, source: Path | bytes) -> np.ndarray | None:
         return None
     import cv2
 
-    data = source if isinstance(source, bytes) else source.read_bytes()
-    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    pixels = None
+    with c_stderr_silenced():  # libpng/libjpeg/libtiff print their complaints on fd 2
+        if isinstance(source, Path) and str(source).isprintable() and str(source).isascii():
+            pixels = cv2.imread(str(source), cv2.IMREAD_UNCHANGED)  # no copy of the bytes
+        if pixels is None:
+            data = source if isinstance(source, bytes) else source.read_bytes()
+            pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if pixels is None or pixels.dtype != np.uint8:
         return None
     channels = 1 if pixels.ndim == 2 else pixels.shape[2]
     wanted = {"L": 1, "RGB": 3, "RGBA": 4}[im.mode]
     if channels != wanted or pixels.shape[:2] != (im.size[1], im.size[0]):
         return None
-    if channels == 3:
-        return cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
-    if channels == 4:
-        return cv2.cvtColor(pixels, cv2.COLOR_BGRA2RGBA)
-    return pixels
+    return _bgr_to_rgb(pixels, in_place=True)
+
+
+@contextlib.contextmanager
+def c_stderr_silenced() -> Iterator[None]:
+    """Send what C libraries write to file descriptor 2 to /dev/null meanwhile: a damaged
+    file's problem reaches the user as one error line of ours (or, when the decoder
+    recovers, not at all, as Pillow does)."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as devnull:
+            sys.stderr.flush()
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _orientation(im: Any) -> int:
@@ -401,9 +449,15 @@ def orient(pixels: np.ndarray, orientation: int) -> np.ndarray:
         return pixels
     if orientation >= 5:  # the four orientations that swap the sides start from a transpose
         pixels = np.swapaxes(pixels, 0, 1)
-    flips = {2: (slice(None), slice(None, None, -1)), 3: (slice(None, None, -1),) * 2,
-             4: (slice(None, None, -1),), 5: (), 6: (slice(None), slice(None, None, -1)),
-             7: (slice(None, None, -1),) * 2, 8: (slice(None, None, -1),)}[orientation]
+    flips = {
+        2: (slice(None), slice(None, None, -1)),
+        3: (slice(None, None, -1),) * 2,
+        4: (slice(None, None, -1),),
+        5: (),
+        6: (slice(None), slice(None, None, -1)),
+        7: (slice(None, None, -1),) * 2,
+        8: (slice(None, None, -1),),
+    }[orientation]
     return np.ascontiguousarray(pixels[flips])
 
 
@@ -424,6 +478,7 @@ def _tiff_needs_tifffile(im: Any) -> bool:
 
 
 def _decode_png16(data: bytes) -> np.ndarray:
+    """16-bit colour PNG (colour type 2 or 6) through OpenCV, which keeps the 16 bits."""
     if importlib.util.find_spec("cv2") is None:
         warnings.warn(
             "16-bit colour PNG read as 8-bit; install OpenCV to keep 16 bits: "
@@ -436,9 +491,12 @@ def _decode_png16(data: bytes) -> np.ndarray:
             return _to_array(im)
     import cv2
 
-    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    with c_stderr_silenced():
+        pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if pixels is None:
         raise OSError("OpenCV could not decode the 16-bit PNG (corrupt or truncated)")
+    if data[25] == 4 and pixels.ndim == 3 and pixels.shape[2] == 4:  # gray + alpha, as BGRA
+        return np.ascontiguousarray(pixels[:, :, [0, 3]])
     return _bgr_to_rgb(pixels)
 
 
@@ -453,9 +511,11 @@ def tiff_header(tif: Any, label: str) -> tuple[tuple[int, ...], np.dtype]:
     if len(shape) == 3 and shape[2] == 1:
         shape = shape[:2]
     if len(shape) not in (2, 3) or 0 in shape or (len(shape) == 3 and shape[2] > 4):
-        raise InputError(f"unsupported TIFF layout {'x'.join(map(str, shape)) or '(empty)'} "
-                         "(convcli reads 2-D images with 1 to 4 samples per pixel)",
-                         subject=label)
+        raise InputError(
+            f"unsupported TIFF layout {'x'.join(map(str, shape)) or '(empty)'} "
+            "(convcli reads 2-D images with 1 to 4 samples per pixel)",
+            subject=label,
+        )
     check_pixels(shape[1], shape[0], label)
     return shape, _tiff_sample_type(np.dtype(page.dtype), label)
 
@@ -475,8 +535,9 @@ def _tiff_sample_type(dtype: np.dtype, label: str) -> np.dtype:
 
 def _decode_tiff(source: Path | bytes, label: str) -> np.ndarray:
     if not _has_module("tifffile"):
-        raise InputError("16-bit or float colour TIFF needs tifffile: pip install "
-                         "'convcli[tiff]'", subject=label)
+        raise InputError(
+            "16-bit or float colour TIFF needs tifffile: pip install 'convcli[tiff]'", subject=label
+        )
     tifffile = import_tifffile()
     with tifffile.TiffFile(io.BytesIO(source) if isinstance(source, bytes) else source) as tif:
         shape, dtype = tiff_header(tif, label)
@@ -502,13 +563,15 @@ def import_tifffile() -> Any:
     return tifffile
 
 
-def _bgr_to_rgb(pixels: np.ndarray) -> np.ndarray:
-    """Swap the first and third channels (OpenCV's BGR order <-> RGB); the same both ways."""
+def _bgr_to_rgb(pixels: np.ndarray, in_place: bool = False) -> np.ndarray:
+    """Swap the first and third channels (OpenCV's BGR order <-> RGB); the same both ways.
+    ``in_place`` reuses the array (one that is ours to change)."""
     if pixels.ndim == 3 and pixels.shape[2] in (3, 4):
         import cv2
 
         code = cv2.COLOR_BGR2RGB if pixels.shape[2] == 3 else cv2.COLOR_BGRA2RGBA
-        return cv2.cvtColor(np.ascontiguousarray(pixels), code)
+        pixels = np.ascontiguousarray(pixels)
+        return cv2.cvtColor(pixels, code, dst=pixels if in_place else None)
     return pixels
 
 
@@ -543,12 +606,12 @@ def write_image(
 ) -> None:
     """Write an image (or array, for .npy/.csv/.json/.txt) atomically.
 
-    The data goes to a temporary file beside ``path`` that is renamed into place, so a reader
-    never sees half a file.
+    The data goes straight into a temporary file beside ``path`` that is renamed into place,
+    so a reader never sees half a file.
     """
     fmt = format_for(path, format)
-    data = encode(pixels, fmt, quality=quality, compress=compress, icc_profile=icc_profile)
-    atomic_write(Path(path), data)
+    with atomic_file(Path(path)) as fh:
+        encode_into(fh, pixels, fmt, quality=quality, compress=compress, icc_profile=icc_profile)
 
 
 def encode(
@@ -560,8 +623,24 @@ def encode(
     icc_profile: bytes | None = None,
 ) -> bytes:
     """Encode an image or array into the bytes of format ``fmt``."""
+    buffer = io.BytesIO()
+    encode_into(buffer, pixels, fmt, quality=quality, compress=compress, icc_profile=icc_profile)
+    return buffer.getvalue()
+
+
+def encode_into(
+    out: Any,
+    pixels: np.ndarray,
+    fmt: str,
+    *,
+    quality: int | None = None,
+    compress: int | None = None,
+    icc_profile: bytes | None = None,
+) -> None:
+    """Encode an image or array as ``fmt`` into the binary file object ``out``."""
     if fmt in ARRAY_FORMATS.values():
-        return encode_array(pixels, fmt)
+        _encode_array(out, pixels, fmt)
+        return
     pixels = np.asarray(pixels)
     if pixels.ndim == 3 and pixels.shape[2] == 1:
         pixels = pixels[:, :, 0]
@@ -569,39 +648,34 @@ def encode(
         shape = "x".join(map(str, pixels.shape))
         raise OutputError(f"a {shape} array is not an image; write it as .npy")
     colour = pixels.ndim == 3
-    if pixels.dtype == np.uint16 and colour:
-        return _encode_colour16(pixels, fmt, compress)
-    if pixels.dtype.kind == "f" and colour:
-        return _encode_float_colour(pixels, fmt)
-    if fmt == "PNG" and pixels.dtype == np.uint8 and not icc_profile and has_opencv():
-        return _encode_png_opencv(pixels, compress)
-    return _encode_pillow(pixels, fmt, quality, compress, icc_profile)
+    if fmt == "PNG" and pixels.dtype in (np.uint8, np.uint16):
+        from . import png
+        from .backends import threads_per_worker
 
-
-def _encode_png_opencv(pixels: np.ndarray, compress: int | None) -> bytes:
-    """8-bit PNG through OpenCV's libpng: by default zlib level 1 with the 'sub' filter, which
-    writes a 12-megapixel photo about twice as fast as Pillow's level 1 at a similar size;
-    ``--compress N`` sets the zlib level and lets libpng choose its filters."""
-    import cv2
-
-    params = [cv2.IMWRITE_PNG_COMPRESSION, 1 if compress is None else compress]
-    if compress is None and hasattr(cv2, "IMWRITE_PNG_FILTER"):
-        params += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB]
-    if pixels.ndim == 3 and pixels.shape[2] == 2:  # gray + alpha: libpng via OpenCV cannot
-        return _encode_pillow(pixels, "PNG", None, compress, None)
-    ok, data = cv2.imencode(".png", _bgr_to_rgb(pixels), params)
-    if not ok:
-        raise OutputError("OpenCV could not encode the PNG")
-    return data.tobytes()
+        # convcli's own writer: standard PNG, compressed on every core
+        png.write(
+            out,
+            pixels,
+            level=1 if compress is None else compress,
+            threads=threads_per_worker(),
+            icc_profile=icc_profile,
+        )
+    elif pixels.dtype == np.uint16 and colour:
+        _encode_colour16(out, pixels, fmt, compress)
+    elif pixels.dtype.kind == "f" and colour:
+        _encode_float_colour(out, pixels, fmt)
+    else:
+        _encode_pillow(out, pixels, fmt, quality, compress, icc_profile)
 
 
 def _encode_pillow(
+    out: Any,
     pixels: np.ndarray,
     fmt: str,
     quality: int | None,
     compress: int | None,
     icc_profile: bytes | None,
-) -> bytes:
+) -> None:
     from PIL import Image
 
     if pixels.dtype == np.uint16:
@@ -633,61 +707,50 @@ def _encode_pillow(
             options["method"] = 1
     elif fmt == "TIFF" and compress:
         options["compression"] = "tiff_adobe_deflate"
-    buffer = io.BytesIO()
     try:
-        im.save(buffer, format=fmt, **options)
+        im.save(out, format=fmt, **options)
     except (OSError, ValueError, KeyError) as exc:
         raise OutputError(f"cannot write this image as {fmt}: {_reason(exc)}") from None
-    return buffer.getvalue()
 
 
-def _encode_colour16(pixels: np.ndarray, fmt: str, compress: int | None) -> bytes:
-    if fmt == "PNG" and pixels.shape[2] == 2:
-        raise OutputError("16-bit gray + alpha cannot be written as PNG here (neither Pillow "
-                          "nor OpenCV writes it); use TIFF, or --depth 8")
-    if fmt == "TIFF" and importlib.util.find_spec("tifffile") is not None:
-        return _tifffile_bytes(pixels, compress)
-    if fmt in ("PNG", "TIFF") and importlib.util.find_spec("cv2") is not None:
+def _encode_colour16(out: Any, pixels: np.ndarray, fmt: str, compress: int | None) -> None:
+    """16-bit colour TIFF (PNG has its own writer)."""
+    if fmt != "TIFF":
+        raise OutputError(f"{fmt} cannot store 16-bit samples; use PNG or TIFF, or --depth 8")
+    if _has_module("tifffile"):
+        _write_tifffile(out, pixels, compress)
+    elif has_opencv():
         import cv2
 
-        params = [cv2.IMWRITE_PNG_COMPRESSION, 1 if compress is None else compress]
-        ok, buf = cv2.imencode(
-            ".png" if fmt == "PNG" else ".tif", _bgr_to_rgb(pixels), params if fmt == "PNG" else []
+        ok, buf = cv2.imencode(".tif", _bgr_to_rgb(pixels))
+        if not ok:
+            raise OutputError("OpenCV could not encode the 16-bit TIFF")
+        out.write(buf)
+    else:
+        raise OutputError(
+            "writing 16-bit colour TIFF needs tifffile: pip install "
+            "'convcli[tiff]' (or use PNG, or --depth 8)"
         )
-        if ok:
-            return buf.tobytes()
-    if fmt not in ("PNG", "TIFF"):
-        raise OutputError(f"{fmt} cannot store 16-bit samples; use PNG or TIFF, or --depth 8")
-    extra = "opencv" if fmt == "PNG" else "tiff"
-    raise OutputError(
-        f"writing 16-bit colour {fmt} needs "
-        f"{'OpenCV' if extra == 'opencv' else 'tifffile'}: "
-        f"pip install 'convcli[{extra}]' (or use --depth 8)"
-    )
 
 
-def _encode_float_colour(pixels: np.ndarray, fmt: str) -> bytes:
+def _encode_float_colour(out: Any, pixels: np.ndarray, fmt: str) -> None:
     if fmt != "TIFF":
         raise OutputError(f"{fmt} cannot store float samples; use TIFF or .npy, or --depth 8")
-    if importlib.util.find_spec("tifffile") is None:
+    if not _has_module("tifffile"):
         raise OutputError("writing float colour TIFF needs tifffile: pip install 'convcli[tiff]'")
-    return _tifffile_bytes(pixels.astype(np.float32, copy=False), None)
+    _write_tifffile(out, pixels.astype(np.float32, copy=False), None)
 
 
-def _tifffile_bytes(pixels: np.ndarray, compress: int | None) -> bytes:
-    tifffile = import_tifffile()
-
-    buffer = io.BytesIO()
+def _write_tifffile(out: Any, pixels: np.ndarray, compress: int | None) -> None:
     photometric = "rgb" if pixels.shape[2] >= 3 else "minisblack"
     extras = ["unassalpha"] if pixels.shape[2] in (2, 4) else None
-    tifffile.imwrite(
-        buffer,
+    import_tifffile().imwrite(
+        out,
         pixels,
         photometric=photometric,
         extrasamples=extras,
         compression="zlib" if compress else None,
     )
-    return buffer.getvalue()
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -709,19 +772,23 @@ def atomic_file(path: Path) -> Iterator[Any]:
     directory = path.parent if str(path.parent) else Path(".")
     remove_stale_parts(path)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}-", suffix=".part",
-                                   dir=directory)
-        os.fchmod(fd, 0o666 & ~_umask())
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{path.name}.{os.getpid()}-", suffix=".part", dir=directory
+        )
     except FileNotFoundError:
-        raise OutputError("the output directory does not exist (create it, or use -d, "
-                          "which creates it)", subject=str(path)) from None
+        raise OutputError(
+            "the output directory does not exist (create it, or use -d, which creates it)",
+            subject=str(path),
+        ) from None
     except PermissionError:
-        raise OutputError("permission denied (cannot write in its directory)",
-                          subject=str(path)) from None
+        raise OutputError(
+            "permission denied (cannot write in its directory)", subject=str(path)
+        ) from None
     except OSError as exc:
         raise OutputError(exc.strerror or str(exc), subject=str(path)) from None
-    os.close(fd)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
+        os.close(fd)
         with open(tmp, "w+b") as fh:  # by name: writers such as tifffile want one
             yield fh
         os.replace(tmp, path)
@@ -733,17 +800,30 @@ def atomic_file(path: Path) -> Iterator[Any]:
         raise
 
 
-def write_bands(path: Path, fmt: str, shape: tuple[int, ...], dtype: np.dtype,
-                bands: Iterator[tuple[int, int, np.ndarray]], *, rows_per_band: int,
-                stacked: bool = False, compress: int | None = None) -> None:
+def write_bands(
+    path: Path,
+    fmt: str,
+    shape: tuple[int, ...],
+    dtype: np.dtype,
+    bands: Iterator[tuple[int, int, np.ndarray]],
+    *,
+    rows_per_band: int,
+    stacked: bool = False,
+    compress: int | None = None,
+) -> None:
     """Write an image or array that arrives band by band (rows ``r0:r1``), atomically, never
     holding more than one band: a striped TIFF, or a ``.npy`` (a stack's bands carry the stack
     axis first)."""
     if fmt == "NPY":
         with atomic_file(path) as fh:
             np.lib.format.write_array_header_2_0(
-                fh, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
-                     "fortran_order": False, "shape": tuple(shape)})
+                fh,
+                {
+                    "descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+                    "fortran_order": False,
+                    "shape": tuple(shape),
+                },
+            )
             offset = fh.tell()
             fh.truncate(offset + int(np.prod(shape)) * np.dtype(dtype).itemsize)
             mm = np.memmap(fh, dtype=dtype, mode="r+", offset=offset, shape=tuple(shape))
@@ -756,16 +836,24 @@ def write_bands(path: Path, fmt: str, shape: tuple[int, ...], dtype: np.dtype,
             del mm
         return
     if fmt != "TIFF":
-        raise OutputError(f"a streamed result is written as TIFF or .npy, not {fmt}",
-                          subject=str(path))
+        raise OutputError(
+            f"a streamed result is written as TIFF or .npy, not {fmt}", subject=str(path)
+        )
     tifffile = import_tifffile()
     channels = shape[2] if len(shape) == 3 else 1
     photometric = "rgb" if channels >= 3 else "minisblack"
     extras = ["unassalpha"] if channels in (2, 4) else None
     with atomic_file(path) as fh:
-        tifffile.imwrite(fh, (band for _, _, band in bands), shape=tuple(shape), dtype=dtype,
-                         photometric=photometric, extrasamples=extras,
-                         rowsperstrip=rows_per_band, compression="zlib" if compress else None)
+        tifffile.imwrite(
+            fh,
+            (band for _, _, band in bands),
+            shape=tuple(shape),
+            dtype=dtype,
+            photometric=photometric,
+            extrasamples=extras,
+            rowsperstrip=rows_per_band,
+            compression="zlib" if compress else None,
+        )
 
 
 def remove_stale_parts(path: Path) -> None:
@@ -849,8 +937,10 @@ def npy_header(path: Path, label: str) -> tuple[tuple[int, ...], np.dtype]:
             fh.seek(head - (2 if version == (1, 0) else 4))
             declared = int.from_bytes(fh.read(head - 8), "little")
             if head + declared > size:
-                raise InputError("truncated or corrupt .npy file (its header runs past the "
-                                 "end of the file)", subject=label)
+                raise InputError(
+                    "truncated or corrupt .npy file (its header runs past the end of the file)",
+                    subject=label,
+                )
             fh.seek(0)
             fmt.read_magic(fh)
             read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
@@ -861,13 +951,17 @@ def npy_header(path: Path, label: str) -> tuple[tuple[int, ...], np.dtype]:
     except Exception as exc:
         raise InputError(f"not a valid .npy file ({_reason(exc)})", subject=label) from None
     if dtype.hasobject:
-        raise InputError("holds Python objects, not numbers (refused: loading it could run "
-                         "code)", subject=label)
+        raise InputError(
+            "holds Python objects, not numbers (refused: loading it could run code)", subject=label
+        )
     expected = int(np.prod(shape, dtype=object)) * dtype.itemsize
     if start + expected > size:
-        raise InputError(f"truncated .npy file (declares {'x'.join(map(str, shape))} "
-                         f"{dtype} values, {expected} bytes, but holds "
-                         f"{max(0, size - start)})", subject=label)
+        raise InputError(
+            f"truncated .npy file (declares {'x'.join(map(str, shape))} "
+            f"{dtype} values, {expected} bytes, but holds "
+            f"{max(0, size - start)})",
+            subject=label,
+        )
     return tuple(shape), dtype
 
 
@@ -937,20 +1031,26 @@ def check_array(arr: np.ndarray, label: str) -> np.ndarray:
 
 def encode_array(arr: np.ndarray, fmt: str) -> bytes:
     """Bytes of an array in NPY, CSV, TXT or JSON (full float precision)."""
+    buffer = io.BytesIO()
+    _encode_array(buffer, arr, fmt)
+    return buffer.getvalue()
+
+
+def _encode_array(out: Any, arr: np.ndarray, fmt: str) -> None:
     arr = np.asarray(arr)
     if fmt == "NPY":
-        buffer = io.BytesIO()
-        np.save(buffer, arr, allow_pickle=False)
-        return buffer.getvalue()
+        np.save(out, arr, allow_pickle=False)
+        return
     if fmt == "JSON":
-        return (json.dumps(arr.tolist()) + "\n").encode()
+        out.write((json.dumps(arr.tolist()) + "\n").encode())
+        return
     if arr.ndim > 2:
         raise OutputError(
             f"{fmt} holds 1-D or 2-D arrays, this result is {arr.ndim}-D; write it as .npy or .json"
         )
     rows = arr[np.newaxis] if arr.ndim == 1 else arr
     sep = "," if fmt == "CSV" else " "
-    return "".join(sep.join(_number_text(v) for v in row) + "\n" for row in rows).encode()
+    out.write("".join(sep.join(_number_text(v) for v in row) + "\n" for row in rows).encode())
 
 
 def _number_text(value: Any) -> str:
