@@ -288,6 +288,12 @@ def _wait_for_outputs(out: Path, n: int, timeout: float = 60) -> None:
     raise AssertionError("the batch never produced outputs")
 
 
+def _batch_args(src: Path, out: Path, jobs: str) -> list[str]:
+    """A batch slow enough (16 photos, zlib level 9) to be caught in the middle."""
+    options = ["-k", "gaussian:sigma=3", "-j", jobs, "--compress", "9"]
+    return [CONVCLI, "apply", *options, "-r", str(src), "-d", str(out)]
+
+
 @needs_script
 @pytest.mark.slow
 @pytest.mark.parametrize("jobs", ["1", "2"])
@@ -295,20 +301,7 @@ def test_ctrl_c_exits_130_and_leaves_no_partial_file(tmp_path, photos, jobs):
     src, out = tmp_path / "src", tmp_path / "out"
     _many_images(src, photos, 16)
     proc = subprocess.Popen(
-        [
-            CONVCLI,
-            "apply",
-            "-k",
-            "gaussian:sigma=3",
-            "-r",
-            str(src),
-            "-d",
-            str(out),
-            "-j",
-            jobs,
-            "--compress",
-            "9",
-        ],
+        _batch_args(src, out, jobs),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,
@@ -326,23 +319,53 @@ def test_ctrl_c_exits_130_and_leaves_no_partial_file(tmp_path, photos, jobs):
 
 @needs_script
 @pytest.mark.slow
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_sigterm_stops_with_143_and_leaves_no_partial_file(tmp_path, photos, jobs):
+    """kill, timeout and service managers send SIGTERM: it stops the batch as Ctrl-C does."""
+    src, out = tmp_path / "src", tmp_path / "out"
+    _many_images(src, photos, 16)
+    proc = subprocess.Popen(
+        _batch_args(src, out, jobs), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    _wait_for_outputs(out, 2)
+    workers = _children(proc.pid)
+    proc.terminate()
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert b"Traceback" not in err
+    assert not any(map(_running, workers)), "workers stayed behind"
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+    assert all(_complete(p) for p in out.glob("*.png"))
+
+
+@needs_script
+@pytest.mark.slow
+def test_a_worker_terminated_mid_input_leaves_no_partial_file_and_the_input_is_redone(
+    tmp_path, photos
+):
+    """A worker killed with SIGTERM removes the output it was writing; the inputs it may have
+    held are done again, alone, and the batch completes."""
+    src, out = tmp_path / "src", tmp_path / "out"
+    _many_images(src, photos, 12)
+    proc = subprocess.Popen(
+        _batch_args(src, out, "2"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    _wait_for_outputs(out, 2)
+    os.kill(_children(proc.pid)[0], signal.SIGTERM)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert b"Traceback" not in err
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+    outputs = list(out.glob("*.png"))
+    assert len(outputs) == 12 and all(_complete(p) for p in outputs)
+
+
+@needs_script
+@pytest.mark.slow
 def test_kill_9_mid_batch_then_skip_existing_finishes(tmp_path, photos):
     src, out = tmp_path / "src", tmp_path / "out"
     _many_images(src, photos, 16)
-    args = [
-        CONVCLI,
-        "apply",
-        "-k",
-        "gaussian:sigma=3",
-        "-r",
-        str(src),
-        "-d",
-        str(out),
-        "-j",
-        "2",
-        "--compress",
-        "9",
-    ]
+    args = _batch_args(src, out, "2")
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _wait_for_outputs(out, 3)
     workers = _children(proc.pid)
@@ -415,3 +438,38 @@ def test_example_pipelines(tmp_path, script, args, expect):
     )
     for name in expect:
         assert _complete(out / name), name
+
+
+def _process_or_die(source, request):
+    """Stands in for batch.process in forked workers: "poison" kills its worker outright, as
+    the kernel's out-of-memory killer would."""
+    from convcli.batch import Outcome
+
+    if source.label.startswith("poison"):
+        os.kill(os.getpid(), signal.SIGKILL)
+    time.sleep(0.05)
+    return Outcome(source)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="forks workers")
+def test_only_the_input_that_kills_its_worker_fails(monkeypatch):
+    import multiprocessing
+
+    from convcli import batch
+    from convcli.registry import get_kernel
+
+    # forked workers run the stand-in (they inherit this process's patched module)
+    monkeypatch.setattr(batch, "_worker_context", lambda: multiprocessing.get_context("fork"))
+    monkeypatch.setattr(batch, "process", _process_or_die)
+    labels = [f"in{i}" for i in range(10)]
+    labels[3] = "poison"
+    outcomes = []
+    request = batch.Request(operation=get_kernel("box"), label="box", conv={})
+    summary = batch.run(
+        [batch.Source(label) for label in labels], request, jobs=2, on_outcome=outcomes.append
+    )
+    assert sorted(o.source.label for o in outcomes) == sorted(labels)  # each reported once
+    failed = [o for o in outcomes if o.error]
+    assert [o.source.label for o in failed] == ["poison"]
+    assert "the worker processing it died" in failed[0].error
+    assert (summary.done, summary.failed) == (9, 1)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import string
 import sys
 import threading
@@ -27,7 +28,7 @@ import numpy as np
 
 from . import image_io, paths, stream
 from .engine import StepInfo, convolve, describe, work_dtype
-from .errors import ConvcliError, InputError, LimitError, OutputError, UsageError
+from .errors import ConvcliError, InputError, LimitError, OutputError, Stopped, UsageError
 from .imaging import (
     BAND_BYTES,
     BandJob,
@@ -72,6 +73,7 @@ class Source:
 
 
 def image_suffixes() -> set[str]:
+    """Every extension Pillow opens (its plugins are loaded: only for directory walks)."""
     from PIL import Image
 
     return {ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}
@@ -308,8 +310,11 @@ def process(source: Source, request: Request) -> Outcome:
         _process(source, request, outcome)
     except OutputError as exc:
         where = exc.subject if exc.subject and exc.subject != source.label else None
-        outcome.error = (f"{source.label}: cannot write {where}: {exc.message}" if where
-                         else f"{source.label}: {exc.message}")
+        outcome.error = (
+            f"{source.label}: cannot write {where}: {exc.message}"
+            if where
+            else f"{source.label}: {exc.message}"
+        )
         outcome.exit_code = exc.exit_code
     except ConvcliError as exc:
         outcome.error = str(exc) if exc.subject else f"{source.label}: {exc.message}"
@@ -362,10 +367,14 @@ def _process(source: Source, request: Request, outcome: Outcome) -> None:
     for target, part in zip(targets, parts, strict=True):
         if out.out_dir is not None:
             make_dirs(target.parent)
-        data = image_io.encode(
-            part, fmt, quality=out.quality, compress=out.compress, icc_profile=loaded.icc_profile
+        image_io.write_image(
+            part,
+            target,
+            format=fmt,
+            quality=out.quality,
+            compress=out.compress,
+            icc_profile=loaded.icc_profile,
         )
-        image_io.atomic_write(target, data)
         outcome.written.append(str(target))
 
 
@@ -376,8 +385,9 @@ def make_dirs(directory: Path) -> None:
     except FileExistsError:
         raise OutputError("exists and is not a directory", subject=str(directory)) from None
     except NotADirectoryError:
-        raise OutputError("a part of the path is a file, not a directory",
-                          subject=str(directory)) from None
+        raise OutputError(
+            "a part of the path is a file, not a directory", subject=str(directory)
+        ) from None
     except OSError as exc:
         raise OutputError(exc.strerror or str(exc), subject=str(directory)) from None
 
@@ -434,8 +444,13 @@ class StreamPlan:
         try:
             layout = None
             if self.source.is_array:
-                layout = array_layout(reader.shape, reader.dtype, self.pixels, request,
-                                      self.format in image_io.ARRAY_FORMATS.values())
+                layout = array_layout(
+                    reader.shape,
+                    reader.dtype,
+                    self.pixels,
+                    request,
+                    self.format in image_io.ARRAY_FORMATS.values(),
+                )
             yield plan_image(
                 reader,
                 request.operation,
@@ -581,8 +596,7 @@ def _compute(
         if data.ndim == 1:  # a signal: one row, nothing to cut into bands
             result = convolve(data, request.operation, **request.conv)
             return to_samples(result, layout.in_max, layout.out_dtype, pixels)[0]
-        job = plan_image(ArrayRows(data), request.operation, pixels, layout=layout,
-                         **request.conv)
+        job = plan_image(ArrayRows(data), request.operation, pixels, layout=layout, **request.conv)
         return job.collect()
     except InputError as exc:
         if exc.subject is None:
@@ -590,8 +604,9 @@ def _compute(
         raise
 
 
-def array_layout(shape: tuple[int, ...], dtype: np.dtype, pixels: PixelOptions,
-                 request: Request, to_array: bool) -> Layout:
+def array_layout(
+    shape: tuple[int, ...], dtype: np.dtype, pixels: PixelOptions, request: Request, to_array: bool
+) -> Layout:
     """How an array's numbers are filtered and written: as numbers in the precision they are
     computed in when written as an array, as samples of --depth (8-bit by default) when
     written as an image."""
@@ -628,6 +643,7 @@ class Summary:
 
 _worker_request: Request | None = None
 _worker_busy = False
+_worker_stopping = False
 _worker_parent = 0
 
 
@@ -654,6 +670,20 @@ def _init_worker(request: Request, threads: int) -> None:
                 os._exit(0)
 
     threading.Thread(target=watchdog, daemon=True).start()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _on_stop_signal)
+
+
+def _on_stop_signal(signum: int, frame: Any) -> None:
+    # Ctrl-C reaches every worker; when one exits, the pool terminates the others (SIGTERM).
+    # An idle worker just leaves; a busy one unwinds first, so that the output it was
+    # writing is removed, then leaves. Either way, quietly: the parent reports the stop.
+    global _worker_stopping
+    if not _worker_busy:
+        os._exit(128 + signum)
+    if not _worker_stopping:  # a second signal must not cut the clean-up short
+        _worker_stopping = True
+        raise Stopped(signum)
 
 
 def _work(source: Source) -> Outcome:
@@ -664,6 +694,8 @@ def _work(source: Source) -> Outcome:
     _worker_busy = True
     try:
         return process(source, _worker_request)
+    except Stopped as stop:
+        os._exit(128 + stop.signum)
     finally:
         _worker_busy = False
 
@@ -739,14 +771,29 @@ def _run_pool(
 ) -> None:
     """Feed the workers a short queue (so --fail-fast stops soon) and record as they finish.
 
-    A worker that dies (killed, out of memory) fails the inputs it held; the rest of the batch
-    goes on in a fresh pool.
+    A worker that dies (killed, out of memory) takes the pool down with it, and which of the
+    inputs in flight it held is unknown. Each of them is tried again alone in a fresh worker
+    (with the memory of the machine to itself): one whose worker dies again is reported
+    failed. Then the rest of the batch goes on.
     """
     queue = iter(items)
     while True:
-        stopped, broken = _pool_round(queue, request, jobs, record)
-        if stopped or not broken:
+        stopped, lost = _pool_round(queue, request, jobs, record)
+        if stopped or not lost:
             return
+        for source in lost:
+            stopped, died = _pool_round(iter([source]), request, 1, record)
+            if stopped:
+                return
+            if died:
+                failed = Outcome(
+                    source,
+                    error=f"{source.label}: the worker processing it died (killed, or out "
+                    "of memory)",
+                    exit_code=1,
+                )
+                if record(failed):
+                    return
 
 
 def _worker_context() -> Any:
@@ -765,7 +812,9 @@ def _worker_context() -> Any:
 
 def _pool_round(
     queue: Iterator[Source], request: Request, jobs: int, record: Callable[[Outcome], bool]
-) -> tuple[bool, bool]:
+) -> tuple[bool, list[Source]]:
+    """One pool's run over the queue: whether --fail-fast stopped it, and the inputs in
+    flight when a worker died (the pool is then gone)."""
     threads = max(1, (os.cpu_count() or 1) // jobs)
     pending: dict[Future[Outcome], Source] = {}
     with ProcessPoolExecutor(
@@ -791,29 +840,26 @@ def _pool_round(
                     try:
                         outcome = future.result()
                     except BrokenProcessPool:
-                        for lost in [source, *pending.values()]:
-                            record(
-                                Outcome(
-                                    lost,
-                                    error=f"{lost.label}: the worker processing "
-                                    "it died (killed, or out of memory)",
-                                    exit_code=1,
-                                )
-                            )
+                        lost = [source]
+                        for other, other_source in pending.items():
+                            if other.done() and other.exception() is None:
+                                record(other.result())  # finished before the death
+                            else:
+                                lost.append(other_source)
                         pending.clear()
-                        return False, True
+                        return False, lost
                     stop = record(outcome) or stop
                 if stop:
                     for future in pending:
                         future.cancel()
                     for future in wait([f for f in pending if not f.cancelled()]).done:
                         record(future.result())
-                    return True, False
+                    return True, []
                 top_up()
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)
             raise
-    return False, False
+    return False, []
 
 
 # -- explaining --------------------------------------------------------------------------------
@@ -846,8 +892,9 @@ def explain(source: Source, request: Request) -> Explanation:
     spatial = (1, shape[0]) if len(shape) == 1 else (shape[0], shape[1])
     conv = {k: v for k, v in request.conv.items() if k != "dtype"}
     compute = work_dtype(np.dtype(dtype)) if kind == "image" else np.dtype(np.float64)
-    backend, steps, out = describe(request.operation, spatial, dtype=conv.pop("dtype", compute),
-                                   **conv)
+    backend, steps, out = describe(
+        request.operation, spatial, dtype=conv.pop("dtype", compute), **conv
+    )
     channels = shape[2:]
     if kind == "image" and request.pixels.gray:
         channels = (2,) if shape[2:] in ((2,), (4,)) else ()

@@ -6,9 +6,10 @@ inside the commands that need them, so ``convcli --help`` starts fast.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -22,7 +23,7 @@ except ImportError:  # pragma: no cover - older typer uses click itself
     import click  # type: ignore[no-redef]
 
 from . import __version__
-from .errors import ConvcliError, UsageError
+from .errors import ConvcliError, Stopped, UsageError
 from .vocabulary import Alpha, Boundary, Combine, Compat, Depth, Method, Mode, Range
 
 if TYPE_CHECKING:
@@ -66,6 +67,32 @@ def error(message: str) -> None:
 _ESCAPES = {c: f"\\x{c:02x}" for c in range(32)} | {10: "\\n", 13: "\\r", 9: "\\t"}
 
 
+def _stop_on_sigterm() -> Callable[[], None]:
+    """Make SIGTERM (kill, timeout, a service manager) stop the command as Ctrl-C does:
+    unwinding, so that no partial output is left, and ending with status 143. Returns what
+    puts the previous handler back (for callers such as test runners)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None  # signal handlers belong to the main thread
+    previous = signal.getsignal(signal.SIGTERM)
+    stopping = False
+
+    def stop(signum: int, frame: Any) -> None:
+        nonlocal stopping
+        if not stopping:  # a second signal must not cut the clean-up short
+            stopping = True
+            raise Stopped(signum)
+
+    signal.signal(signal.SIGTERM, stop)
+
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, previous)
+
+    return restore
+
+
 class ConvcliGroup(TyperGroup):
     """Turns every failure into one ``convcli: error:`` line and the SPEC's exit code."""
 
@@ -80,6 +107,7 @@ class ConvcliGroup(TyperGroup):
     ) -> Any:
         argv = list(sys.argv[1:] if args is None else args)
         debug = "--debug" in argv
+        restore_sigterm = _stop_on_sigterm()
         try:
             code = super().main(
                 args=argv,
@@ -97,6 +125,8 @@ class ConvcliGroup(TyperGroup):
             code = 2
         except (typer.Abort, KeyboardInterrupt):
             code = 130
+        except Stopped as stop:
+            code = 128 + stop.signum
         except _BrokenPipe:
             _silence_stdout()
             code = 141
@@ -115,6 +145,8 @@ class ConvcliGroup(TyperGroup):
                 raise
             error(f"internal error: {type(exc).__name__}: {exc} (--debug shows where)")
             code = 1
+        finally:
+            restore_sigterm()
         if standalone_mode:
             sys.exit(code)
         return code
@@ -729,13 +761,17 @@ def _run_batch(
     precision: int | None,
     scheduler: str | None = None,
 ) -> int:
-    from . import render
     from .batch import run
 
     worst = 0
     many = len(sources) > 1
+    progress: Any = contextlib.nullcontext(lambda: None)
+    if show_progress or print_ or any(s.is_array for s in sources):
+        from . import render  # rich: only when there is something to draw
 
-    with render.progress(len(sources), show_progress) as advance:
+        progress = render.progress(len(sources), show_progress)
+
+    with progress as advance:
 
         def report(outcome: Outcome) -> None:
             nonlocal worst
@@ -757,6 +793,8 @@ def _run_batch(
                     )
                 if outcome.array is not None:
                     title = outcome.source.label if many else ""
+                    from . import render
+
                     render.array(outcome.array, table=print_, precision=precision, title=title)
                 if outcome.data is not None:
                     sys.stdout.flush()

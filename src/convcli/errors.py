@@ -50,3 +50,13 @@ class OutputError(ConvcliError):
 
 class LimitError(ConvcliError):
     """A safety limit tripped (image too large, kernel too large, memory budget)."""
+
+
+class Stopped(BaseException):
+    """A stop signal (SIGTERM, or Ctrl-C in a worker) arrived during work. Like
+    KeyboardInterrupt it is no error of the input: it unwinds (removing any partial output)
+    to where the command ends with status 128 + the signal's number."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
