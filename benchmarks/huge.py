@@ -48,7 +48,7 @@ def make_image(path: Path, height: int, width: int, tile: int = 512) -> None:
             band = np.clip(base + grain, 0, 255).astype(np.uint8)
             for c0 in range(0, width, tile):
                 piece = np.zeros((tile, tile), np.uint8)
-                part = band[:, c0:c0 + tile]
+                part = band[:, c0 : c0 + tile]
                 piece[: part.shape[0], : part.shape[1]] = part
                 yield piece
 
@@ -62,8 +62,12 @@ def measure(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, f
     if GNU_TIME:
         with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
             start = time.perf_counter()
-            subprocess.run([GNU_TIME, "-f", "%M", "-o", report.name, *cmd], check=True,
-                           stdout=subprocess.DEVNULL, env=env)
+            subprocess.run(
+                [GNU_TIME, "-f", "%M", "-o", report.name, *cmd],
+                check=True,
+                stdout=subprocess.DEVNULL,
+                env=env,
+            )
             wall = time.perf_counter() - start
             peak_kb = float(report.read().strip().splitlines()[-1])
         return wall, peak_kb / 1024
@@ -73,8 +77,9 @@ def measure(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, f
     return time.perf_counter() - start, usage.ru_maxrss / 1024
 
 
-def check_bands(source: Path, output: Path, spec: str, height: int, extra: list[str],
-                samples: int = 3) -> str:
+def check_bands(
+    source: Path, output: Path, spec: str, height: int, extra: list[str], samples: int = 3
+) -> str:
     """Compare sample bands of the streamed output with the in-memory result of the same
     rows (plus a halo wide enough for the kernel)."""
     import tifffile
@@ -85,18 +90,19 @@ def check_bands(source: Path, output: Path, spec: str, height: int, extra: list[
     halo = 16
     rng = np.random.default_rng(2)
     with tifffile.TiffFile(source) as src, tifffile.TiffFile(output) as out:
-        full_in = src.pages.first.asarray(out="memmap") if src.pages.first.is_memmappable \
-            else None
+        full_in = src.pages.first.asarray(out="memmap") if src.pages.first.is_memmappable else None
         page_out = out.pages.first
         for r0 in rng.integers(halo, height - 2 * halo - 64, size=samples):
             r0 = int(r0)
             rows = slice(r0 - halo, r0 + 64 + halo)
             block = full_in[rows] if full_in is not None else src.pages.first.asarray()[rows]
             options = PixelOptions(range="abs" if "abs" in extra else "clip")
-            want = convcli.filter_image(np.ascontiguousarray(block), spec,
-                                        options).pixels[halo:-halo]
-            got = (page_out.asarray(out="memmap") if page_out.is_memmappable
-                   else page_out.asarray())[r0:r0 + 64]
+            want = convcli.filter_image(np.ascontiguousarray(block), spec, options).pixels[
+                halo:-halo
+            ]
+            got = (
+                page_out.asarray(out="memmap") if page_out.is_memmappable else page_out.asarray()
+            )[r0 : r0 + 64]
             if not np.array_equal(got, want):
                 return f"MISMATCH at rows {r0}..{r0 + 64}"
     return f"identical on {samples} sample bands"
@@ -114,8 +120,11 @@ def main() -> int:
     source = DATA / f"huge-{width}x{height}.tif"
     t0 = time.perf_counter()
     make_image(source, height, width)
-    print(f"input: {source} ({source.stat().st_size / 2**20:.0f} MiB, made/checked in "
-          f"{time.perf_counter() - t0:.1f} s)", file=sys.stderr)
+    print(
+        f"input: {source} ({source.stat().st_size / 2**20:.0f} MiB, made/checked in "
+        f"{time.perf_counter() - t0:.1f} s)",
+        file=sys.stderr,
+    )
 
     convcli_bin = str(Path(sys.executable).with_name("convcli"))
     vips = shutil.which("vips")
@@ -127,29 +136,62 @@ def main() -> int:
         cases = [("gaussian:sigma=3", []), ("sobel-x", ["--range", "abs"])]
         for spec, extra in cases:
             output = work / "out.tif"
-            cmd = [convcli_bin, "apply", "-k", spec, *extra, str(source), "-o", str(output),
-                   "--memory", args.memory, "-q"]
+            cmd = [
+                convcli_bin,
+                "apply",
+                "-k",
+                spec,
+                *extra,
+                str(source),
+                "-o",
+                str(output),
+                "--memory",
+                args.memory,
+                "-q",
+            ]
             wall, peak = measure(cmd, env)
             note = check_bands(source, output, spec, height, extra)
             rows.append(("convcli", " ".join([spec, *extra]), wall, peak, note))
             output.unlink()
         if vips:
             for name, cmd in [
-                ("gaussblur 3 (8-bit, approximate)",
-                 [vips, "gaussblur", str(source), str(work / "v.tif"), "3"]),
-                ("gaussblur 3 --precision float",
-                 [vips, "gaussblur", str(source), str(work / "v.tif"), "3",
-                  "--precision", "float"]),
-                ("conv 3x3 integer (Sobel)",
-                 [vips, "conv", str(source), str(work / "v.tif"), str(work / "sobel.mat"),
-                  "--precision", "integer"]),
+                (
+                    "gaussblur 3 (8-bit, approximate)",
+                    [vips, "gaussblur", str(source), str(work / "v.tif"), "3"],
+                ),
+                (
+                    "gaussblur 3 --precision float",
+                    [
+                        vips,
+                        "gaussblur",
+                        str(source),
+                        str(work / "v.tif"),
+                        "3",
+                        "--precision",
+                        "float",
+                    ],
+                ),
+                (
+                    "conv 3x3 integer (Sobel)",
+                    [
+                        vips,
+                        "conv",
+                        str(source),
+                        str(work / "v.tif"),
+                        str(work / "sobel.mat"),
+                        "--precision",
+                        "integer",
+                    ],
+                ),
             ]:
                 wall, peak = measure(cmd)
                 rows.append(("vips", name, wall, peak, ""))
                 (work / "v.tif").unlink(missing_ok=True)
         else:
-            print("note: vips is not installed (apt-get install libvips-tools): skipped",
-                  file=sys.stderr)
+            print(
+                "note: vips is not installed (apt-get install libvips-tools): skipped",
+                file=sys.stderr,
+            )
 
     lines = [
         f"### A {width} x {height} gray 8-bit image ({width * height / 1e9:.2f} gigapixels), "

@@ -28,9 +28,14 @@ TILE = 224
 LABEL = 30
 
 #: parametric kernels at parameters that show at this scale
-PARAMS = {"box": "box:size=5", "box-1d": "box-1d:size=9", "gaussian": "gaussian:sigma=2",
-          "gaussian-1d": "gaussian-1d:sigma=3", "log": "log:sigma=2",
-          "unsharp": "unsharp:sigma=2,amount=1.5"}
+PARAMS = {
+    "box": "box:size=5",
+    "box-1d": "box-1d:size=9",
+    "gaussian": "gaussian:sigma=2",
+    "gaussian-1d": "gaussian-1d:sigma=3",
+    "log": "log:sigma=2",
+    "unsharp": "unsharp:sigma=2,amount=1.5",
+}
 
 
 def display(name: str) -> tuple[str, str, dict, dict]:
@@ -58,8 +63,12 @@ SEED = [
     ("prewitt-x --range abs", "prewitt-x", {"range": "abs"}, {}),
     ("sobel-x --range abs", "sobel-x", {"range": "abs"}, {}),
     ("gaussian-5x5-seed --normalize", "gaussian-5x5-seed", {}, {"normalize": True}),
-    ("conv layer: horizontal edge", "[[1,1,1],[0,0,0],[-1,-1,-1]]", {"range": "abs"},
-     {"correlate": True}),
+    (
+        "conv layer: horizontal edge",
+        "[[1,1,1],[0,0,0],[-1,-1,-1]]",
+        {"range": "abs"},
+        {"correlate": True},
+    ),
 ]
 
 
@@ -83,8 +92,9 @@ def labelled(pixels: np.ndarray, label: str) -> Image.Image:
 def sheet(tiles: list[Image.Image], columns: int) -> Image.Image:
     rows = -(-len(tiles) // columns)
     gap = 6
-    out = Image.new("RGB", (columns * (TILE + gap) + gap, rows * (TILE + LABEL + gap) + gap),
-                    (235, 235, 235))
+    out = Image.new(
+        "RGB", (columns * (TILE + gap) + gap, rows * (TILE + LABEL + gap) + gap), (235, 235, 235)
+    )
     for i, tile in enumerate(tiles):
         r, c = divmod(i, columns)
         out.paste(tile, (gap + c * (TILE + gap), gap + r * (TILE + LABEL + gap)))
@@ -121,4 +131,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-

@@ -17,21 +17,26 @@ from convcli.errors import BackendError
 def _imported_after(code: str) -> set[str]:
     out = subprocess.run(
         [sys.executable, "-c", f"{code}\nimport sys, json; print(json.dumps(sorted(sys.modules)))"],
-        capture_output=True, text=True, check=True)
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return set(json.loads(out.stdout.splitlines()[-1]))
 
 
 def test_help_imports_no_heavy_module():
     modules = _imported_after(
         "import sys\nfrom convcli.cli import app\n"
-        "try:\n    app(['--help'])\nexcept SystemExit:\n    pass")
+        "try:\n    app(['--help'])\nexcept SystemExit:\n    pass"
+    )
     for heavy in ("torch", "cv2", "scipy", "numpy", "PIL", "rich"):
         assert heavy not in modules, heavy
 
 
 def test_filtering_with_scipy_never_imports_torch():
     modules = _imported_after(
-        "import convcli\nconvcli.convolve([[1, 2], [3, 4]], 'box', backend='scipy')")
+        "import convcli\nconvcli.convolve([[1, 2], [3, 4]], 'box', backend='scipy')"
+    )
     assert "torch" not in modules
     assert "scipy.ndimage" in modules
 

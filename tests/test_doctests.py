@@ -10,8 +10,11 @@ import pytest
 
 import convcli
 
-MODULES = sorted(m.name for m in pkgutil.walk_packages(convcli.__path__, "convcli.")
-                 if not m.name.endswith(("torch_backend", "__main__")))
+MODULES = sorted(
+    m.name
+    for m in pkgutil.walk_packages(convcli.__path__, "convcli.")
+    if not m.name.endswith(("torch_backend", "__main__"))
+)
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -13,10 +13,14 @@ from conftest import ROOT
 
 @pytest.mark.slow
 def test_gallery_renders_every_builtin_kernel(tmp_path):
-    out = subprocess.run([sys.executable, str(ROOT / "examples" / "gallery.py"), "--out",
-                          str(tmp_path)], capture_output=True, text=True, check=True, timeout=300)
-    assert out.stdout.split() == [str(tmp_path / "gallery.png"),
-                                  str(tmp_path / "seed-kernels.png")]
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "gallery.py"), "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
+    assert out.stdout.split() == [str(tmp_path / "gallery.png"), str(tmp_path / "seed-kernels.png")]
     import convcli
 
     builtins = [i for i in convcli.list_kernels() if i.where == "built-in"]

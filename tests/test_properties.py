@@ -126,8 +126,7 @@ def test_linearity(pair, k, a, b, mode, boundary, method):
     assume(mode != "valid" or fits(x, k))
 
     def conv(v):
-        return convcli.convolve(v, k, mode=mode, boundary=boundary, fill_value=0.0,
-                                method=method)
+        return convcli.convolve(v, k, mode=mode, boundary=boundary, fill_value=0.0, method=method)
 
     left = conv(a * x + b * y)
     right = a * conv(x) + b * conv(y)
@@ -136,8 +135,7 @@ def test_linearity(pair, k, a, b, mode, boundary, method):
 
 
 @examples(60)
-@given(x=images(), mode=st.sampled_from(MODES), boundary=st.sampled_from(BOUNDARIES),
-       fill=VALUES)
+@given(x=images(), mode=st.sampled_from(MODES), boundary=st.sampled_from(BOUNDARIES), fill=VALUES)
 def test_identity_kernel_returns_the_input(x, mode, boundary, fill):
     """The 1x1 ``identity`` kernel returns the input unchanged, in every mode (for a 1x1
     kernel full, same and valid are all the input's size) and with every boundary."""
@@ -189,8 +187,9 @@ def test_shift_equivariance_with_wrap(x, k, sy, sx, correlate, method):
     input included, with every method."""
 
     def conv(v):
-        return convcli.convolve(v, k, mode="same", boundary="wrap", correlate=correlate,
-                                method=method)
+        return convcli.convolve(
+            v, k, mode="same", boundary="wrap", correlate=correlate, method=method
+        )
 
     shift = (sy, sx)
     left = conv(np.roll(x, shift, axis=(0, 1)))
@@ -257,8 +256,16 @@ def test_every_method_and_backend_matches_the_reference(
     the boundary picture, sum shifted copies, float64) to 1e-9 of the data scale; scipy,
     OpenCV and torch on the CPU all keep float64 when given float64."""
     assume(mode != "valid" or fits(x, k))
-    got = convcli.convolve(x, k, mode=mode, boundary=boundary, fill_value=fill,
-                           correlate=correlate, method=method, backend=backend)
+    got = convcli.convolve(
+        x,
+        k,
+        mode=mode,
+        boundary=boundary,
+        fill_value=fill,
+        correlate=correlate,
+        method=method,
+        backend=backend,
+    )
     assert got.dtype == np.float64
     want = reference(x, k, mode, boundary, fill, correlate)
     assert_close(got, want, scale_of(x, k, fill))
@@ -278,8 +285,9 @@ def test_matches_scipy_signal_convolve2d(x, k, mode, boundary, fill, method, bac
     """fill, reflect and wrap are scipy.signal.convolve2d's fill, symm and wrap: every method
     and backend gives its numbers, in every mode, kernels larger than the input included."""
     assume(mode != "valid" or fits(x, k))
-    got = convcli.convolve(x, k, mode=mode, boundary=boundary, fill_value=fill,
-                           method=method, backend=backend)
+    got = convcli.convolve(
+        x, k, mode=mode, boundary=boundary, fill_value=fill, method=method, backend=backend
+    )
     want = signal.convolve2d(x, k, mode=mode, boundary=SCIPY_SIGNAL[boundary], fillvalue=fill)
     assert_close(got, want, scale_of(x, k, fill))
 
@@ -296,8 +304,7 @@ def test_matches_scipy_ndimage(x, k, boundary, method, backend):
     """In same mode, convolution with every boundary (mirror and nearest, which
     scipy.signal lacks, included) is scipy.ndimage.correlate with the flipped kernel and
     ndimage's mode of the same picture."""
-    got = convcli.convolve(x, k, mode="same", boundary=boundary, method=method,
-                           backend=backend)
+    got = convcli.convolve(x, k, mode="same", boundary=boundary, method=method, backend=backend)
     ndimage_mode = {"fill": "constant"}.get(boundary, boundary)
     want = ndimage.correlate(x, k[::-1, ::-1], mode=ndimage_mode)
     assert_close(got, want, scale_of(x, k))
@@ -343,8 +350,9 @@ ANY_FINITE = st.floats(allow_nan=False, allow_infinity=False)
 @st.composite
 def kernel_values(draw: st.DrawFn, elements=ANY_FINITE) -> Kernel:
     matrix = draw(
-        hnp.arrays(np.float64, hnp.array_shapes(min_dims=1, max_dims=2, max_side=7),
-                   elements=elements)
+        hnp.arrays(
+            np.float64, hnp.array_shapes(min_dims=1, max_dims=2, max_side=7), elements=elements
+        )
     )
     origin = None
     if draw(st.booleans()):

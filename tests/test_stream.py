@@ -73,8 +73,13 @@ def test_any_band_height_property(h, w, kh, kw, rows, mode, boundary, method, ba
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(h, w))
     k = rng.normal(size=(kh, kw))
-    kwargs = {"mode": mode, "boundary": boundary, "fill_value": -1.25, "method": method,
-              "backend": backend}
+    kwargs = {
+        "mode": mode,
+        "boundary": boundary,
+        "fill_value": -1.25,
+        "method": method,
+        "backend": backend,
+    }
     if mode == "valid" and (kh > h or kw > w):
         return
     whole = convolve_strips(x, k, rows=h + 1, **kwargs)
@@ -94,8 +99,7 @@ def test_stacked_banks_and_chains_after_them(rng):
     x = rng.normal(size=(20, 16))
     stack = convcli.get_kernel("sobel").with_combine("stack")
     want = convcli.convolve(x, [stack, "box"], backend="scipy")
-    np.testing.assert_array_equal(convolve_strips(x, [stack, "box"], rows=3, backend="scipy"),
-                                  want)
+    np.testing.assert_array_equal(convolve_strips(x, [stack, "box"], rows=3, backend="scipy"), want)
 
 
 @pytest.mark.parametrize("alpha", ["keep", "filter", "premultiplied"])
@@ -201,8 +205,16 @@ def test_streamed_npy_and_stacks(cli, tmp_path, rng):
     assert r.exit_code == 0, r.stderr
     got = np.load(tmp_path / "s.npy")
     assert got.shape == (2, 300, 200) and got.dtype == np.float64
-    whole = cli("apply", "-k", "sobel", "--combine", "stack", str(tmp_path / "a.npy"), "-o",
-                str(tmp_path / "w.npy"))
+    whole = cli(
+        "apply",
+        "-k",
+        "sobel",
+        "--combine",
+        "stack",
+        str(tmp_path / "a.npy"),
+        "-o",
+        str(tmp_path / "w.npy"),
+    )
     assert whole.exit_code == 0
     np.testing.assert_array_equal(got, np.load(tmp_path / "w.npy"))
     np.testing.assert_allclose(got, convcli.convolve(x, "sobel", combine="stack"), atol=1e-12)

@@ -76,8 +76,11 @@ def choose_method(
 
 def _scipy_costs(kh: int, kw: int, rank: int, small: bool, dtype: np.dtype) -> dict:
     taps = kh * kw
-    return {"direct": 5.0 * taps + 5, "separable": rank * (3.5 * (kh + kw) + 45),
-            "fft": 230.0 + (150 if small else 0)}
+    return {
+        "direct": 5.0 * taps + 5,
+        "separable": rank * (3.5 * (kh + kw) + 45),
+        "fft": 230.0 + (150 if small else 0),
+    }
 
 
 def _opencv_costs(kh: int, kw: int, rank: int, small: bool, dtype: np.dtype) -> dict:
@@ -85,15 +88,20 @@ def _opencv_costs(kh: int, kw: int, rank: int, small: bool, dtype: np.dtype) -> 
     dft = taps >= (130 if dtype == np.float32 else 50)
     spatial = 6 + 0.3 * taps * (1 if dtype == np.float32 else 2)
     # above the threshold filter2D is OpenCV's DFT whichever method is asked: call it fft
-    return {"direct": spatial if not dft else float("inf"),
-            "separable": rank * (8 + 0.25 * (kh + kw)) + 4 * (rank - 1),
-            "fft": 55.0 if dft else float("inf")}
+    return {
+        "direct": spatial if not dft else float("inf"),
+        "separable": rank * (8 + 0.25 * (kh + kw)) + 4 * (rank - 1),
+        "fft": 55.0 if dft else float("inf"),
+    }
 
 
 def _torch_costs(kh: int, kw: int, rank: int, small: bool, dtype: np.dtype) -> dict:
     taps = kh * kw
-    return {"direct": 280 + 0.75 * taps, "separable": rank * 560.0,
-            "fft": 600 + 10 * math.log2(taps)}
+    return {
+        "direct": 280 + 0.75 * taps,
+        "separable": rank * 560.0,
+        "fft": 600 + 10 * math.log2(taps),
+    }
 
 
 _COSTS = {"scipy": _scipy_costs, "opencv": _opencv_costs, "torch": _torch_costs}
@@ -177,8 +185,9 @@ def plan_kernel(
             raise InputError(msg)
     method = options.method
     if method == "auto":
-        method = choose_method((kh, kw), kernel.rank, image_shape, backend=backend,
-                               dtype=dtype).method
+        method = choose_method(
+            (kh, kw), kernel.rank, image_shape, backend=backend, dtype=dtype
+        ).method
     return Plan(
         weights=np.ascontiguousarray(weights),
         factors=factors,
@@ -209,8 +218,7 @@ def _apply(run: _Run, planes: np.ndarray, item: AnyKernel) -> np.ndarray:
 
 def _apply_kernels(run: _Run, planes: np.ndarray, kernels: list[Kernel]) -> list[np.ndarray]:
     shape = (planes.shape[1], planes.shape[2])
-    plans = [plan_kernel(k, run.options, shape, run.backend.name, planes.dtype)
-             for k in kernels]
+    plans = [plan_kernel(k, run.options, shape, run.backend.name, planes.dtype) for k in kernels]
     outs = run.backend.correlate_many(planes, plans, run.options.boundary, run.options.fill_value)
     outs = [o + p.offset if p.offset else o for o, p in zip(outs, plans, strict=True)]
     if run.options.keep_edges:
@@ -509,8 +517,9 @@ def describe(
         plan = plan_kernel(item, opts, shape, chosen.name, dtype)
         out = output_shape(opts.mode.value, shape, plan.shape)
         if opts.method == "auto":
-            reason = choose_method(plan.shape, kernel.rank, shape, backend=chosen.name,
-                                   dtype=dtype).reason
+            reason = choose_method(
+                plan.shape, kernel.rank, shape, backend=chosen.name, dtype=dtype
+            ).reason
         else:
             reason = f"--method {opts.method}"
         steps.append(StepInfo(kernel, plan, reason, shape, out, bank))

@@ -47,8 +47,10 @@ def _within_limit(taps: int) -> int:
     """Refuse a size over the kernel limit before any memory is spent on it."""
     limit = max_kernel_size()
     if taps > limit:
-        raise ValueError(f"{taps} taps a side is larger than the limit of {limit} "
-                         "(set CONVCLI_MAX_KERNEL_SIZE to raise it)")
+        raise ValueError(
+            f"{taps} taps a side is larger than the limit of {limit} "
+            "(set CONVCLI_MAX_KERNEL_SIZE to raise it)"
+        )
     return taps
 
 

@@ -132,9 +132,11 @@ def read_vips_matrix(path: Path) -> Kernel:
 def to_imagemagick(kernel: Kernel) -> str:
     """The kernel as an ImageMagick kernel string that gives the same pixels."""
     if kernel.offset:
-        raise KernelError(f"kernel {short(kernel.name)!r}: an ImageMagick kernel string cannot "
-                          f"carry its offset {kernel.offset:g} (give ImageMagick "
-                          f"-define convolve:bias={kernel.offset:g})")
+        raise KernelError(
+            f"kernel {short(kernel.name)!r}: an ImageMagick kernel string cannot "
+            f"carry its offset {kernel.offset:g} (give ImageMagick "
+            f"-define convolve:bias={kernel.offset:g})"
+        )
     m = kernel.as_2d()
     h, w = m.shape
     origin = ""

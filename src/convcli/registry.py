@@ -156,11 +156,16 @@ class Registry:
                     raise KernelError(f"kernel {label!r} takes no parameters")
                 return Kernel(as_matrix(data, path.stem), name=path.stem, source=where)
             data = {"name": path.stem, **data}  # (the parsed file is cached: never mutated)
-            return self._from_definition(data, where, stack or (str(data["name"]).lower(),),
-                                         param_text)
+            return self._from_definition(
+                data, where, stack or (str(data["name"]).lower(),), param_text
+            )
         except KernelError as exc:
-            if where == "built-in" or exc.message.startswith(("kernel file", "unknown kernel")) \
-                    or "refers to itself" in exc.message or name is not None:
+            if (
+                where == "built-in"
+                or exc.message.startswith(("kernel file", "unknown kernel"))
+                or "refers to itself" in exc.message
+                or name is not None
+            ):
                 raise
             raise KernelError(f"kernel file {str(path)!r}: {exc.message}") from None
 
@@ -390,8 +395,7 @@ def _origin(value: Any, name: str) -> tuple[int, ...] | None:
     if not isinstance(value, list) or not all(
         isinstance(v, int) and not isinstance(v, bool) for v in value
     ):
-        raise KernelError(f"kernel {name!r}: origin must be a list of whole numbers "
-                          "[row, column]")
+        raise KernelError(f"kernel {name!r}: origin must be a list of whole numbers [row, column]")
     return tuple(value)
 
 

@@ -128,8 +128,9 @@ class NpyRows(ArrayRows):
             raise InputError(f"cannot map the .npy file ({exc})", subject=str(path)) from None
         if array.ndim not in (2, 3):
             check_array(array, str(path))
-            raise InputError(f"is {array.ndim}-D; only 2-D and 3-D arrays are streamed",
-                             subject=str(path))
+            raise InputError(
+                f"is {array.ndim}-D; only 2-D and 3-D arrays are streamed", subject=str(path)
+            )
         super().__init__(array)
 
 
@@ -143,18 +144,24 @@ class TiffRows:
         try:
             self._tif = import_tifffile().TiffFile(path)
         except Exception as exc:
-            raise InputError(f"not a TIFF that can be streamed ({exc})", subject=str(path)) \
-                from None
+            raise InputError(
+                f"not a TIFF that can be streamed ({exc})", subject=str(path)
+            ) from None
         try:
             shape, dtype = tiff_header(self._tif, str(path))  # also the pixel limit
             page = self._tif.pages.first
             if page.planarconfig == 2 and page.samplesperpixel > 1:
-                raise InputError("planar (separate-plane) TIFFs cannot be streamed; save it "
-                                 "with interleaved samples", subject=str(path))
+                raise InputError(
+                    "planar (separate-plane) TIFFs cannot be streamed; save it "
+                    "with interleaved samples",
+                    subject=str(path),
+                )
             if np.dtype(page.dtype) != dtype or tuple(page.shape) != shape:
-                raise InputError(f"TIFF samples of type {page.dtype} cannot be streamed "
-                                 "(8/16-bit, 32-bit integer and float32 can)",
-                                 subject=str(path))
+                raise InputError(
+                    f"TIFF samples of type {page.dtype} cannot be streamed "
+                    "(8/16-bit, 32-bit integer and float32 can)",
+                    subject=str(path),
+                )
         except Exception:
             self._tif.close()
             raise
@@ -235,9 +242,13 @@ class Window:
         rows (every band away from the image's edges) come back as a view, not a copy."""
         where = np.searchsorted(self.rows, wanted)
         inside = wanted >= 0
-        if len(wanted) and inside.all() and np.all(np.diff(wanted) == 1) \
-                and where[-1] - where[0] == len(wanted) - 1:
-            return self.data[:, where[0]:where[-1] + 1, :]
+        if (
+            len(wanted)
+            and inside.all()
+            and np.all(np.diff(wanted) == 1)
+            and where[-1] - where[0] == len(wanted) - 1
+        ):
+            return self.data[:, where[0] : where[-1] + 1, :]
         taken = self.data[:, np.where(inside, where, 0), :]
         if not inside.all():
             taken[:, ~inside, :] = fill
@@ -463,9 +474,9 @@ def evaluate_band(engine: StripEngine, read_planes: Any, r0: int, r1: int) -> np
     return engine.evaluate(Window(needed, read_planes(needed)), out_rows)
 
 
-def evaluate_bands(engine: StripEngine, read_planes: Any, rows_per_band: int,
-                   within: tuple[int, int] | None = None
-                   ) -> Iterator[tuple[int, int, np.ndarray]]:
+def evaluate_bands(
+    engine: StripEngine, read_planes: Any, rows_per_band: int, within: tuple[int, int] | None = None
+) -> Iterator[tuple[int, int, np.ndarray]]:
     """Every band of output rows in order: ``(r0, r1, planes)``, only those in ``within``
     when given."""
     for r0, r1 in bands(engine.out_shape[0], rows_per_band, within):

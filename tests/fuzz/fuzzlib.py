@@ -252,8 +252,9 @@ class Recorder:
             # (builtins.open: the sandbox's guard on Path.open is for convcli's reads)
             with open(path, "wb") as fh:
                 fh.write(data)
-            with open(path.with_suffix(".txt"), "w", encoding="utf-8",
-                      errors="backslashreplace") as fh:
+            with open(
+                path.with_suffix(".txt"), "w", encoding="utf-8", errors="backslashreplace"
+            ) as fh:
                 fh.write(
                     f"target: {self.target}\nkind: {finding.kind}\n"
                     f"signature: {finding.signature}\nknown: {bug or '-'}\n"
@@ -315,8 +316,9 @@ def limit_memory(extra_mb: int | None = None) -> None:
         limit = min(limit, hard)
     with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
-        sys.stderr.write(f"fuzz: address space capped at {limit >> 20} MiB "
-                         f"({mapped >> 20} MiB mapped now)\n")
+        sys.stderr.write(
+            f"fuzz: address space capped at {limit >> 20} MiB ({mapped >> 20} MiB mapped now)\n"
+        )
 
 
 _SANDBOX_KERNELS = {
@@ -332,7 +334,7 @@ _SANDBOX_KERNELS = {
     '{"name": "a", "matrix": [[1, -1]]}, {"name": "b", "matrix": [[1], [-1]]}]}',
     "vips.mat": "3 3 16 128\n1 2 1\n2 4 2\n1 2 1\n",
     "offset.mat": "2 2 2 0.5\n1 0\n0 -1\n",
-    "rect.toml": 'matrix = [[1, 2, 3, 4]]\norigin = [0, 3]\n',
+    "rect.toml": "matrix = [[1, 2, 3, 4]]\norigin = [0, 3]\n",
 }
 
 
@@ -534,8 +536,14 @@ def check_kernel(kernel: Any, options: int = 0) -> None:
         from convcli import convolve
 
         with contextlib.suppress(ConvcliError):
-            call("convolve(bank or chain)", convolve, test_plane(), kernel, mode=mode,
-                 boundary=boundary)
+            call(
+                "convolve(bank or chain)",
+                convolve,
+                test_plane(),
+                kernel,
+                mode=mode,
+                boundary=boundary,
+            )
 
 
 def check_exports(kernel: Any) -> None:
@@ -586,8 +594,9 @@ def _same_kernel(a: Any, b: Any, fmt: str) -> None:
             ra = _convolve_or_none(x, ka)
             rb = _convolve_or_none(x, kb)
             if ra is None or rb is None or not _close(ra, rb, scale, 1e-12):
-                raise Finding("roundtrip", f"vips export convolves differently ({ka.name!r})",
-                              "vips-values")
+                raise Finding(
+                    "roundtrip", f"vips export convolves differently ({ka.name!r})", "vips-values"
+                )
             continue
         ma = ka.as_2d() if fmt == "imagemagick" else ka.matrix
         if ma.shape != kb.matrix.shape or not np.array_equal(ma, kb.matrix):
@@ -597,8 +606,12 @@ def _same_kernel(a: Any, b: Any, fmt: str) -> None:
                 f"{fmt}-matrix",
             )
         if ka.origin_2d != kb.origin_2d or ka.offset != kb.offset:
-            raise Finding("roundtrip", f"{fmt}: origin/offset {ka.origin_2d}/{ka.offset} became "
-                          f"{kb.origin_2d}/{kb.offset}", f"{fmt}-origin")
+            raise Finding(
+                "roundtrip",
+                f"{fmt}: origin/offset {ka.origin_2d}/{ka.offset} became "
+                f"{kb.origin_2d}/{kb.offset}",
+                f"{fmt}-origin",
+            )
 
 
 def _convolve_or_none(x: Any, kernel: Any, **options: Any) -> Any:
@@ -611,8 +624,7 @@ def _convolve_or_none(x: Any, kernel: Any, **options: Any) -> Any:
         return None
 
 
-def reference_correlation(x: Any, kernel: Any, mode: str, boundary: str,
-                          correlate: bool) -> Any:
+def reference_correlation(x: Any, kernel: Any, mode: str, boundary: str, correlate: bool) -> Any:
     """The result by definition: convcli's plan (weights, extension), then a plain sum of
     shifted copies in float64. Only the numbers are checked here; the alignment is checked
     against scipy and numpy by tests/test_properties.py."""
@@ -648,14 +660,24 @@ def check_methods(kernel: Any, mode: str, boundary: str, correlate: bool = False
         return
     for backend in ("scipy", "opencv"):
         for method in ("direct", "separable", "fft"):
-            got = _convolve_or_none(x, kernel, mode=mode, boundary=boundary, method=method,
-                                    backend=backend, correlate=correlate)
+            got = _convolve_or_none(
+                x,
+                kernel,
+                mode=mode,
+                boundary=boundary,
+                method=method,
+                backend=backend,
+                correlate=correlate,
+            )
             if got is None:
                 continue
             name = f"{backend}/{method}"
             if got.shape != want.shape:
-                raise Finding("methods", f"{name} gives {got.shape}, the definition "
-                              f"{want.shape}", f"shape-{name}")
+                raise Finding(
+                    "methods",
+                    f"{name} gives {got.shape}, the definition {want.shape}",
+                    f"shape-{name}",
+                )
             if np.all(np.isfinite(got)) and not _close(want, got, scale, 1e-6):
                 err = float(np.max(np.abs(want - got))) / scale
                 raise Finding(
@@ -698,8 +720,12 @@ def target_arrays(data: bytes) -> None:
         or arr.size == 0
         or (arr.dtype.kind == "f" and not np.all(np.isfinite(arr)))
     ):
-        raise Finding("invariant", f"array reader returned {type(arr).__name__} "
-                      f"{getattr(arr, 'dtype', '')} {getattr(arr, 'shape', '')}", "array-layout")
+        raise Finding(
+            "invariant",
+            f"array reader returned {type(arr).__name__} "
+            f"{getattr(arr, 'dtype', '')} {getattr(arr, 'shape', '')}",
+            "array-layout",
+        )
     selector = data[0] // 5
     kernel = _choose(ARRAY_KERNELS, selector)
     mode = _choose(MODES, selector // 5)
@@ -730,13 +756,20 @@ def check_array_writes(result: Any) -> None:
         try:
             back = call(f"reading the {fmt} result", read_array, sandbox().file("out" + ext, data))
         except ConvcliError as exc:
-            raise Finding("roundtrip", f"a {result.shape} result written as {fmt} does not read "
-                          f"back: {exc}", f"array-{fmt}") from exc
+            raise Finding(
+                "roundtrip",
+                f"a {result.shape} result written as {fmt} does not read back: {exc}",
+                f"array-{fmt}",
+            ) from exc
         if back.size != result.size or not np.array_equal(
             back.reshape(result.shape).astype(np.float64), result.astype(np.float64)
         ):
-            raise Finding("roundtrip", f"a {result.shape} result written as {fmt} reads back as "
-                          f"{back.shape} with other values", f"array-{fmt}-values")
+            raise Finding(
+                "roundtrip",
+                f"a {result.shape} result written as {fmt} reads back as "
+                f"{back.shape} with other values",
+                f"array-{fmt}-values",
+            )
 
 
 # -- target (c): images ----------------------------------------------------------------------------
@@ -757,8 +790,11 @@ def target_images(data: bytes) -> None:
         path = sandbox().file("fuzzed.img", data)
         with contextlib.suppress(ConvcliError):
             call("open_image(file)", open_image, path)
-            raise Finding("bytes-vs-file", f"open_image refuses the bytes ({exc}) but reads "
-                          "the same bytes from a file", "bytes-refused") from exc
+            raise Finding(
+                "bytes-vs-file",
+                f"open_image refuses the bytes ({exc}) but reads the same bytes from a file",
+                "bytes-refused",
+            ) from exc
         return
     check_picture(picture.pixels, data, picture.format or "?")
 
@@ -776,19 +812,30 @@ def check_picture(pixels: Any, data: bytes, fmt: str = "?") -> None:
         or pixels.ndim not in (2, 3)
         or (pixels.ndim == 3 and shape[2] not in (2, 3, 4))
     ):
-        raise Finding("invariant", f"open_image gave {dtype} {shape}, not the documented layout",
-                      f"layout-{dtype}-{pixels.ndim}d")
+        raise Finding(
+            "invariant",
+            f"open_image gave {dtype} {shape}, not the documented layout",
+            f"layout-{dtype}-{pixels.ndim}d",
+        )
     if shape[0] * shape[1] > max_pixels():
-        raise Finding("invariant", f"open_image decoded a {fmt} of {shape[1]}x{shape[0]} over "
-                      f"the pixel limit {max_pixels()}", f"pixel-limit-{fmt}")
+        raise Finding(
+            "invariant",
+            f"open_image decoded a {fmt} of {shape[1]}x{shape[0]} over "
+            f"the pixel limit {max_pixels()}",
+            f"pixel-limit-{fmt}",
+        )
     try:
         probed = call("probe_image", probe_image, data)
     except ConvcliError as exc:
-        raise Finding("probe", f"probe_image refuses a {fmt} open_image reads: {exc}",
-                      f"probe-refuses-{fmt}") from exc
+        raise Finding(
+            "probe", f"probe_image refuses a {fmt} open_image reads: {exc}", f"probe-refuses-{fmt}"
+        ) from exc
     if tuple(probed[0]) != tuple(shape) or probed[1] != dtype:
-        raise Finding("probe", f"probe_image says {probed}, open_image gives "
-                      f"{shape} {dtype} ({fmt})", f"probe-differs-{fmt}")
+        raise Finding(
+            "probe",
+            f"probe_image says {probed}, open_image gives {shape} {dtype} ({fmt})",
+            f"probe-differs-{fmt}",
+        )
     if pixels.size > 50_000:
         return
     crc = zlib.crc32(data)
@@ -811,15 +858,24 @@ def check_picture(pixels: Any, data: bytes, fmt: str = "?") -> None:
     try:
         back = call(f"reading the {fmt} result", open_image, encoded).pixels
     except ConvcliError as exc:
-        raise Finding("roundtrip", f"a {out.dtype} {out.shape} result written as {fmt} does not "
-                      f"read back: {exc}", f"image-{fmt}") from exc
+        raise Finding(
+            "roundtrip",
+            f"a {out.dtype} {out.shape} result written as {fmt} does not read back: {exc}",
+            f"image-{fmt}",
+        ) from exc
     if out.ndim == 3 and out.shape[2] == 1:
         out = out[:, :, 0]
-    if back.shape != out.shape or back.dtype != out.dtype or not np.array_equal(
-        back, out, equal_nan=out.dtype.kind == "f"
+    if (
+        back.shape != out.shape
+        or back.dtype != out.dtype
+        or not np.array_equal(back, out, equal_nan=out.dtype.kind == "f")
     ):
-        raise Finding("roundtrip", f"a {out.dtype} {out.shape} result written as {fmt} reads "
-                      f"back as {back.dtype} {back.shape}", f"image-{fmt}-values")
+        raise Finding(
+            "roundtrip",
+            f"a {out.dtype} {out.shape} result written as {fmt} reads "
+            f"back as {back.dtype} {back.shape}",
+            f"image-{fmt}-values",
+        )
 
 
 # -- target (d): the command line ------------------------------------------------------------------
@@ -904,8 +960,13 @@ def run_cli(args: list[str], stdin: bytes = b"") -> CliResult:
         with warnings.catch_warnings():
             warnings.simplefilter("always")
             warnings.showwarning = _print_warning
-            code = call(f"convcli {' '.join(args)[:120]}", app, args=args, prog_name="convcli",
-                        standalone_mode=False)
+            code = call(
+                f"convcli {' '.join(args)[:120]}",
+                app,
+                args=args,
+                prog_name="convcli",
+                standalone_mode=False,
+            )
         result = CliResult(args, code, out.getvalue(), err.getvalue().decode("utf-8", "replace"))
     finally:
         sys.stdout, sys.stderr, sys.stdin = streams
@@ -913,8 +974,14 @@ def run_cli(args: list[str], stdin: bytes = b"") -> CliResult:
     return result
 
 
-def _print_warning(message: Any, category: Any, filename: str, lineno: int, file: Any = None,
-                   line: str | None = None) -> None:
+def _print_warning(
+    message: Any,
+    category: Any,
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
     """The interpreter's own way of showing a warning: on (the current) sys.stderr."""
     sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
@@ -932,8 +999,9 @@ def target_cli(data: bytes) -> None:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
     options = list(_choose(CLI_OPTIONS, data[2]))
-    output = [a if not a.startswith("out") else str(work / a) for a in _choose(CLI_OUTPUTS,
-                                                                                data[3])]
+    output = [
+        a if not a.startswith("out") else str(work / a) for a in _choose(CLI_OUTPUTS, data[3])
+    ]
     kernel = [] if "-k" in options and "--combine" not in options else ["-k", "box"]
     stdin = b""
     if scenario == "input":
@@ -968,22 +1036,26 @@ def check_cli(result: CliResult, work: Path | None = None) -> None:
     code, err = result.code, result.stderr
     command = " ".join(a[:40] for a in result.args)[:200]
     if code not in (0, 1, 2):
-        raise Finding("cli", f"exit code {code!r} for: {command} -- {err[-300:]!r}",
-                      f"exit-{code}")
+        raise Finding("cli", f"exit code {code!r} for: {command} -- {err[-300:]!r}", f"exit-{code}")
     lines = err.splitlines()
     errors = [ln for ln in lines if ln.startswith("convcli: error: ")]
     if "Traceback (most recent call last)" in err:
         raise Finding("cli", f"traceback for: {command} -- {err[-400:]!r}", "traceback")
     internal = [ln for ln in errors if "internal error" in ln or "out of memory" in ln]
     if internal:
-        raise Finding("cli", f"{internal[0][:300]} for: {command}",
-                      _internal_signature(internal[0]))
+        raise Finding(
+            "cli", f"{internal[0][:300]} for: {command}", _internal_signature(internal[0])
+        )
     if code == 0 and errors:
-        raise Finding("cli", f"exit 0 with an error line for: {command} -- {errors[0]!r}",
-                      "error-on-success")
+        raise Finding(
+            "cli", f"exit 0 with an error line for: {command} -- {errors[0]!r}", "error-on-success"
+        )
     if code != 0 and len(errors) != 1:
-        raise Finding("cli", f"exit {code} with {len(errors)} error lines for: {command} -- "
-                      f"{err[-300:]!r}", "error-lines")
+        raise Finding(
+            "cli",
+            f"exit {code} with {len(errors)} error lines for: {command} -- {err[-300:]!r}",
+            "error-lines",
+        )
     stray = [ln for ln in lines if not _CLI_LINE.match(ln)]
     if stray:
         first = stray[0]
@@ -1017,8 +1089,9 @@ def _check_outputs(result: CliResult, work: Path) -> None:
     for raw in result.stdout.splitlines():
         path = Path(os.fsdecode(raw))
         if not path.is_absolute() or work not in path.parents:
-            raise Finding("cli", f"printed {raw[:100]!r}, not a file under the output",
-                          "stdout-path")
+            raise Finding(
+                "cli", f"printed {raw[:100]!r}, not a file under the output", "stdout-path"
+            )
         try:
             if is_array_path(path):
                 read_array(path)
@@ -1027,8 +1100,11 @@ def _check_outputs(result: CliResult, work: Path) -> None:
         except ConvcliError as exc:
             if path.suffix == ".json" and "more than 2 dimensions" in str(exc):
                 continue  # an image written as JSON is 3-D; JSON input is 1-D or 2-D
-            raise Finding("roundtrip", f"the written {path.suffix} does not read back: {exc}",
-                          f"cli-output-{path.suffix}") from exc
+            raise Finding(
+                "roundtrip",
+                f"the written {path.suffix} does not read back: {exc}",
+                f"cli-output-{path.suffix}",
+            ) from exc
 
 
 TARGET_FUNCTIONS: dict[str, Callable[[bytes], None]] = {
@@ -1062,14 +1138,44 @@ def seeds(target: str) -> list[bytes]:
 
 
 KERNEL_SPECS = (
-    "sobel", "sobel-x", "Gaussian:sigma=1.5", "gaussian:size=7,sigma=1.5", "box:size=4",
-    "box-1d:size=4", "log:sigma=1.4", "unsharp:sigma=2,amount=1.5", "identity", "laplacian",
-    "emboss", "prewitt-1d", "gaussian-1d:sigma=2", "scharr", "gaussian-5x5-seed",
-    "[[1,0,-1],[2,0,-2],[1,0,-1]]", "[0.25,0.25,0.25,0.25]", "[[1e300, -1e-300]]", "[[1, 2]]",
-    "[[0.5], [0.5]]", "3x3+1+1: 1,2,3,4,5,6,7,8,9", "3: 1,2,3,4,5,6,7,8,9", "1,2,3,4,5,6,7,8,9",
-    "2x1+0+0: 1 -1; 1x2: 1,-1", "3x1: 1,nan,1", "mine", "mybank", "loop", "mygen:sigma=2",
-    "arr", "stack", "kernels/mine.toml", "kernels/arr.json", "vips.mat", "offset.mat",
-    "rect.toml", "gaussian:sigma=0.1", "box:size=64",
+    "sobel",
+    "sobel-x",
+    "Gaussian:sigma=1.5",
+    "gaussian:size=7,sigma=1.5",
+    "box:size=4",
+    "box-1d:size=4",
+    "log:sigma=1.4",
+    "unsharp:sigma=2,amount=1.5",
+    "identity",
+    "laplacian",
+    "emboss",
+    "prewitt-1d",
+    "gaussian-1d:sigma=2",
+    "scharr",
+    "gaussian-5x5-seed",
+    "[[1,0,-1],[2,0,-2],[1,0,-1]]",
+    "[0.25,0.25,0.25,0.25]",
+    "[[1e300, -1e-300]]",
+    "[[1, 2]]",
+    "[[0.5], [0.5]]",
+    "3x3+1+1: 1,2,3,4,5,6,7,8,9",
+    "3: 1,2,3,4,5,6,7,8,9",
+    "1,2,3,4,5,6,7,8,9",
+    "2x1+0+0: 1 -1; 1x2: 1,-1",
+    "3x1: 1,nan,1",
+    "mine",
+    "mybank",
+    "loop",
+    "mygen:sigma=2",
+    "arr",
+    "stack",
+    "kernels/mine.toml",
+    "kernels/arr.json",
+    "vips.mat",
+    "offset.mat",
+    "rect.toml",
+    "gaussian:sigma=0.1",
+    "box:size=64",
 )
 KERNEL_TOML = (
     'name = "sobel-x"\ndescription = "Sobel"\ntags = ["edge"]\n'
@@ -1078,8 +1184,8 @@ KERNEL_TOML = (
     'name = "sobel-y"\nmatrix = [[-1, -2, -1], [0, 0, 0], [1, 2, 1]]\n',
     'name = "g"\ngenerator = "gaussian"\n[params]\nsigma = 2.5\nsize = 9\n',
     'name = "u"\ngenerator = "unsharp"\nparams = {amount = 0.5}\n',
-    'matrix = [[1, 2, 3], [4, 5, 6]]\norigin = [1, 2]\nscale = -0.25\n',
-    'matrix = [1.5e-3, 2, 3e2]\norigin = [2]\n',
+    "matrix = [[1, 2, 3], [4, 5, 6]]\norigin = [1, 2]\nscale = -0.25\n",
+    "matrix = [1.5e-3, 2, 3e2]\norigin = [2]\n",
     'name = "b"\ncombine = "stack"\nkernels = ["box", "mine", {name = "z", matrix = [[0]]}]\n',
     'name = "c"\ncombine = "max"\nkernels = ["3x3: 1,1,1,1,1,1,1,1,1;3x3: 0,1,0,1,1,1,0,1,0"]\n',
 )
@@ -1090,7 +1196,7 @@ def _json_kernels() -> list[str]:
         '{"name": "sobel-x", "tags": ["edge"], "matrix": [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]}',
         '{"name": "bank", "combine": "sum", "kernels": [{"name": "sobel-x"}, '
         '{"matrix": [[1, 2], [3, 4]], "origin": [0, 1]}]}',
-        '[[1, 2, 1], [2, 4, 2], [1, 2, 1]]',
+        "[[1, 2, 1], [2, 4, 2], [1, 2, 1]]",
         "[1, -1]",
         '{"generator": "log", "params": {"sigma": 1}}',
         '{"name": "n\\u00e4me", "matrix": [[1e-308, 1.7976931348623157e308]], "scale": 1e-10}',
@@ -1186,8 +1292,13 @@ def image_seeds() -> list[bytes]:
     save(Image.fromarray(gray > 128), "PNG")  # 1-bit
     save(Image.fromarray(gray > 128), "TIFF", compression="group4")
     save(Image.fromarray(rgb).convert("P"), "PNG", transparency=0)
-    save(Image.fromarray(rgb).convert("P"), "GIF", save_all=True,
-         append_images=[Image.fromarray(rgb[::-1]).convert("P")], duration=10)
+    save(
+        Image.fromarray(rgb).convert("P"),
+        "GIF",
+        save_all=True,
+        append_images=[Image.fromarray(rgb[::-1]).convert("P")],
+        duration=10,
+    )
     save(Image.fromarray(rgb).convert("CMYK"), "JPEG")
     save(Image.fromarray(rgb).convert("CMYK"), "TIFF")
     save(Image.fromarray(gray.astype(np.uint16) * 257), "PNG")  # I;16
@@ -1226,8 +1337,12 @@ def cli_seeds() -> list[bytes]:
     images = image_seeds()
     arrays = array_seeds()
     by_suffix = {
-        ".png": images[0], ".tif": images[2], ".bmp": images[4], ".gif": images[6],
-        ".webp": images[8], ".jpg": images[10],
+        ".png": images[0],
+        ".tif": images[2],
+        ".bmp": images[4],
+        ".gif": images[6],
+        ".webp": images[8],
+        ".jpg": images[10],
     }
     out = []
     for i, suffix in enumerate(CLI_INPUTS):
@@ -1242,8 +1357,7 @@ def cli_seeds() -> list[bytes]:
             out.append(bytes([0, i, opt, outp]) + body)
     for i, text in enumerate([*KERNEL_TOML[:3], *_json_kernels()[:3], *VIPS_MATS[:2]]):
         ext = 0 if i < 3 else 1 if i < 6 else 2
-        out.append(bytes([1, ext + 3 * (i % 2), (i * 5) % len(CLI_OPTIONS), i % 8]) +
-                   text.encode())
+        out.append(bytes([1, ext + 3 * (i % 2), (i * 5) % len(CLI_OPTIONS), i % 8]) + text.encode())
         out.append(bytes([2, ext, i % len(SHOW_FORMATS), 0]) + text.encode())
     for i, image in enumerate(images[:12:2]):
         out.append(bytes([3, i, i * 3, 6]) + image)
@@ -1255,28 +1369,135 @@ def cli_seeds() -> list[bytes]:
 #: tokens the mutators insert (also libFuzzer's -dict): the syntax of each input
 TOKENS: dict[str, tuple[bytes, ...]] = {
     "kernels": (
-        b"[", b"]", b"[[", b"]]", b",", b":", b"=", b";", b"+", b"-", b"x", b"sigma=", b"size=",
-        b"amount=", b"gaussian:", b"box:", b"log:", b"unsharp:", b"1e308", b"1e-320", b"-0",
-        b"NaN", b"Infinity", b"1e400", b"0", b"-1", b"65", b"1" * 30, b"matrix = ",
-        b"[[kernels]]\n", b"combine = ", b'"stack"', b'"magnitude"', b"origin = ", b"scale = ",
-        b"generator = ", b"params", b"\\u0000", b"\\n", b'"', b"'", b"\x00", b"/", b"..",
-        b"loop", b"mybank", b"nan", b"inf", b"kernels", b"\n",
+        b"[",
+        b"]",
+        b"[[",
+        b"]]",
+        b",",
+        b":",
+        b"=",
+        b";",
+        b"+",
+        b"-",
+        b"x",
+        b"sigma=",
+        b"size=",
+        b"amount=",
+        b"gaussian:",
+        b"box:",
+        b"log:",
+        b"unsharp:",
+        b"1e308",
+        b"1e-320",
+        b"-0",
+        b"NaN",
+        b"Infinity",
+        b"1e400",
+        b"0",
+        b"-1",
+        b"65",
+        b"1" * 30,
+        b"matrix = ",
+        b"[[kernels]]\n",
+        b"combine = ",
+        b'"stack"',
+        b'"magnitude"',
+        b"origin = ",
+        b"scale = ",
+        b"generator = ",
+        b"params",
+        b"\\u0000",
+        b"\\n",
+        b'"',
+        b"'",
+        b"\x00",
+        b"/",
+        b"..",
+        b"loop",
+        b"mybank",
+        b"nan",
+        b"inf",
+        b"kernels",
+        b"\n",
     ),
     "arrays": (
-        b"[", b"]", b",", b" ", b"\t", b"\n", b"#", b"1e308", b"-1e308", b"1e-320", b"NaN",
-        b"inf", b"-0", b"1_0", b"0x10", b"true", b"null", b'"1"', b"'shape': (", b"'descr': '",
-        b"<f8", b">i2", b"|u1", b"<c16", b"|O", b"|b1", b"<f2", b"<M8", b"fortran_order': True",
-        b"\x93NUMPY\x01\x00", b"\x93NUMPY\x02\x00", b"\x93NUMPY\x03\x00", b"), }", b"(0,)",
-        b"(1, 1, 1, 1)", b"(3, 4)",
+        b"[",
+        b"]",
+        b",",
+        b" ",
+        b"\t",
+        b"\n",
+        b"#",
+        b"1e308",
+        b"-1e308",
+        b"1e-320",
+        b"NaN",
+        b"inf",
+        b"-0",
+        b"1_0",
+        b"0x10",
+        b"true",
+        b"null",
+        b'"1"',
+        b"'shape': (",
+        b"'descr': '",
+        b"<f8",
+        b">i2",
+        b"|u1",
+        b"<c16",
+        b"|O",
+        b"|b1",
+        b"<f2",
+        b"<M8",
+        b"fortran_order': True",
+        b"\x93NUMPY\x01\x00",
+        b"\x93NUMPY\x02\x00",
+        b"\x93NUMPY\x03\x00",
+        b"), }",
+        b"(0,)",
+        b"(1, 1, 1, 1)",
+        b"(3, 4)",
     ),
     "images": (
-        b"\x89PNG\r\n\x1a\n", b"IHDR", b"IDAT", b"IEND", b"PLTE", b"tRNS", b"eXIf", b"iCCP",
-        b"acTL", b"fcTL", b"II*\x00", b"MM\x00*", b"\xff\xd8\xff", b"\xff\xe1", b"Exif\x00\x00",
-        b"GIF89a", b"BM", b"RIFF", b"WEBPVP8 ", b"WEBPVP8L", b"\xff\xff\xff\x7f", b"\x00\x00",
-        b"\x10", b"\x20", b"\x00\x10\x00\x10",
+        b"\x89PNG\r\n\x1a\n",
+        b"IHDR",
+        b"IDAT",
+        b"IEND",
+        b"PLTE",
+        b"tRNS",
+        b"eXIf",
+        b"iCCP",
+        b"acTL",
+        b"fcTL",
+        b"II*\x00",
+        b"MM\x00*",
+        b"\xff\xd8\xff",
+        b"\xff\xe1",
+        b"Exif\x00\x00",
+        b"GIF89a",
+        b"BM",
+        b"RIFF",
+        b"WEBPVP8 ",
+        b"WEBPVP8L",
+        b"\xff\xff\xff\x7f",
+        b"\x00\x00",
+        b"\x10",
+        b"\x20",
+        b"\x00\x10\x00\x10",
     ),
-    "cli": (b"\x89PNG\r\n\x1a\n", b"II*\x00", b"[", b"]", b",", b"\n", b"1e308", b"NaN",
-            b"matrix = ", b"\x93NUMPY\x01\x00", b"combine = "),
+    "cli": (
+        b"\x89PNG\r\n\x1a\n",
+        b"II*\x00",
+        b"[",
+        b"]",
+        b",",
+        b"\n",
+        b"1e308",
+        b"NaN",
+        b"matrix = ",
+        b"\x93NUMPY\x01\x00",
+        b"combine = ",
+    ),
 }
 
 
@@ -1285,8 +1506,9 @@ _INTERESTING = (0, 1, 0x7F, 0x80, 0xFF, 0x10, 0x20, 0x40)
 _INTERESTING32 = (0, 1, 0xFFFF, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF, 65535 * 4, 100_000)
 
 
-def mutate(data: bytes, rng: random.Random, pool: list[bytes], tokens: tuple[bytes, ...],
-           max_len: int) -> bytes:
+def mutate(
+    data: bytes, rng: random.Random, pool: list[bytes], tokens: tuple[bytes, ...], max_len: int
+) -> bytes:
     """A few random edits: bit flips, interesting bytes and integers, inserted tokens,
     deleted or duplicated ranges, splices with another input."""
     b = bytearray(data)
@@ -1425,9 +1647,18 @@ def import_target_modules(target: str) -> None:
     """Import what the target runs (under atheris: inside its instrumentation)."""
     import importlib
 
-    modules = ["convcli.registry", "convcli.interop", "convcli.kernel", "convcli.generators",
-               "convcli.numeric", "convcli.engine", "convcli.image_io", "convcli.imaging",
-               "convcli.backends.scipy_backend", "convcli.backends.opencv_backend"]
+    modules = [
+        "convcli.registry",
+        "convcli.interop",
+        "convcli.kernel",
+        "convcli.generators",
+        "convcli.numeric",
+        "convcli.engine",
+        "convcli.image_io",
+        "convcli.imaging",
+        "convcli.backends.scipy_backend",
+        "convcli.backends.opencv_backend",
+    ]
     if target == "cli":
         modules += ["convcli.cli", "convcli.batch", "convcli.render", "convcli.compat"]
     modules += ["tomllib"]

@@ -30,14 +30,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fuzzlib
 
 
-def run_atheris(target: str, seconds: float | None, runs: int | None, seed: int,
-                findings: Path) -> dict:
+def run_atheris(
+    target: str, seconds: float | None, runs: int | None, seed: int, findings: Path
+) -> dict:
     findings.mkdir(parents=True, exist_ok=True)
     log = findings / f"{target}.log"
     summary = findings / f"{target}-summary.json"
     summary.unlink(missing_ok=True)
-    cmd = [sys.executable, str(fuzzlib.HERE / f"fuzz_{target}.py"), f"-seed={seed or 1}",
-           f"-artifact_prefix={findings}/{target}-"]
+    cmd = [
+        sys.executable,
+        str(fuzzlib.HERE / f"fuzz_{target}.py"),
+        f"-seed={seed or 1}",
+        f"-artifact_prefix={findings}/{target}-",
+    ]
     if seconds is not None:
         cmd.append(f"-max_total_time={int(seconds)}")
     if runs is not None:
@@ -58,10 +63,16 @@ def run_atheris(target: str, seconds: float | None, runs: int | None, seed: int,
         new.append(f"libFuzzer exited {proc.returncode}: {tail[-1] if tail else 'see ' + str(log)}")
     known = sorted({ln.split()[2].removeprefix("known:") for ln in lines if " known:" in ln})
     return {
-        "target": target, "engine": "atheris", "seconds": round(elapsed, 1),
-        "executions": executions, "corpus": corpus, "findings": len(lines) + int(crash),
-        "new": new, "known": known,
-        "log": str(log), "summary": str(summary) if summary.exists() else None,
+        "target": target,
+        "engine": "atheris",
+        "seconds": round(elapsed, 1),
+        "executions": executions,
+        "corpus": corpus,
+        "findings": len(lines) + int(crash),
+        "new": new,
+        "known": known,
+        "log": str(log),
+        "summary": str(summary) if summary.exists() else None,
     }
 
 
@@ -70,18 +81,22 @@ def _stat(text: str, pattern: str) -> int:
     return int(found[-1]) if found else 0
 
 
-def run_plain(target: str, seconds: float | None, runs: int | None, seed: int,
-              findings: Path | None) -> dict:
+def run_plain(
+    target: str, seconds: float | None, runs: int | None, seed: int, findings: Path | None
+) -> dict:
     recorder = fuzzlib.Recorder(target, findings)
     with fuzzlib.session():
-        stats = fuzzlib.fuzz_plain(target, seconds=seconds, runs=runs, seed=seed,
-                                   recorder=recorder)
+        stats = fuzzlib.fuzz_plain(target, seconds=seconds, runs=runs, seed=seed, recorder=recorder)
     if findings is not None:
         findings.mkdir(parents=True, exist_ok=True)
         (findings / f"{target}-summary.json").write_text(json.dumps(recorder.summary(), indent=1))
     return {
-        "target": target, "engine": "plain", "seconds": round(stats.seconds, 1),
-        "executions": stats.executions, "corpus": stats.corpus, "findings": stats.findings,
+        "target": target,
+        "engine": "plain",
+        "seconds": round(stats.seconds, 1),
+        "executions": stats.executions,
+        "corpus": stats.corpus,
+        "findings": stats.findings,
         "new": [f"{k}: {recorder.first[k][0].message[:200]}" for k in recorder.new],
         "known": sorted({fuzzlib.known_bug(f) or "" for f, _ in recorder.first.values()} - {""}),
     }
@@ -94,8 +109,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=None, help="inputs per target")
     parser.add_argument("--engine", default="auto", choices=["auto", "atheris", "plain"])
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--findings", type=Path, default=fuzzlib.FINDINGS,
-                        help="where each finding's input is saved")
+    parser.add_argument(
+        "--findings",
+        type=Path,
+        default=fuzzlib.FINDINGS,
+        help="where each finding's input is saved",
+    )
     parser.add_argument("--no-save", action="store_true", help="save no inputs")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
@@ -114,16 +133,20 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for target in targets:
         if engine == "atheris":
-            result = run_atheris(target, args.seconds, args.runs, args.seed,
-                                 findings or fuzzlib.FINDINGS)
+            result = run_atheris(
+                target, args.seconds, args.runs, args.seed, findings or fuzzlib.FINDINGS
+            )
         else:
             result = run_plain(target, args.seconds, args.runs, args.seed, findings)
         results.append(result)
         rate = result["executions"] / max(result["seconds"], 1e-9)
-        print(f"{target:8} {engine:8} {result['seconds']:8.1f} s {result['executions']:10d} "
-              f"executions {rate:8.0f}/s  corpus {result['corpus']:5d}  findings "
-              f"{result['findings']:3d} (new {len(result['new'])}, known: "
-              f"{', '.join(result['known']) or '-'})", flush=True)
+        print(
+            f"{target:8} {engine:8} {result['seconds']:8.1f} s {result['executions']:10d} "
+            f"executions {rate:8.0f}/s  corpus {result['corpus']:5d}  findings "
+            f"{result['findings']:3d} (new {len(result['new'])}, known: "
+            f"{', '.join(result['known']) or '-'})",
+            flush=True,
+        )
         for line in result["new"]:
             print(f"  NEW {line}", flush=True)
     if args.json:

@@ -85,6 +85,7 @@ def test_huge_length_fields_under_a_memory_limit(stem: str) -> None:
     path = fuzzlib.CRASHERS / f"{stem}.bin"
     target = stem.split("-", 1)[0]
     code = _UNDER_A_MEMORY_LIMIT.format(here=str(fuzzlib.HERE), target=target, path=str(path))
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]

@@ -24,7 +24,11 @@ RUNS = {"kernels": 500, "arrays": 600, "images": 400, "cli": 100}
 def _run(args: list[str], timeout: float = 120, **env_extra: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", **env_extra}
     return subprocess.run(
-        [sys.executable, *args], capture_output=True, text=True, timeout=timeout, env=env,
+        [sys.executable, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
         check=False,
     )
 
@@ -32,8 +36,20 @@ def _run(args: list[str], timeout: float = 120, **env_extra: str) -> subprocess.
 @pytest.mark.parametrize("target", fuzzlib.TARGETS)
 def test_fuzz_smoke(target: str) -> None:
     """A seeded run of the target finds no new bug."""
-    proc = _run([str(fuzzlib.HERE / "run.py"), "--engine", "plain", "--target", target,
-                 "--runs", str(RUNS[target]), "--seed", "1", "--no-save"])
+    proc = _run(
+        [
+            str(fuzzlib.HERE / "run.py"),
+            "--engine",
+            "plain",
+            "--target",
+            target,
+            "--runs",
+            str(RUNS[target]),
+            "--seed",
+            "1",
+            "--no-save",
+        ]
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr[-4000:]
     assert f"{RUNS[target]} executions" in proc.stdout, proc.stdout
 
@@ -44,7 +60,9 @@ def test_atheris_entry_point_runs(tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     (corpus / "seed").write_bytes(b"\x00sobel")
-    proc = _run([str(fuzzlib.HERE / "fuzz_kernels.py"), "-runs=200", "-seed=1", str(corpus)],
-                CONVCLI_FUZZ_FINDINGS=str(tmp_path / "findings"))
+    proc = _run(
+        [str(fuzzlib.HERE / "fuzz_kernels.py"), "-runs=200", "-seed=1", str(corpus)],
+        CONVCLI_FUZZ_FINDINGS=str(tmp_path / "findings"),
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "Done 200 runs" in proc.stderr, proc.stderr[-2000:]

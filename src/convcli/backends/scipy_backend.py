@@ -88,6 +88,7 @@ class ScipyBackend(Backend):
 def _tiny_weights_scaled(plan: Plan) -> tuple[Plan, float]:
     """ndimage skips weights smaller than 2.2e-16 as if they were zero: scale tiny kernels
     (and each separable factor) by powers of two, which is exact, and divide after."""
+
     def factor(values: np.ndarray) -> float:
         peak = float(np.max(np.abs(values))) if values.size else 0.0
         return 2.0 ** -np.floor(np.log2(peak)) if 0 < peak < 2.0**-20 else 1.0
@@ -99,8 +100,10 @@ def _tiny_weights_scaled(plan: Plan) -> tuple[Plan, float]:
     if plan.method == "separable":
         # every pair must end up divided by the same number: scale them to a common one
         common = max(fc * fr for fc, fr in factors)
-        scaled = tuple((c * fc, r * (common / fc)) for (c, r), (fc, _) in
-                       zip(plan.factors, factors, strict=True))
+        scaled = tuple(
+            (c * fc, r * (common / fc))
+            for (c, r), (fc, _) in zip(plan.factors, factors, strict=True)
+        )
         return replace(plan, factors=scaled), common
     return replace(plan, weights=plan.weights * weights), weights
 
