@@ -655,9 +655,11 @@ def _init_worker(request: Request, threads: int) -> None:
     """Runs once in each worker: keep the request, share the cores, and leave when orphaned."""
     global _worker_request
     _worker_request = request
+    from .allocator import keep_freed_memory
     from .backends import limit_threads
 
     limit_threads(threads)
+    keep_freed_memory()  # inherited when forked; a spawned worker sets its own
     global _worker_parent
     _worker_parent = parent = os.getppid()
 

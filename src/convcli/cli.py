@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 try:  # recent typer vendors its own copy of click
     from typer import _click as click
@@ -23,6 +23,7 @@ except ImportError:  # pragma: no cover - older typer uses click itself
     import click  # type: ignore[no-redef]
 
 from . import __version__
+from .cli_coercion import QuickParsing
 from .errors import ConvcliError, Stopped, UsageError
 from .vocabulary import Alpha, Boundary, Combine, Compat, Depth, Method, Mode, Range
 
@@ -93,7 +94,11 @@ def _stop_on_sigterm() -> Callable[[], None]:
     return restore
 
 
-class ConvcliGroup(TyperGroup):
+class ConvcliCommand(QuickParsing, TyperCommand):
+    """A convcli command: Typer's, parsing plain values without pydantic."""
+
+
+class ConvcliGroup(QuickParsing, TyperGroup):
     """Turns every failure into one ``convcli: error:`` line and the SPEC's exit code."""
 
     def main(
@@ -216,7 +221,7 @@ def _root(
 
 
 # -- list-kernels / show-kernel ------------------------------------------------------------------
-@app.command("list-kernels")
+@app.command("list-kernels", cls=ConvcliCommand)
 def list_kernels_cmd(
     tag: Annotated[
         str | None,
@@ -246,7 +251,7 @@ class KernelFormat(StrEnum):
     VIPS = "vips"
 
 
-@app.command("show-kernel")
+@app.command("show-kernel", cls=ConvcliCommand)
 def show_kernel_cmd(
     spec: Annotated[
         str,
@@ -295,7 +300,7 @@ _PIX = "Pixels"
 _BATCH = "Batch"
 
 
-@app.command()
+@app.command(cls=ConvcliCommand)
 def apply(
     inputs: Annotated[
         list[str] | None,
@@ -459,7 +464,7 @@ def apply(
         ),
     ] = None,
     out_dir: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
             "--out-dir",
             "-d",
@@ -638,7 +643,7 @@ def apply(
     check_request(operation, **conv)
     out = OutputSpec(
         path=output,
-        out_dir=out_dir,
+        out_dir=None if out_dir is None else Path(out_dir),
         template=name,
         format=fmt,
         quality=quality,
@@ -712,7 +717,7 @@ def _read_source(name: str) -> bytes:
 def _check_output_options(
     items: list[str],
     output: str | None,
-    out_dir: Path | None,
+    out_dir: str | None,
     in_place: bool,
     print_: bool,
     recursive: bool,
@@ -761,8 +766,10 @@ def _run_batch(
     precision: int | None,
     scheduler: str | None = None,
 ) -> int:
+    from .allocator import keep_freed_memory
     from .batch import run
 
+    keep_freed_memory()
     worst = 0
     many = len(sources) > 1
     progress: Any = contextlib.nullcontext(lambda: None)
