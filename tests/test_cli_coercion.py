@@ -16,7 +16,7 @@ ARGS = [
     ["-k", "sobel", "a.png"],
     ["-k", "sobel", "-k", "box:size=3", "a.png", "b.png", "-o", "x.png"],
     ["-k", "box", "-j", "2", "--mode", "full", "--boundary", "wrap", "--fill-value", "-1.5e2"],
-    ["-k", "box", "--fill-value", "nan", "--quality", "95", "--compress", "0", "--digits", "3"],
+    ["-k", "box", "--fill-value", "nan", "--quality", "95", "--compress", "0", "--precision", "3"],
     ["-k", "box", "--fill-value", ".5", "--range", "abs", "--depth", "16", "--alpha", "ignore"],
     ["-k", "box", "--fill-value", "1_000", "-d", "out", "--name", "{stem}{ext}", "-q"],
     ["-k", "box", "--method", "fft", "--backend", "scipy", "--device", "cpu", "--correlate"],
@@ -30,7 +30,7 @@ ARGS = [
     ["-k", "box", "--mode", "FULL"],
     ["-k", "box", "--mode", "circular"],
     ["-k", "box", "--fill-value", "1,5"],
-    ["-k", "box", "--digits", "-1"],
+    ["-k", "box", "--precision", "-1"],
     ["-k", "box", "--compress", " 3"],
 ]
 
@@ -45,7 +45,7 @@ def _parse(args: list[str], quick: bool, monkeypatch) -> tuple[str, object]:
         return "error", f"{type(exc).__name__}: {exc.format_message()}"
     finally:
         monkeypatch.undo()
-    return "ok", {k: (type(v), v) for k, v in ctx.params.items()}
+    return "ok", {k: (type(v), repr(v)) for k, v in ctx.params.items()}  # repr: nan == nan
 
 
 @pytest.mark.parametrize("args", ARGS, ids=" ".join)

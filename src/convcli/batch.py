@@ -879,6 +879,7 @@ class Explanation:
     output_dtype: str
     mapping: str
     destination: list[str]
+    memory: str = "in memory"  # or how it would be streamed, or why it cannot be
 
 
 def explain(source: Source, request: Request) -> Explanation:
@@ -917,6 +918,16 @@ def explain(source: Source, request: Request) -> Explanation:
         destination = [f"stdout as {fmt}"]
     else:
         destination = [str(t) for t in output_targets(source, request, ext)]
+    memory = "in memory"
+    if source.path is not None and not writes_stdout(request) and _too_big(source, request):
+        try:
+            plan = plan_stream(source, request)
+            memory = (
+                f"streamed in bands of about {format_size(plan.band_bytes)} (over the "
+                f"memory budget of {format_size(_budget(request))})"
+            )
+        except LimitError as exc:
+            memory = f"refused: {exc.message}"
     return Explanation(
         source,
         kind,
@@ -928,6 +939,7 @@ def explain(source: Source, request: Request) -> Explanation:
         out_dtype,
         mapping,
         destination,
+        memory,
     )
 
 

@@ -212,6 +212,7 @@ def explanation(e: Any) -> None:
         )
     out = "x".join(map(str, e.output_shape))
     stdout.print(f"  output: {out} {e.output_dtype}; {e.mapping}", highlight=False)
+    stdout.print(f"  memory: {e.memory}", highlight=False)
     for target in e.destination:
         stdout.print(f"  -> {target}", highlight=False)
 
