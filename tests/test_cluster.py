@@ -18,7 +18,12 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def cluster():
     with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=50
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        worker_dashboard_address=None,
+        silence_logs=50,
     ) as local:
         yield local
 
@@ -105,6 +110,8 @@ def test_huge_image_in_chunks_on_the_cluster(cli, cluster, tmp_path, photos, spe
     )
 
 
+# the nanny restarts the killed worker, whose HTTP server may find another test's port taken
+@pytest.mark.filterwarnings("ignore:Port 8787 is already in use")
 def test_a_worker_dying_mid_batch(cli, tmp_path, photos):
     """Kill a worker while it works: its task is run again elsewhere, every output is whole."""
     import os
@@ -118,7 +125,12 @@ def test_a_worker_dying_mid_batch(cli, tmp_path, photos):
     for i in range(8):
         write_png(src / f"i{i}.png", np.roll(big, i, axis=0))
     with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=50
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        worker_dashboard_address=None,
+        silence_logs=50,
     ) as local:
         with distributed.Client(local) as client:
             pids = list(client.run(os.getpid).values())

@@ -640,6 +640,23 @@ class Summary:
     def exit_code(self) -> int:
         return 1 if self.failed else 0
 
+    def recorder(
+        self, on_outcome: Callable[[Outcome], None], fail_fast: bool
+    ) -> Callable[[Outcome], bool]:
+        """What takes each outcome: counts it, passes it on, and says whether to stop."""
+
+        def record(outcome: Outcome) -> bool:
+            if outcome.error:
+                self.failed += 1
+            elif outcome.skipped:
+                self.skipped += 1
+            else:
+                self.done += 1
+            on_outcome(outcome)
+            return bool(outcome.error) and fail_fast
+
+        return record
+
 
 _worker_request: Request | None = None
 _worker_busy = False
@@ -715,16 +732,7 @@ def run(
     summary = Summary()
     items = list(sources)
     clashes = _clashing_outputs(items, request)
-
-    def record(outcome: Outcome) -> bool:
-        if outcome.error:
-            summary.failed += 1
-        elif outcome.skipped:
-            summary.skipped += 1
-        else:
-            summary.done += 1
-        on_outcome(outcome)
-        return bool(outcome.error) and fail_fast
+    record = summary.recorder(on_outcome, fail_fast)
 
     for index, message in clashes.items():
         if record(Outcome(items[index], error=message, exit_code=1)):

@@ -72,16 +72,7 @@ def run(
 
     started = time.perf_counter()
     summary = Summary()
-
-    def record(outcome: Outcome) -> bool:
-        if outcome.error:
-            summary.failed += 1
-        elif outcome.skipped:
-            summary.skipped += 1
-        else:
-            summary.done += 1
-        on_outcome(outcome)
-        return bool(outcome.error) and fail_fast
+    record = summary.recorder(on_outcome, fail_fast)
 
     huge = [s for s in sources if s.path is not None and _too_big(s, request)]
     small = [s for s in sources if s not in huge]

@@ -149,6 +149,22 @@ def read_image(path: str | Path) -> np.ndarray:
     return open_image(Path(path)).pixels
 
 
+@contextlib.contextmanager
+def _pillow_open(source: Path | bytes, label: str) -> Iterator[Any]:
+    """Pillow's lazily decoded image of ``source``, with the decoders' warnings and log lines
+    kept off stderr and Pillow's own pixel limit off (ours names itself and how to raise it)."""
+    from PIL import Image
+
+    if isinstance(source, Path):
+        _check_readable(source, label)
+    Image.MAX_IMAGE_PIXELS = None
+    quiet_decoders()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
+            yield im
+
+
 def open_image(source: Path | bytes, name: str | None = None) -> Picture:
     """Decode an image from a path or from bytes (stdin), naming it in every error.
 
@@ -156,18 +172,12 @@ def open_image(source: Path | bytes, name: str | None = None) -> Picture:
     KeyError, struct.error, ...) becomes one InputError; their warnings and log lines are
     kept off stderr.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
 
     label = name or str(source if isinstance(source, Path) else "<stdin>")
-    if isinstance(source, Path):
-        _check_readable(source, label)
-    Image.MAX_IMAGE_PIXELS = None  # our own limit below names itself and how to raise it
-    quiet_decoders()
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
-                return _decode(im, source, label)
+        with _pillow_open(source, label) as im:
+            return _decode(im, source, label)
     except ConvcliError:
         raise
     except UnidentifiedImageError:
@@ -269,27 +279,21 @@ _MODE_LAYOUT = {
 
 def probe_image(source: Path | bytes, name: str | None = None) -> tuple[tuple[int, ...], str]:
     """The shape and sample type an image would be read as, from its header alone."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
 
     label = name or str(source if isinstance(source, Path) else "<stdin>")
-    if isinstance(source, Path):
-        _check_readable(source, label)
-    Image.MAX_IMAGE_PIXELS = None  # our own limit below names itself and how to raise it
-    quiet_decoders()
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
-                w, h = im.size
-                check_pixels(w, h, label)
-                if im.format == "TIFF" and _tiff_needs_tifffile(im):
-                    return _probe_tiff(source, label)
-                channels, dtype = _MODE_LAYOUT.get(im.mode, (3, "uint8"))
-                if im.mode == "P" and "transparency" in im.info:
-                    channels = 4
-                if im.format == "PNG" and channels >= 3 and _png_bit_depth(source) == 16:
-                    dtype = "uint16"
-                orientation = _orientation(im)
+        with _pillow_open(source, label) as im:
+            w, h = im.size
+            check_pixels(w, h, label)
+            if im.format == "TIFF" and _tiff_needs_tifffile(im):
+                return _probe_tiff(source, label)
+            channels, dtype = _MODE_LAYOUT.get(im.mode, (3, "uint8"))
+            if im.mode == "P" and "transparency" in im.info:
+                channels = 4
+            if im.format == "PNG" and channels >= 3 and _png_bit_depth(source) == 16:
+                dtype = "uint16"
+            orientation = _orientation(im)
     except ConvcliError:
         raise
     except UnidentifiedImageError:
