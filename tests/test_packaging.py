@@ -73,7 +73,19 @@ def test_wheel_install_outside_the_source_tree(tmp_path):
     assert "convcli/kernels/gaussian-5x5-seed.toml" in members
     python = _fresh_venv(tmp_path / "venv")
     subprocess.run(
-        [python, "-m", "pip", "install", "--no-deps", "--no-index", "-q", wheel],
+        # --ignore-installed: the borrowed site-packages may hold convcli already (CI
+        # installs it there), which pip would otherwise take as satisfying the request
+        [
+            python,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--no-index",
+            "--ignore-installed",
+            "-q",
+            wheel,
+        ],
         check=True,
         timeout=300,
     )
@@ -102,6 +114,7 @@ def test_editable_install(tmp_path):
             "--no-deps",
             "--no-index",
             "--no-build-isolation",
+            "--ignore-installed",
             "-q",
             "-e",
             ROOT,
