@@ -333,3 +333,32 @@ def test_version_and_help(cli):
     assert r.exit_code == 0 and "apply" in r.stdout and "list-kernels" in r.stdout
     r = cli("apply", "--help")
     assert "--kernel" in r.stdout and "Example" in r.stdout
+
+
+def _complete_bash(words: str, env_extra: dict[str, str] | None = None) -> list[str]:
+    """What the shell completion installed by `convcli --install-completion` offers."""
+    import os
+    import shutil
+    import subprocess
+
+    script = shutil.which("convcli")
+    if script is None:
+        pytest.skip("the convcli script is not on PATH")
+    env = os.environ | {
+        "_CONVCLI_COMPLETE": "complete_bash",
+        "COMP_WORDS": words,
+        "COMP_CWORD": str(len(words.split()) - 1),
+    }
+    out = subprocess.run(
+        [script], env=env | (env_extra or {}), capture_output=True, text=True, timeout=60
+    )
+    return out.stdout.split()
+
+
+def test_shell_completion_of_kernel_names_and_options(tmp_path):
+    assert _complete_bash("convcli apply -k sob") == ["sobel", "sobel-x", "sobel-y"]
+    (tmp_path / "sobolev.toml").write_text("matrix = [[1, 2, 1]]\n")
+    mine = _complete_bash("convcli apply -k sob", {"CONVCLI_KERNEL_PATH": str(tmp_path)})
+    assert mine == ["sobel", "sobel-x", "sobel-y", "sobolev"]
+    assert _complete_bash("convcli apply --bou") == ["--boundary"]
+    assert _complete_bash("convcli show-kernel gaussian-1") == ["gaussian-1d", "gaussian-1d-seed"]
