@@ -850,14 +850,15 @@ def _pool_round(
                     try:
                         outcome = future.result()
                     except BrokenProcessPool:
-                        lost = [source]
+                        lost, stop = [source], False
                         for other, other_source in pending.items():
                             if other.done() and other.exception() is None:
-                                record(other.result())  # finished before the death
+                                # finished before the death
+                                stop = record(other.result()) or stop
                             else:
                                 lost.append(other_source)
                         pending.clear()
-                        return False, lost
+                        return (True, []) if stop else (False, lost)
                     stop = record(outcome) or stop
                 if stop:
                     for future in pending:
