@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 
 import numpy as np
 import pytest
@@ -325,3 +326,16 @@ def test_opencv_png_encoder_roundtrips(rng):
         data = (rng.random(shape) * 255).astype(np.uint8)
         back = np.asarray(Image.open(io.BytesIO(encode(data, "PNG"))))
         np.testing.assert_array_equal(back, data)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_outputs_get_the_permissions_of_any_new_file(tmp_path, umask):
+    """The part file is renamed into place, so its mode is the output's: 0666 less the umask,
+    as for a file the user's shell would create (not mkstemp's private 0600)."""
+    old = os.umask(umask)
+    try:
+        write_image(np.zeros((2, 2), np.uint8), tmp_path / "a.png")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.png").stat().st_mode & 0o777 == 0o666 & ~umask
+    assert [p.name for p in tmp_path.iterdir()] == ["a.png"]

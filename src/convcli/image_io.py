@@ -19,9 +19,9 @@ import io
 import json
 import logging
 import os
+import secrets
 import struct
 import sys
-import tempfile
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -775,30 +775,36 @@ def atomic_file(path: Path) -> Iterator[Any]:
     """
     directory = path.parent if str(path.parent) else Path(".")
     remove_stale_parts(path)
+    # The part file's name is known before the file exists, so that a signal arriving at any
+    # point after its creation still finds it to remove (mkstemp names it only on return).
+    tmp: Path | None = None
     try:
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{path.name}.{os.getpid()}-", suffix=".part", dir=directory
-        )
-    except FileNotFoundError:
-        raise OutputError(
-            "the output directory does not exist (create it, or use -d, which creates it)",
-            subject=str(path),
-        ) from None
-    except PermissionError:
-        raise OutputError(
-            "permission denied (cannot write in its directory)", subject=str(path)
-        ) from None
-    except OSError as exc:
-        raise OutputError(exc.strerror or str(exc), subject=str(path)) from None
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())
-        os.close(fd)
+        for _ in range(100):
+            tmp = directory / f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.part"
+            try:  # mode 0o666 less the umask, as for any new file
+                os.close(os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666))
+                break
+            except FileExistsError:
+                continue  # another writer's part file: never ours to remove
+        else:
+            tmp = None
+            raise OutputError("cannot find a free temporary name beside it", subject=str(path))
         with open(tmp, "w+b") as fh:  # by name: writers such as tifffile want one
             yield fh
         os.replace(tmp, path)
     except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        if isinstance(exc, FileNotFoundError) and not directory.is_dir():
+            raise OutputError(
+                "the output directory does not exist (create it, or use -d, which creates it)",
+                subject=str(path),
+            ) from None
+        if isinstance(exc, PermissionError):
+            raise OutputError(
+                "permission denied (cannot write in its directory)", subject=str(path)
+            ) from None
         if isinstance(exc, OSError):
             raise OutputError(exc.strerror or str(exc), subject=str(path)) from None
         raise
@@ -888,17 +894,6 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-_UMASK: int | None = None
-
-
-def _umask() -> int:
-    global _UMASK
-    if _UMASK is None:
-        _UMASK = os.umask(0)
-        os.umask(_UMASK)
-    return _UMASK
 
 
 # -- arrays -------------------------------------------------------------------------------------
