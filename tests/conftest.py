@@ -12,12 +12,36 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from convcli.vocabulary import Boundary, Method, Mode, values
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # Isolate every test from the developer's own kernels and terminal.
 os.environ.pop("CONVCLI_KERNEL_PATH", None)
 os.environ.setdefault("XDG_CONFIG_HOME", str(ROOT / "tests" / "_no_config"))
 os.environ["NO_COLOR"] = "1"
+
+
+#: every mode, boundary and (concrete) method, for parametrizing
+MODES = values(Mode)
+BOUNDARIES = values(Boundary)
+METHODS = tuple(m for m in values(Method) if m != "auto")
+
+#: named kernels of every kind, for comparing a backend with scipy's
+PARITY_KERNELS = [
+    "sobel-x",
+    "box:size=4",  # even
+    "laplacian",  # rank 2
+    "gaussian:sigma=2",  # separable 17x17
+    "box-1d:size=4",  # 1-D
+]
+
+
+def close32(got: np.ndarray, want: np.ndarray) -> None:
+    """float32 agreement relative to the scale of the data."""
+    assert got.shape == want.shape
+    scale = max(1.0, float(np.max(np.abs(want))))
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * scale)
 
 
 BOUNDARY_TO_NUMPY = {

@@ -9,7 +9,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import convcli  # noqa: E402
-from conftest import reference  # noqa: E402
+from conftest import BOUNDARIES, METHODS, MODES, PARITY_KERNELS, close32, reference  # noqa: E402
 from convcli.backends import get_backend  # noqa: E402
 from convcli.backends.torch_backend import TorchBackend, _fast_length  # noqa: E402
 from convcli.boundary import Boundary, pad  # noqa: E402
@@ -19,18 +19,8 @@ from convcli.kernel import Kernel  # noqa: E402
 
 pytestmark = pytest.mark.torch
 
-MODES = ("full", "same", "valid")
-BOUNDARIES = ("fill", "reflect", "mirror", "nearest", "wrap")
-METHODS = ("direct", "separable", "fft")
 KERNEL_SHAPES = [(1, 1), (3, 3), (4, 4), (2, 5), (1, 4), (6, 1), (7, 7)]
 FILL = 0.75
-
-
-def close32(got: np.ndarray, want: np.ndarray) -> None:
-    """float32 agreement relative to the scale of the data."""
-    assert got.shape == want.shape
-    scale = max(1.0, float(np.max(np.abs(want))))
-    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * scale)
 
 
 # -- parity with the reference --------------------------------------------------------------------
@@ -95,16 +85,7 @@ def test_the_extension_is_numpy_pad(rng, boundary, pads):
     np.testing.assert_array_equal(got, pad(planes, pads, boundary, -3.0))
 
 
-NAMED = [
-    "sobel-x",
-    "box:size=4",  # even
-    "laplacian",  # rank 2
-    "gaussian:sigma=2",  # separable 17x17
-    "box-1d:size=4",  # 1-D
-]
-
-
-@pytest.mark.parametrize("kernel", NAMED)
+@pytest.mark.parametrize("kernel", PARITY_KERNELS)
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("boundary", BOUNDARIES)
 def test_float32_matches_the_scipy_backend(rng, kernel, mode, boundary):

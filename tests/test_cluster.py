@@ -15,16 +15,21 @@ tifffile = pytest.importorskip("tifffile")
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    with distributed.LocalCluster(
+def _local_cluster():
+    """Two worker processes of one thread on this machine, quiet, without dashboards."""
+    return distributed.LocalCluster(
         n_workers=2,
         threads_per_worker=1,
         processes=True,
         dashboard_address=None,
         worker_dashboard_address=None,
         silence_logs=50,
-    ) as local:
+    )
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with _local_cluster() as local:
         yield local
 
 
@@ -124,14 +129,7 @@ def test_a_worker_dying_mid_batch(cli, tmp_path, photos):
     big = np.tile(photos["astronaut"], (2, 2, 1))
     for i in range(8):
         write_png(src / f"i{i}.png", np.roll(big, i, axis=0))
-    with distributed.LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=None,
-        worker_dashboard_address=None,
-        silence_logs=50,
-    ) as local:
+    with _local_cluster() as local:
         with distributed.Client(local) as client:
             pids = list(client.run(os.getpid).values())
 

@@ -21,7 +21,7 @@ from hypothesis.extra import numpy as hnp
 from scipy import ndimage, signal
 
 import convcli
-from conftest import reference
+from conftest import BOUNDARIES, METHODS, MODES, reference
 from convcli.errors import InputError
 from convcli.interop import export
 from convcli.kernel import Kernel
@@ -44,9 +44,6 @@ def examples(n: int) -> settings:
     return settings(_PROFILE, max_examples=max(1, round(n * _SCALE)))
 
 
-MODES = ("full", "same", "valid")
-BOUNDARIES = ("fill", "reflect", "mirror", "nearest", "wrap")
-METHODS = ("direct", "separable", "fft")
 BACKENDS = tuple(
     name
     for name, module in (("scipy", "scipy"), ("opencv", "cv2"), ("torch", "torch"))

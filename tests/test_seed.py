@@ -89,8 +89,9 @@ def _layer_reference() -> np.ndarray:
     return np.stack([signal.correlate2d(x, w, mode="valid") for w in LAYER_WEIGHTS])
 
 
-def test_conv_layer_bank_file(cli):
-    got = run_json(
+def _layer_from_the_bank_file(cli) -> np.ndarray:
+    """examples/seed/conv-layer.toml applied as the layer: correlation, valid."""
+    return run_json(
         cli,
         "-k",
         str(EXAMPLES / "seed" / "conv-layer.toml"),
@@ -99,6 +100,10 @@ def test_conv_layer_bank_file(cli):
         "valid",
         str(EXAMPLES / "seed" / "square16.csv"),
     )
+
+
+def test_conv_layer_bank_file(cli):
+    got = _layer_from_the_bank_file(cli)
     assert got.shape == (3, 14, 14)
     np.testing.assert_allclose(got, _layer_reference(), rtol=1e-14, atol=1e-14)
 
@@ -132,15 +137,7 @@ def test_conv_layer_matches_torch_itself(cli):
     x = torch.zeros(1, 1, 16, 16)
     x[0, 0, 0:4, 0:4] = 1
     want = model(x).detach().numpy()[0]
-    got = run_json(
-        cli,
-        "-k",
-        str(EXAMPLES / "seed" / "conv-layer.toml"),
-        "--correlate",
-        "--mode",
-        "valid",
-        str(EXAMPLES / "seed" / "square16.csv"),
-    )
+    got = _layer_from_the_bank_file(cli)
     assert got.shape == want.shape == (3, 14, 14)
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)  # torch works in float32
 

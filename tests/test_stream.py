@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import convcli
+from conftest import BOUNDARIES, MODES
 from convcli.errors import LimitError, UsageError
 from convcli.imaging import PixelOptions, filter_image
 from convcli.kernel import Kernel
@@ -18,8 +19,6 @@ from convcli.stream import ArrayRows, TiffRows, convolve_strips, parse_size, rea
 
 tifffile = pytest.importorskip("tifffile")
 
-MODES = ("full", "same", "valid")
-BOUNDARIES = ("fill", "reflect", "mirror", "nearest", "wrap")
 OPERATIONS = {
     "gaussian": "gaussian:sigma=1.5",
     "even": [[1.0, 2.0, -1.0, 0.5], [0.25, -3.0, 2.0, 1.0]],
