@@ -105,7 +105,7 @@ def float_rows(x: np.ndarray, spec: str, work: Path, gray_v: Path | None) -> lis
     from scipy import ndimage, signal
 
     import convcli
-    from convcli import backends
+    from convcli.compute import backends
 
     weights, col, row, k = kernel_parts(spec)
     kh, kw = weights.shape

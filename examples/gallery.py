@@ -19,8 +19,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 import convcli
-from convcli.imaging import PixelOptions
-from convcli.kernel import Kernel
+from convcli.compute.imaging import PixelOptions
+from convcli.kernels.model import Kernel
 
 HERE = Path(__file__).resolve().parent
 PHOTO = HERE / "images" / "astronaut.jpg"

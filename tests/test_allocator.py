@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-CODE = "from convcli.allocator import keep_freed_memory; print(keep_freed_memory())"
+CODE = "from convcli.cli.allocator import keep_freed_memory; print(keep_freed_memory())"
 
 
 def _run(**env: str) -> str:

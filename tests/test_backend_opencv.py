@@ -10,12 +10,12 @@ cv2 = pytest.importorskip("cv2")
 
 import convcli  # noqa: E402
 from conftest import BOUNDARIES, METHODS, MODES, PARITY_KERNELS, close32, reference  # noqa: E402
-from convcli.backends import get_backend, opencv_backend  # noqa: E402
-from convcli.backends.opencv_backend import OpenCVBackend  # noqa: E402
-from convcli.boundary import Boundary, pad  # noqa: E402
-from convcli.engine import Options, plan_kernel  # noqa: E402
-from convcli.kernel import Kernel  # noqa: E402
-from convcli.registry import get_kernel  # noqa: E402
+from convcli.compute.backends import get_backend, opencv_backend  # noqa: E402
+from convcli.compute.backends.opencv_backend import OpenCVBackend  # noqa: E402
+from convcli.compute.boundary import Boundary, pad  # noqa: E402
+from convcli.compute.engine import Options, plan_kernel  # noqa: E402
+from convcli.kernels.model import Kernel  # noqa: E402
+from convcli.kernels.registry import get_kernel  # noqa: E402
 
 KERNEL_SHAPES = [(1, 1), (3, 3), (5, 3), (4, 4), (2, 5), (1, 4), (6, 1), (7, 7)]
 FILL = 0.75

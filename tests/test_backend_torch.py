@@ -10,12 +10,12 @@ torch = pytest.importorskip("torch")
 
 import convcli  # noqa: E402
 from conftest import BOUNDARIES, METHODS, MODES, PARITY_KERNELS, close32, reference  # noqa: E402
-from convcli.backends import get_backend  # noqa: E402
-from convcli.backends.torch_backend import TorchBackend, _fast_length  # noqa: E402
-from convcli.boundary import Boundary, pad  # noqa: E402
-from convcli.engine import Options, plan_kernel  # noqa: E402
+from convcli.compute.backends import get_backend  # noqa: E402
+from convcli.compute.backends.torch_backend import TorchBackend, _fast_length  # noqa: E402
+from convcli.compute.boundary import Boundary, pad  # noqa: E402
+from convcli.compute.engine import Options, plan_kernel  # noqa: E402
 from convcli.errors import BackendError  # noqa: E402
-from convcli.kernel import Kernel  # noqa: E402
+from convcli.kernels.model import Kernel  # noqa: E402
 
 pytestmark = pytest.mark.torch
 
@@ -77,8 +77,8 @@ def test_tiny_images(rng, boundary, rows, cols):
 )
 def test_the_extension_is_numpy_pad(rng, boundary, pads):
     """F.pad where torch allows it, the border gathered through the index map elsewhere: both
-    are convcli.boundary.pad exactly (a 3x4 image: some widths reach past it)."""
-    from convcli.backends.torch_backend import _extend
+    are convcli.compute.boundary.pad exactly (a 3x4 image: some widths reach past it)."""
+    from convcli.compute.backends.torch_backend import _extend
 
     planes = rng.normal(size=(2, 3, 4))
     got = _extend(torch.from_numpy(planes)[:, None], pads, boundary, -3.0)[:, 0].numpy()

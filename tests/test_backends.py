@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import convcli
-from convcli import backends
+from convcli.compute import backends
 from convcli.errors import BackendError
 
 

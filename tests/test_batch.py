@@ -17,7 +17,7 @@ from PIL import Image
 
 import convcli
 from conftest import ROOT, write_png
-from convcli.batch import discover, read_list
+from convcli.run.batch import discover, read_list
 
 CONVCLI = shutil.which("convcli")
 needs_script = pytest.mark.skipif(CONVCLI is None, reason="the convcli script is not on PATH")
@@ -159,12 +159,12 @@ def test_skip_existing_resumes_without_decoding(cli, tree, tmp_path, monkeypatch
     cli("apply", "-k", "box", "-r", str(tree), "-d", str(out))
     (out / "b" / "cam.box.png").unlink()
     (out / "b" / "c" / "astro.box.jpg").unlink()
-    import convcli.image_io
+    import convcli.io.image_io
 
     opened = []
-    real = convcli.image_io.open_image
+    real = convcli.io.image_io.open_image
     monkeypatch.setattr(
-        convcli.image_io, "open_image", lambda *a, **k: opened.append(a[0]) or real(*a, **k)
+        convcli.io.image_io, "open_image", lambda *a, **k: opened.append(a[0]) or real(*a, **k)
     )
     r = cli("apply", "-k", "box", "-r", str(tree), "-d", str(out), "--skip-existing", "-j", "1")
     assert r.exit_code == 0
@@ -202,15 +202,15 @@ def test_stdin_needs_somewhere_to_write(cli, tree):
 
 def test_stdout_refused_on_a_terminal(cli, tree, monkeypatch):
     monkeypatch.setattr(sys.stdout, "isatty", lambda: True, raising=False)
-    import convcli.cli
+    import convcli.cli.commands
 
     class Tty:
         def isatty(self) -> bool:
             return True
 
-    monkeypatch.setattr(convcli.cli.sys, "stdout", Tty())
+    monkeypatch.setattr(convcli.cli.commands.sys, "stdout", Tty())
     with pytest.raises(convcli.UsageError, match="image bytes to the terminal"):
-        convcli.cli._check_output_options(["a.png"], "-", None, False, False, False, "png")
+        convcli.cli.commands._check_output_options(["a.png"], "-", None, False, False, False, "png")
 
 
 def test_in_place_replaces_atomically_and_keeps_the_format(cli, tree):
@@ -447,8 +447,8 @@ def test_only_the_input_that_kills_its_worker_fails(monkeypatch):
     could hang them; a real death is tested above.)"""
     import itertools
 
-    from convcli import batch
-    from convcli.registry import get_kernel
+    from convcli.kernels.registry import get_kernel
+    from convcli.run import batch
 
     rounds = []
 

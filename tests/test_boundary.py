@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import BOUNDARY_TO_NUMPY
-from convcli.boundary import Boundary, Mode, as_boundary, pad, pad_widths
+from convcli.compute.boundary import Boundary, Mode, as_boundary, pad, pad_widths
 from convcli.errors import UsageError
 
 

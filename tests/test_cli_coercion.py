@@ -9,8 +9,8 @@ import sys
 import pytest
 import typer
 
-from convcli import cli_coercion
 from convcli.cli import app
+from convcli.cli import coercion as cli_coercion
 
 ARGS = [
     ["-k", "sobel", "a.png"],

@@ -8,7 +8,7 @@ from scipy import ndimage, signal
 
 import convcli
 from conftest import write_png
-from convcli.compat import PRESETS
+from convcli.compute.compat import PRESETS
 from convcli.vocabulary import Compat, values
 
 KERNELS = [

@@ -11,9 +11,9 @@ from scipy import ndimage, signal
 
 import convcli
 from conftest import BOUNDARIES, MODES, reference
-from convcli.engine import choose_method, work_dtype
+from convcli.compute.engine import choose_method, work_dtype
 from convcli.errors import InputError, KernelError, UsageError
-from convcli.kernel import Kernel
+from convcli.kernels.model import Kernel
 
 KERNEL_SHAPES = [(1, 1), (3, 3), (5, 3), (4, 4), (2, 5), (1, 4), (6, 1), (7, 7)]
 SCIPY_SIGNAL = {"fill": "fill", "reflect": "symm", "wrap": "wrap"}

@@ -7,7 +7,7 @@ import pytest
 
 import convcli
 from conftest import write_png
-from convcli.engine import choose_method
+from convcli.compute.engine import choose_method
 
 
 def _files(path):

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from convcli.errors import InputError, LimitError, OutputError, UsageError
-from convcli.image_io import (
+from convcli.io.image_io import (
     atomic_write,
     encode,
     format_for,
@@ -277,7 +277,7 @@ def test_format_for():
 def test_exif_orientations_match_pillow(tmp_path, orientation):
     from PIL import ImageOps
 
-    from convcli.image_io import orient
+    from convcli.io.image_io import orient
 
     data = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3) * 9
     im = Image.fromarray(data)

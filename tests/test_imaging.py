@@ -7,8 +7,8 @@ import pytest
 from scipy import ndimage
 
 import convcli
+from convcli.compute.imaging import PixelOptions, filter_image, parse_offset
 from convcli.errors import UsageError
-from convcli.imaging import PixelOptions, filter_image, parse_offset
 
 
 def _ref(channel: np.ndarray, spec: str, **kw) -> np.ndarray:

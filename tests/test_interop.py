@@ -12,9 +12,9 @@ import pytest
 import convcli
 from conftest import write_png
 from convcli.errors import KernelError
-from convcli.interop import export, parse_imagemagick, read_vips_matrix
-from convcli.kernel import Kernel, KernelChain
-from convcli.registry import get_kernel
+from convcli.kernels.formats import export, parse_imagemagick, read_vips_matrix
+from convcli.kernels.model import Kernel, KernelChain
+from convcli.kernels.registry import get_kernel
 
 CONVERT = shutil.which("convert")
 VIPS = shutil.which("vips")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from convcli.errors import KernelError
-from convcli.kernel import Kernel, KernelBank, KernelChain, slug
+from convcli.kernels.model import Kernel, KernelBank, KernelChain, slug
 
 
 def test_matrix_is_float64_and_read_only():

@@ -69,8 +69,8 @@ def test_wheel_install_outside_the_source_tree(tmp_path):
     import zipfile
 
     members = zipfile.ZipFile(wheel).namelist()
-    assert "convcli/kernels/sobel.toml" in members
-    assert "convcli/kernels/gaussian-5x5-seed.toml" in members
+    assert "convcli/kernels/library/sobel.toml" in members
+    assert "convcli/kernels/library/gaussian-5x5-seed.toml" in members
     python = _fresh_venv(tmp_path / "venv")
     subprocess.run(
         # --ignore-installed: the borrowed site-packages may hold convcli already (CI
@@ -94,7 +94,7 @@ def test_wheel_install_outside_the_source_tree(tmp_path):
     names = _list_kernels(python, elsewhere)
     assert {"sobel", "gaussian", "gaussian-5x5-seed", "prewitt-1d"} <= set(names)
     where = subprocess.run(
-        [python, "-c", "import convcli.registry as r; print(r.builtin_dir())"],
+        [python, "-c", "import convcli.kernels.registry as r; print(r.builtin_dir())"],
         cwd=elsewhere,
         capture_output=True,
         text=True,

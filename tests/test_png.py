@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from convcli import png
-from convcli.image_io import read_image, write_image
+from convcli.io import png
+from convcli.io.image_io import read_image, write_image
 
 SHAPES = [(37, 53), (37, 53, 2), (37, 53, 3), (37, 53, 4)]
 

@@ -23,9 +23,9 @@ from scipy import ndimage, signal
 import convcli
 from conftest import BOUNDARIES, METHODS, MODES, reference
 from convcli.errors import InputError
-from convcli.interop import export
-from convcli.kernel import Kernel
-from convcli.registry import get_kernel
+from convcli.kernels.formats import export
+from convcli.kernels.model import Kernel
+from convcli.kernels.registry import get_kernel
 
 settings.register_profile(
     "convcli-properties",

@@ -11,8 +11,8 @@ from scipy import ndimage
 
 import convcli
 from convcli.errors import KernelError
-from convcli.kernel import Kernel, KernelBank
-from convcli.registry import Registry, builtin_dir, get_kernel, list_kernels
+from convcli.kernels.model import Kernel, KernelBank
+from convcli.kernels.registry import Registry, builtin_dir, get_kernel, list_kernels
 
 SPEC_BUILTINS = [
     "identity",

@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 
 import convcli
 from conftest import BOUNDARIES, MODES
+from convcli.compute.imaging import PixelOptions, filter_image
+from convcli.compute.stream import ArrayRows, TiffRows, convolve_strips, parse_size, read_rows
 from convcli.errors import LimitError, UsageError
-from convcli.imaging import PixelOptions, filter_image
-from convcli.kernel import Kernel
-from convcli.stream import ArrayRows, TiffRows, convolve_strips, parse_size, read_rows
+from convcli.kernels.model import Kernel
 
 tifffile = pytest.importorskip("tifffile")
 

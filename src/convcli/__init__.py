@@ -22,17 +22,17 @@ _PUBLIC = {
     "KernelError": "errors",
     "InputError": "errors",
     "UsageError": "errors",
-    "Kernel": "kernel",
-    "KernelBank": "kernel",
-    "KernelChain": "kernel",
-    "get_kernel": "registry",
-    "list_kernels": "registry",
-    "convolve": "engine",
-    "choose_method": "engine",
-    "read_image": "image_io",
-    "write_image": "image_io",
-    "read_array": "image_io",
-    "filter_image": "imaging",
+    "Kernel": "kernels.model",
+    "KernelBank": "kernels.model",
+    "KernelChain": "kernels.model",
+    "get_kernel": "kernels.registry",
+    "list_kernels": "kernels.registry",
+    "convolve": "compute.engine",
+    "choose_method": "compute.engine",
+    "read_image": "io.image_io",
+    "write_image": "io.image_io",
+    "read_array": "io.image_io",
+    "filter_image": "compute.imaging",
 }
 
 __all__ = [
@@ -55,12 +55,12 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from .engine import choose_method, convolve
+    from .compute.engine import choose_method, convolve
+    from .compute.imaging import filter_image
     from .errors import ConvcliError, InputError, KernelError, UsageError
-    from .image_io import read_array, read_image, write_image
-    from .imaging import filter_image
-    from .kernel import Kernel, KernelBank, KernelChain
-    from .registry import get_kernel, list_kernels
+    from .io.image_io import read_array, read_image, write_image
+    from .kernels.model import Kernel, KernelBank, KernelChain
+    from .kernels.registry import get_kernel, list_kernels
 
 
 def __getattr__(name: str) -> Any:

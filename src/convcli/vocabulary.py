@@ -17,7 +17,7 @@ class Mode(StrEnum):
 
 
 class Boundary(StrEnum):
-    """How the input is extended beyond its edges (see convcli.boundary)."""
+    """How the input is extended beyond its edges (see convcli.compute.boundary)."""
 
     FILL = "fill"
     REFLECT = "reflect"
@@ -64,7 +64,7 @@ class Range(StrEnum):
 
 
 class Compat(StrEnum):
-    """Libraries whose conventions --compat adopts (see convcli.compat)."""
+    """Libraries whose conventions --compat adopts (see convcli.compute.compat)."""
 
     SCIPY = "scipy"
     NDIMAGE = "ndimage"

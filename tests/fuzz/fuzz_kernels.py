@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Coverage-guided fuzzing (atheris): the kernels target.
 
-Fuzzes the kernel spec parser (convcli.registry.get_kernel) and kernel files (TOML, JSON, .mat):
+Fuzzes the kernel spec parser (convcli.kernels.registry.get_kernel) and kernel files
+(TOML, JSON, .mat):
 
     python tests/fuzz/fuzz_kernels.py -max_total_time=60 [libFuzzer options] [corpus dirs or files]
 

@@ -367,7 +367,7 @@ class Sandbox:
             os.environ[key] = value
         self._saved_cwd = os.getcwd()
         os.chdir(self.root)
-        from convcli.registry import builtin_dir
+        from convcli.kernels.registry import builtin_dir
 
         # the sandbox, the kernel library, and Python itself (lazy imports read through
         # Path.open too); not /dev, /proc or the rest of the machine
@@ -493,7 +493,7 @@ def target_kernels(data: bytes) -> None:
     if not data:
         return
     from convcli.errors import ConvcliError
-    from convcli.registry import get_kernel
+    from convcli.kernels.registry import get_kernel
 
     kind = KERNEL_KINDS[data[0] % 4]
     body = data[1:]
@@ -513,7 +513,7 @@ def check_kernel(kernel: Any, options: int = 0) -> None:
     import numpy as np
 
     from convcli.errors import ConvcliError
-    from convcli.kernel import Kernel, KernelBank, KernelChain
+    from convcli.kernels.model import Kernel, KernelBank, KernelChain
 
     if not isinstance(kernel, Kernel | KernelBank | KernelChain):
         raise Finding("invariant", f"get_kernel returned {type(kernel).__name__}", "type")
@@ -549,9 +549,9 @@ def check_kernel(kernel: Any, options: int = 0) -> None:
 def check_exports(kernel: Any) -> None:
     """``show-kernel --format toml|json|imagemagick|vips`` must read back as the same kernel."""
     from convcli.errors import ConvcliError
-    from convcli.interop import export
-    from convcli.kernel import Kernel
-    from convcli.registry import get_kernel
+    from convcli.kernels.formats import export
+    from convcli.kernels.model import Kernel
+    from convcli.kernels.registry import get_kernel
 
     formats = ["toml", "json"] + (["imagemagick", "vips"] if isinstance(kernel, Kernel) else [])
     for fmt in formats:
@@ -579,7 +579,7 @@ def check_exports(kernel: Any) -> None:
 def _same_kernel(a: Any, b: Any, fmt: str) -> None:
     import numpy as np
 
-    from convcli.kernel import Kernel
+    from convcli.kernels.model import Kernel
 
     la = [a] if isinstance(a, Kernel) else a.leaves()
     lb = [b] if isinstance(b, Kernel) else b.leaves()
@@ -630,8 +630,8 @@ def reference_correlation(x: Any, kernel: Any, mode: str, boundary: str, correla
     against scipy and numpy by tests/test_properties.py."""
     import numpy as np
 
-    from convcli.boundary import as_boundary, pad
-    from convcli.engine import Options, plan_kernel
+    from convcli.compute.boundary import as_boundary, pad
+    from convcli.compute.engine import Options, plan_kernel
 
     plan = plan_kernel(kernel, Options.make(mode, boundary, correlate=correlate), x.shape)
     ext = pad(x[np.newaxis], plan.pads, as_boundary(boundary))[0]
@@ -702,7 +702,7 @@ def target_arrays(data: bytes) -> None:
 
     from convcli import convolve
     from convcli.errors import ConvcliError
-    from convcli.image_io import parse_array, read_array
+    from convcli.io.image_io import parse_array, read_array
 
     kind = ARRAY_KINDS[data[0] % 5]
     body = data[1:]
@@ -742,7 +742,7 @@ def check_array_writes(result: Any) -> None:
     import numpy as np
 
     from convcli.errors import ConvcliError
-    from convcli.image_io import encode_array, read_array
+    from convcli.io.image_io import encode_array, read_array
 
     if not np.all(np.isfinite(result)):
         return  # an overflowing result is written, but is no longer an input convcli takes
@@ -781,7 +781,7 @@ def target_images(data: bytes) -> None:
     if not data:
         return
     from convcli.errors import ConvcliError
-    from convcli.image_io import open_image
+    from convcli.io.image_io import open_image
 
     try:
         picture = call("open_image", open_image, data)
@@ -802,9 +802,9 @@ def target_images(data: bytes) -> None:
 def check_picture(pixels: Any, data: bytes, fmt: str = "?") -> None:
     import numpy as np
 
+    from convcli.compute.imaging import PixelOptions, filter_image
     from convcli.errors import ConvcliError
-    from convcli.image_io import encode, max_pixels, open_image, probe_image
-    from convcli.imaging import PixelOptions, filter_image
+    from convcli.io.image_io import encode, max_pixels, open_image, probe_image
 
     shape, dtype = pixels.shape, str(pixels.dtype)
     if (
@@ -1078,7 +1078,7 @@ def _internal_signature(line: str) -> str:
 def _check_outputs(result: CliResult, work: Path) -> None:
     """Every path printed on stdout (when it wrote files) exists and reads back."""
     from convcli.errors import ConvcliError
-    from convcli.image_io import is_array_path, open_image, read_array
+    from convcli.io.image_io import is_array_path, open_image, read_array
 
     if "-o" in result.args and result.args[result.args.index("-o") + 1] == "-":
         if not result.stdout:
@@ -1648,19 +1648,24 @@ def import_target_modules(target: str) -> None:
     import importlib
 
     modules = [
-        "convcli.registry",
-        "convcli.interop",
-        "convcli.kernel",
-        "convcli.generators",
+        "convcli.kernels.registry",
+        "convcli.kernels.formats",
+        "convcli.kernels.model",
+        "convcli.kernels.generators",
         "convcli.numeric",
-        "convcli.engine",
-        "convcli.image_io",
-        "convcli.imaging",
-        "convcli.backends.scipy_backend",
-        "convcli.backends.opencv_backend",
+        "convcli.compute.engine",
+        "convcli.io.image_io",
+        "convcli.compute.imaging",
+        "convcli.compute.backends.scipy_backend",
+        "convcli.compute.backends.opencv_backend",
     ]
     if target == "cli":
-        modules += ["convcli.cli", "convcli.batch", "convcli.render", "convcli.compat"]
+        modules += [
+            "convcli.cli.commands",
+            "convcli.run.batch",
+            "convcli.cli.render",
+            "convcli.compute.compat",
+        ]
     modules += ["tomllib"]
     for name in modules:
         with contextlib.suppress(ImportError):

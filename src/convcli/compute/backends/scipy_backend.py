@@ -12,8 +12,8 @@ from dataclasses import replace
 import numpy as np
 from scipy import ndimage, signal
 
-from ..boundary import NDIMAGE, Boundary
-from .base import Backend, Plan
+from convcli.compute.backends.base import Backend, Plan
+from convcli.compute.boundary import NDIMAGE, Boundary
 
 
 def _crop_valid(same: np.ndarray, size: int, axis: int) -> np.ndarray:

@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from .errors import KernelError
-from .numeric import nested_to_array
-from .vocabulary import COMBINES
+from convcli.errors import KernelError
+from convcli.numeric import nested_to_array
+from convcli.vocabulary import COMBINES
 
 #: Largest kernel side accepted, unless ``CONVCLI_MAX_KERNEL_SIZE`` says otherwise. A 1025-tap
 #: kernel is a Gaussian of sigma 256: anything larger is almost certainly a mistake.

@@ -20,8 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 import cv2
 import numpy as np
 
-from ..boundary import OPENCV, Boundary
-from .base import Backend, Plan
+from convcli.compute.backends.base import Backend, Plan
+from convcli.compute.boundary import OPENCV, Boundary
 
 _BORDER = {boundary: int(getattr(cv2, name)) for boundary, name in OPENCV.items()}
 

@@ -6,7 +6,7 @@ and a bank of K kernels that share shape, centre and extension is one weight ten
 ``(K, 1, kh, kw)``: one call computes every member on every plane, on the CPU or on a GPU.
 
 The boundary is applied first (``F.pad`` natively where torch has the mode and allows the
-width; an index map of :func:`convcli.boundary.index_map` with ``index_select`` otherwise,
+width; an index map of :func:`convcli.compute.boundary.index_map` with ``index_select`` otherwise,
 which covers our ``reflect`` and extensions longer than the image), then the ``direct``,
 ``separable`` (two 1-D ``conv2d`` passes per rank) or ``fft`` (``torch.fft.rfft2``) method
 computes the valid correlation. Float32 is computed on GPUs (MPS has no float64); the CPU keeps
@@ -23,9 +23,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..boundary import TORCH_PAD, Boundary, index_map
-from ..errors import BackendError
-from .base import Backend, Plan
+from convcli.compute.backends.base import Backend, Plan
+from convcli.compute.boundary import TORCH_PAD, Boundary, index_map
+from convcli.errors import BackendError
 
 Pads = tuple[tuple[int, int], tuple[int, int]]
 K = TypeVar("K", bound=Hashable)
@@ -202,7 +202,7 @@ def _kind(plan: Plan) -> tuple[tuple[int, int], str]:
 
 # -- boundary -----------------------------------------------------------------------------------
 def _extend(x: torch.Tensor, pads: Pads, boundary: Boundary, fill: float) -> torch.Tensor:
-    """``x`` (N, 1, H, W) extended by ``pads`` exactly as :func:`convcli.boundary.pad`."""
+    """``x`` (N, 1, H, W) extended by ``pads`` exactly as :func:`convcli.compute.boundary.pad`."""
     (top, bottom), (left, right) = pads
     if not (top or bottom or left or right):
         return x

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..boundary import Boundary, pad
-from ..errors import BackendError
+from convcli.compute.boundary import Boundary, pad
+from convcli.errors import BackendError
 
 
 @dataclass(frozen=True, eq=False)

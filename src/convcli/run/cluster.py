@@ -1,7 +1,7 @@
 """Running a batch on a Dask distributed cluster (``--scheduler ADDRESS``, ``CONVCLI_SCHEDULER``).
 
 Each input is one task: a worker runs exactly what a local worker runs
-(:func:`convcli.batch.process`), so results are identical and failures are reported per input
+(:func:`convcli.run.batch.process`), so results are identical and failures are reported per input
 in the same words; outputs are written by the workers with the same atomic renames, so the
 files and directories must be visible to the workers under the same paths (a shared
 filesystem). A worker that dies mid-task makes Dask run the task again elsewhere; an input
@@ -23,7 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from .batch import (
+from convcli.compute.imaging import Filtered
+from convcli.errors import BackendError, ConvcliError, UsageError
+from convcli.run.batch import (
     Outcome,
     Request,
     Source,
@@ -34,8 +36,6 @@ from .batch import (
     process,
     write_streamed,
 )
-from .errors import BackendError, ConvcliError, UsageError
-from .imaging import Filtered
 
 ENV = "CONVCLI_SCHEDULER"
 

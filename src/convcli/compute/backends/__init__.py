@@ -10,9 +10,9 @@ import importlib
 import importlib.util
 from functools import cache
 
-from ..boundary import Boundary
-from ..errors import BackendError
-from .base import Backend, Plan
+from convcli.compute.backends.base import Backend, Plan
+from convcli.compute.boundary import Boundary
+from convcli.errors import BackendError
 
 __all__ = ["BACKENDS", "Backend", "Plan", "available", "get_backend", "limit_threads"]
 

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import paths
-from .errors import KernelError
-from .kernel import AnyKernel, Kernel, KernelBank, KernelChain, short
+from convcli import paths
+from convcli.errors import KernelError
+from convcli.kernels.model import AnyKernel, Kernel, KernelBank, KernelChain, short
 
 _GEOMETRY = re.compile(r"^\s*(\d+)(?:x(\d+))?(?:([+-]\d+)([+-]\d+))?\s*:(.*)$", re.S)
 _NUMBERS_ONLY = re.compile(r"^[\s,]*[-+0-9.eE]+(?:[\s,]+[-+0-9.eE]+)+[\s,]*$")

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import KernelError
-from .kernel import max_kernel_size
+from convcli.errors import KernelError
+from convcli.kernels.model import max_kernel_size
 
 TRUNCATE = 4.0  # scipy.ndimage's default: the kernel reaches 4 standard deviations
 

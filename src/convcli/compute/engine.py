@@ -1,7 +1,7 @@
 """convolve(): the numeric core. Kernels, chains and banks over 1-D signals, 2-D arrays and
 multi-channel images, with the output size, alignment and boundaries of scipy.
 
-Every result is defined one way (see :mod:`convcli.boundary`): extend the input by the
+Every result is defined one way (see :mod:`convcli.compute.boundary`): extend the input by the
 boundary rule as far as the mode needs, then take the valid correlation with the kernel
 flipped (convolution) or as given (``correlate=True``). Backends and methods differ only in how
 they compute that, never in what.
@@ -16,12 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from .backends import Backend, Plan, get_backend, mark_computed
-from .boundary import Boundary, Mode, as_boundary, as_mode, output_length, pad_widths
-from .errors import InputError, UsageError
-from .kernel import AnyKernel, Kernel, KernelBank, KernelChain
-from .registry import get_kernel
-from .vocabulary import COMBINES, METHODS
+from convcli.compute.backends import Backend, Plan, get_backend, mark_computed
+from convcli.compute.boundary import Boundary, Mode, as_boundary, as_mode, output_length, pad_widths
+from convcli.errors import InputError, UsageError
+from convcli.kernels.model import AnyKernel, Kernel, KernelBank, KernelChain
+from convcli.kernels.registry import get_kernel
+from convcli.vocabulary import COMBINES, METHODS
 
 
 # -- method choice -----------------------------------------------------------------------------

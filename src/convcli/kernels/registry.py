@@ -23,12 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import interop, paths
-from .errors import KernelError
-from .generators import GENERATORS
-from .kernel import AnyKernel, Kernel, KernelBank, KernelChain, as_matrix, short
-from .numeric import loads_json
-from .vocabulary import COMBINES
+from convcli import paths
+from convcli.errors import KernelError
+from convcli.kernels import formats as interop
+from convcli.kernels.generators import GENERATORS
+from convcli.kernels.model import AnyKernel, Kernel, KernelBank, KernelChain, as_matrix, short
+from convcli.numeric import loads_json
+from convcli.vocabulary import COMBINES
 
 KERNEL_SUFFIXES = (".toml", ".json")
 _KERNEL_KEYS = {"name", "description", "tags", "source", "matrix", "scale", "origin", "offset"}
@@ -39,14 +40,14 @@ _BANK_KEYS = {"name", "description", "tags", "source", "combine", "kernels"}
 def builtin_dir() -> Path:
     """Where the built-in kernel files are.
 
-    Inside an installed wheel they sit in the package (``convcli/kernels``); in a source
-    checkout or an editable install they are the top-level ``kernels/`` folder.
+    Inside an installed wheel they sit in the package (``convcli/kernels/library``); in a
+    source checkout or an editable install they are the top-level ``kernels/`` folder.
     """
     here = Path(__file__).resolve().parent
-    packaged = here / "kernels"
+    packaged = here / "library"
     if packaged.is_dir():
         return packaged
-    checkout = here.parents[1] / "kernels"
+    checkout = here.parents[2] / "kernels"
     if checkout.is_dir():
         return checkout
     raise KernelError(f"the built-in kernel library is missing (looked in {packaged})")

@@ -5,12 +5,12 @@ computed from just the input rows it depends on (its halo), read incrementally f
 (TIFF strips or tiles through tifffile, ``.npy`` through a memory map) and written out before
 the next band. The numbers are the in-memory numbers, bit for bit, for the direct and separable
 methods: every output row is computed from exactly the same extended values, by the same
-plan, method and backend as :func:`convcli.engine.convolve` would use on the whole image.
+plan, method and backend as :func:`convcli.compute.engine.convolve` would use on the whole image.
 (FFT results depend on the transform size and agree to float rounding only.)
 
 Rows are the only axis split; every band spans the full width, so columns are extended as in
 memory. Where a boundary reaches past the image edge, the rows it needs are found with
-:func:`convcli.boundary.source_index`, which also covers ``wrap`` (whose top rows come from
+:func:`convcli.compute.boundary.source_index`, which also covers ``wrap`` (whose top rows come from
 the bottom of the image) and chains, where each step extends its own input.
 """
 
@@ -25,11 +25,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .backends import Backend, Plan, get_backend, mark_computed
-from .boundary import Boundary, output_length, pad, source_index
-from .engine import Options, combine, plan_kernel
-from .errors import InputError, UsageError
-from .kernel import AnyKernel, Kernel, KernelBank, KernelChain
+from convcli.compute.backends import Backend, Plan, get_backend, mark_computed
+from convcli.compute.boundary import Boundary, output_length, pad, source_index
+from convcli.compute.engine import Options, combine, plan_kernel
+from convcli.errors import InputError, UsageError
+from convcli.kernels.model import AnyKernel, Kernel, KernelBank, KernelChain
 
 # -- memory budget ---------------------------------------------------------------------------
 UNITS = {
@@ -119,7 +119,7 @@ class NpyRows(ArrayRows):
     """Rows of a ``.npy`` file through a read-only memory map."""
 
     def __init__(self, path: Path) -> None:
-        from .image_io import check_array, npy_header
+        from convcli.io.image_io import check_array, npy_header
 
         npy_header(path, str(path))
         try:
@@ -138,7 +138,7 @@ class TiffRows:
     """Rows of a (striped or tiled) TIFF, decoding only the segments a band touches."""
 
     def __init__(self, path: Path) -> None:
-        from .image_io import import_tifffile, tiff_header
+        from convcli.io.image_io import import_tifffile, tiff_header
 
         self.path = path
         try:
@@ -514,7 +514,7 @@ def ordered_map(work: Any, ranges: list[tuple[int, int]]) -> Iterator[Any]:
 
 def thread_count() -> int:
     """Threads for one image's bands: the cores, or fewer when batch workers share them."""
-    from .backends import threads_per_worker
+    from convcli.compute.backends import threads_per_worker
 
     return threads_per_worker()
 
@@ -539,7 +539,7 @@ def convolve_strips(
     """:func:`convcli.convolve` of a 2-D array computed ``rows`` output rows at a time; the
     result is the same (bit for bit for the direct and separable methods). For tests and
     for arrays too large to convolve at once."""
-    from .engine import as_operation, work_dtype
+    from convcli.compute.engine import as_operation, work_dtype
 
     arr = np.asarray(x)
     if arr.ndim != 2:

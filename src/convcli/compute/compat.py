@@ -28,8 +28,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from .errors import UsageError
-from .kernel import AnyKernel, Kernel, KernelBank, KernelChain
+from convcli.errors import UsageError
+from convcli.kernels.model import AnyKernel, Kernel, KernelBank, KernelChain
 
 
 @dataclass(frozen=True)

@@ -30,9 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from . import paths
-from .errors import ConvcliError, InputError, LimitError, OutputError, UsageError
-from .numeric import finite, loads_json, nested_to_array
+from convcli import paths
+from convcli.errors import ConvcliError, InputError, LimitError, OutputError, UsageError
+from convcli.numeric import finite, loads_json, nested_to_array
 
 ARRAY_FORMATS = {".npy": "NPY", ".csv": "CSV", ".txt": "TXT", ".json": "JSON"}
 #: default 256 megapixels; CONVCLI_MAX_PIXELS raises it (decompression-bomb guard)
@@ -653,8 +653,8 @@ def encode_into(
         raise OutputError(f"a {shape} array is not an image; write it as .npy")
     colour = pixels.ndim == 3
     if fmt == "PNG" and pixels.dtype in (np.uint8, np.uint16):
-        from . import png
-        from .backends import threads_per_worker
+        from convcli.compute.backends import threads_per_worker
+        from convcli.io import png
 
         # convcli's own writer: standard PNG, compressed on every core
         png.write(

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .errors import UsageError
-from .vocabulary import Boundary, Mode
+from convcli.errors import UsageError
+from convcli.vocabulary import Boundary, Mode
 
 if TYPE_CHECKING:
     import numpy as np

@@ -22,13 +22,13 @@ try:  # recent typer vendors its own copy of click
 except ImportError:  # pragma: no cover - older typer uses click itself
     import click  # type: ignore[no-redef]
 
-from . import __version__
-from .cli_coercion import QuickParsing
-from .errors import ConvcliError, Stopped, UsageError
-from .vocabulary import Alpha, Boundary, Combine, Compat, Depth, Method, Mode, Range
+from convcli import __version__
+from convcli.cli.coercion import QuickParsing
+from convcli.errors import ConvcliError, Stopped, UsageError
+from convcli.vocabulary import Alpha, Boundary, Combine, Compat, Depth, Method, Mode, Range
 
 if TYPE_CHECKING:
-    from .batch import Outcome
+    from convcli.run.batch import Outcome
 
 
 class BackendName(StrEnum):
@@ -184,7 +184,7 @@ app = typer.Typer(
 
 def complete_kernel(incomplete: str) -> list[str]:
     """Shell completion for -k: built-in and user kernel names (and files, by the shell)."""
-    from .registry import default_registry
+    from convcli.kernels.registry import default_registry
 
     try:
         names = default_registry().names()
@@ -238,8 +238,8 @@ def list_kernels_cmd(
     Example:
       convcli list-kernels --tag edge
     """
-    from . import render
-    from .registry import list_kernels
+    from convcli.cli import render
+    from convcli.kernels.registry import list_kernels
 
     render.kernel_list(list_kernels(tag), as_json)
 
@@ -280,15 +280,15 @@ def show_kernel_cmd(
       convcli show-kernel gaussian:sigma=1.5 --json
       convcli show-kernel sobel-x --format vips > sobel-x.mat
     """
-    from .registry import get_kernel
+    from convcli.kernels.registry import get_kernel
 
     kernel = get_kernel(spec)
     if fmt is not None:
-        from .interop import export
+        from convcli.kernels.formats import export
 
         sys.stdout.write(export(kernel, fmt.value))
         return
-    from . import render
+    from convcli.cli import render
 
     render.show_kernel(kernel, as_json)
 
@@ -587,13 +587,13 @@ def apply(
       find photos -name '*.jpg' | convcli apply -k gaussian:sigma=2 --files-from - -d out/
       convcli apply -k box-1d:size=4 --mode valid '[1,2,3,4,5,4,3,2,1]'
     """
-    from .batch import OutputSpec, Request, discover, read_list, stack_labels
-    from .cluster import scheduler_address
-    from .compat import adapt, get_preset
-    from .engine import as_operation, check_request
-    from .image_io import format_for, max_pixels
-    from .imaging import PixelOptions, parse_offset
-    from .stream import parse_size
+    from convcli.compute.compat import adapt, get_preset
+    from convcli.compute.engine import as_operation, check_request
+    from convcli.compute.imaging import PixelOptions, parse_offset
+    from convcli.compute.stream import parse_size
+    from convcli.io.image_io import format_for, max_pixels
+    from convcli.run.batch import OutputSpec, Request, discover, read_list, stack_labels
+    from convcli.run.cluster import scheduler_address
 
     specs = list(kernel)
     if not specs:
@@ -692,8 +692,8 @@ def apply(
 
 def _explain(sources: list[Any], request: Any) -> int:
     """--explain: describe every input, write nothing."""
-    from . import render
-    from .batch import explain
+    from convcli.cli import render
+    from convcli.run.batch import explain
 
     worst = 0
     for source in sources:
@@ -748,7 +748,7 @@ def _label(operation: Any, specs: list[str]) -> str:
         spec = specs[0]
         path = Path(spec)
         if path.suffix.lower() in (".toml", ".json", ".mat") or "/" in spec:
-            from .kernel import slug
+            from convcli.kernels.model import slug
 
             return slug(path.stem)
     return str(operation.label)
@@ -766,15 +766,15 @@ def _run_batch(
     precision: int | None,
     scheduler: str | None = None,
 ) -> int:
-    from .allocator import keep_freed_memory
-    from .batch import run
+    from convcli.cli.allocator import keep_freed_memory
+    from convcli.run.batch import run
 
     keep_freed_memory()
     worst = 0
     many = len(sources) > 1
     progress: Any = contextlib.nullcontext(lambda: None)
     if show_progress or print_ or any(s.is_array for s in sources):
-        from . import render  # rich: only when there is something to draw
+        from convcli.cli import render  # rich: only when there is something to draw
 
         progress = render.progress(len(sources), show_progress)
 
@@ -800,7 +800,7 @@ def _run_batch(
                     )
                 if outcome.array is not None:
                     title = outcome.source.label if many else ""
-                    from . import render
+                    from convcli.cli import render
 
                     render.array(outcome.array, table=print_, precision=precision, title=title)
                 if outcome.data is not None:
@@ -811,7 +811,7 @@ def _run_batch(
                 raise _BrokenPipe() from None
 
         if scheduler:
-            from . import cluster
+            from convcli.run import cluster
 
             client = cluster.connect(scheduler)
             try:

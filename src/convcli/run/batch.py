@@ -26,10 +26,10 @@ from typing import Any
 
 import numpy as np
 
-from . import image_io, paths, stream
-from .engine import StepInfo, convolve, describe, work_dtype
-from .errors import ConvcliError, InputError, LimitError, OutputError, Stopped, UsageError
-from .imaging import (
+from convcli import paths
+from convcli.compute import stream
+from convcli.compute.engine import StepInfo, convolve, describe, work_dtype
+from convcli.compute.imaging import (
     BAND_BYTES,
     BandJob,
     Filtered,
@@ -41,8 +41,10 @@ from .imaging import (
     sample_max,
     to_samples,
 )
-from .kernel import AnyKernel, KernelBank, KernelChain
-from .stream import ArrayRows, default_budget, format_size
+from convcli.compute.stream import ArrayRows, default_budget, format_size
+from convcli.errors import ConvcliError, InputError, LimitError, OutputError, Stopped, UsageError
+from convcli.io import image_io
+from convcli.kernels.model import AnyKernel, KernelBank, KernelChain
 
 DEFAULT_TEMPLATE = "{stem}.{kernel}{ext}"
 TEMPLATE_FIELDS = {"stem", "ext", "kernel"}
@@ -672,8 +674,8 @@ def _init_worker(request: Request, threads: int) -> None:
     """Runs once in each worker: keep the request, share the cores, and leave when orphaned."""
     global _worker_request
     _worker_request = request
-    from .allocator import keep_freed_memory
-    from .backends import limit_threads
+    from convcli.cli.allocator import keep_freed_memory
+    from convcli.compute.backends import limit_threads
 
     limit_threads(threads)
     keep_freed_memory()  # inherited when forked; a spawned worker sets its own
@@ -813,7 +815,7 @@ def _worker_context() -> Any:
     run, a forked child can inherit it mid-use and hang, so such a process spawns fresh
     interpreters instead. (A fork server is no way out: killed with kill -9, its parent
     would leave it and its workers running.)"""
-    from .backends import has_computed
+    from convcli.compute.backends import has_computed
 
     if sys.platform.startswith("linux") and not has_computed():
         return multiprocessing.get_context("fork")

@@ -14,12 +14,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .backends import get_backend
-from .engine import Options, as_operation, work_dtype
-from .errors import InputError, UsageError
-from .image_io import has_opencv
-from .numeric import finite
-from .stream import (
+from convcli.compute.backends import get_backend
+from convcli.compute.engine import Options, as_operation, work_dtype
+from convcli.compute.stream import (
     ArrayRows,
     RowReader,
     StripEngine,
@@ -28,8 +25,11 @@ from .stream import (
     read_rows,
     strip_height,
 )
-from .stream import bands as stream_bands
-from .vocabulary import ALPHA_MODES, DEPTHS, RANGES
+from convcli.compute.stream import bands as stream_bands
+from convcli.errors import InputError, UsageError
+from convcli.io.image_io import has_opencv
+from convcli.numeric import finite
+from convcli.vocabulary import ALPHA_MODES, DEPTHS, RANGES
 
 #: working memory of one band of rows (input window, blocks, results): large enough that the
 #: per-band overhead vanishes, small enough to stay in the caches' neighbourhood

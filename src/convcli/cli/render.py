@@ -26,8 +26,8 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from .kernel import AnyKernel, Kernel, KernelBank, KernelChain
-from .registry import KernelInfo
+from convcli.kernels.model import AnyKernel, Kernel, KernelBank, KernelChain
+from convcli.kernels.registry import KernelInfo
 
 stdout = Console(soft_wrap=True)
 stderr = Console(stderr=True, soft_wrap=True)
@@ -183,7 +183,7 @@ def _cell(value: Any, digits: int) -> str:
 
 # -- explain ----------------------------------------------------------------------------------
 def explanation(e: Any) -> None:
-    """Print a :class:`convcli.batch.Explanation` as plain lines."""
+    """Print a :class:`convcli.run.batch.Explanation` as plain lines."""
     shape = "x".join(map(str, e.input_shape))
     stdout.print(
         f"[bold]{e.source.label}[/bold]: {e.kind} {shape} {e.input_dtype}", highlight=False

@@ -1,0 +1,1 @@
+"""The numbers: plans, boundaries, the evaluator, the pixel mapping and the backends."""

@@ -1,0 +1,1 @@
+"""Files in and out: image and array formats, decoders, encoders, row readers, atomic writes."""
