@@ -28,7 +28,11 @@ OPERATIONS = {
 }
 
 
-BACKENDS = ["scipy"] + (["opencv"] if __import__("importlib").util.find_spec("cv2") else [])
+BACKENDS = [
+    name
+    for name, module in (("scipy", "scipy"), ("opencv", "cv2"), ("torch", "torch"))
+    if __import__("importlib").util.find_spec(module)
+]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -37,20 +41,15 @@ BACKENDS = ["scipy"] + (["opencv"] if __import__("importlib").util.find_spec("cv
 @pytest.mark.parametrize("name", OPERATIONS)
 @pytest.mark.parametrize("rows", [1, 4, 11])
 def test_bands_give_the_in_memory_numbers_bit_for_bit(rng, backend, mode, boundary, name, rows):
-    """Any band height gives the one-band (in-memory) numbers, bit for bit. With scipy these
-    are also convolve()'s; OpenCV's native borders (which convolve() uses for speed) sum in
-    another order than its padded blocks, so there the two agree to rounding only."""
+    """Any band height gives the one-band (in-memory) numbers, which are convolve()'s, bit
+    for bit, on every backend."""
     x = rng.normal(size=(25, 19))
     kw = {"mode": mode, "boundary": boundary, "fill_value": 0.5, "backend": backend}
     whole = convolve_strips(x, OPERATIONS[name], rows=100, **kw)
     got = convolve_strips(x, OPERATIONS[name], rows=rows, **kw)
     np.testing.assert_array_equal(got, whole)
     direct = convcli.convolve(x, OPERATIONS[name], **kw)
-    assert got.shape == direct.shape
-    if backend == "scipy":
-        np.testing.assert_array_equal(got, direct)
-    else:
-        np.testing.assert_allclose(got, direct, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(got, direct)
 
 
 @settings(max_examples=60, deadline=None, derandomize=True)
@@ -62,13 +61,13 @@ def test_bands_give_the_in_memory_numbers_bit_for_bit(rng, backend, mode, bounda
     rows=st.integers(1, 40),
     mode=st.sampled_from(MODES),
     boundary=st.sampled_from(BOUNDARIES),
-    method=st.sampled_from(["direct", "separable"]),
+    method=st.sampled_from(["direct", "separable", "fft"]),
     backend=st.sampled_from(BACKENDS),
     seed=st.integers(0, 2**31),
 )
 def test_any_band_height_property(h, w, kh, kw, rows, mode, boundary, method, backend, seed):
-    """For any image, kernel, band height, mode, boundary, exact method and backend, the
-    banded result is identical to the one-band result (and to convolve()'s on scipy)."""
+    """For any image, kernel, band height, mode, boundary, method and backend, the banded
+    result is identical to the one-band result, which is convolve()'s."""
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(h, w))
     k = rng.normal(size=(kh, kw))
@@ -83,15 +82,20 @@ def test_any_band_height_property(h, w, kh, kw, rows, mode, boundary, method, ba
         return
     whole = convolve_strips(x, k, rows=h + 1, **kwargs)
     np.testing.assert_array_equal(convolve_strips(x, k, rows=rows, **kwargs), whole)
-    if backend == "scipy":
-        np.testing.assert_array_equal(whole, convcli.convolve(x, k, **kwargs))
+    np.testing.assert_array_equal(whole, convcli.convolve(x, k, **kwargs))
 
 
-def test_fft_bands_agree_within_rounding(rng):
-    x = rng.normal(size=(40, 30))
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("rows", [1, 7, 128, 300])
+def test_fft_bands_are_bit_identical(rng, backend, rows):
+    """The FFT runs in tiles of rows at fixed places, so any cut into bands (one band: the
+    in-memory result) gives the same numbers, bit for bit."""
+    x = rng.normal(size=(400, 90))
     k = rng.normal(size=(9, 9))
-    want = convcli.convolve(x, k, method="fft")
-    np.testing.assert_allclose(convolve_strips(x, k, rows=7, method="fft"), want, atol=1e-10)
+    want = convcli.convolve(x, k, method="fft", backend=backend)
+    got = convolve_strips(x, k, rows=rows, method="fft", backend=backend)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_allclose(want, convcli.convolve(x, k, method="direct"), atol=1e-10)
 
 
 def test_stacked_banks_and_chains_after_them(rng):

@@ -9,278 +9,30 @@ they compute that, never in what.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from convcli.compute.backends import Backend, Plan, get_backend, mark_computed
-from convcli.compute.boundary import Boundary, Mode, as_boundary, as_mode, output_length, pad_widths
+from convcli.compute.backends import get_backend
+from convcli.compute.boundary import as_mode, output_length
+from convcli.compute.plan import Options, choose_method, plan_kernel, work_dtype
+from convcli.compute.stream import StepInfo, StripEngine, evaluate_band
 from convcli.errors import InputError, UsageError
 from convcli.kernels.model import AnyKernel, Kernel, KernelBank, KernelChain
 from convcli.kernels.registry import get_kernel
-from convcli.vocabulary import COMBINES, METHODS
 
-
-# -- method choice -----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class MethodChoice:
-    method: str
-    reason: str
-
-
-def choose_method(
-    kernel_shape: tuple[int, int],
-    rank: int,
-    image_shape: tuple[int, int] | None = None,
-    *,
-    backend: str = "scipy",
-    dtype: Any = np.float64,
-) -> MethodChoice:
-    """Pick the cheapest exact way to run a kernel, like scipy's ``choose_conv_method``.
-
-    Pure: it looks only at the shapes, the kernel's separable rank, the backend and the
-    dtype. Costs are rough milliseconds for a 12-megapixel plane, measured on each backend:
-    scipy.ndimage pays per tap; OpenCV's filter2D is cheap per tap until it switches to its
-    own DFT (130 taps in float32, 50 in float64); torch on the CPU has a large fixed cost.
-
-    >>> choose_method((3, 3), 1).method
-    'direct'
-    >>> choose_method((15, 15), 1).method
-    'separable'
-    >>> choose_method((51, 51), 51).method
-    'fft'
-    >>> choose_method((7, 7), 2, backend="opencv", dtype="float32").method
-    'direct'
-    """
-    kh, kw = kernel_shape
-    taps = kh * kw
-    small_image = image_shape is not None and min(image_shape) < 2 * max(kh, kw)
-    costs = _COSTS.get(backend, _scipy_costs)(kh, kw, rank, small_image, np.dtype(dtype))
-    if not (kh > 1 and kw > 1 and rank * (kh + kw) < taps):
-        costs.pop("separable", None)
-    if taps == 1:
-        costs.pop("fft", None)
-    method = min(costs, key=costs.__getitem__)
-    if method == "direct":
-        reason = f"{taps} taps: a direct pass is cheapest on {backend}"
-    elif method == "separable":
-        passes = "a separable kernel" if rank == 1 else f"rank {rank}"
-        reason = f"{passes}: {2 * rank} passes of 1-D taps instead of {taps} per pixel"
-    else:
-        reason = f"{kh}x{kw} of rank {rank}: FFT beats {taps} taps per pixel on {backend}"
-    return MethodChoice(method, reason)
-
-
-def _scipy_costs(kh: int, kw: int, rank: int, small: bool, dtype: np.dtype) -> dict:
-    taps = kh * kw
-    return {
-        "direct": 5.0 * taps + 5,
-        "separable": rank * (3.5 * (kh + kw) + 45),
-        "fft": 230.0 + (150 if small else 0),
-    }
-
-
-def _opencv_costs(kh: int, kw: int, rank: int, small: bool, dtype: np.dtype) -> dict:
-    taps = kh * kw
-    dft = taps >= (130 if dtype == np.float32 else 50)
-    spatial = 6 + 0.3 * taps * (1 if dtype == np.float32 else 2)
-    # above the threshold filter2D is OpenCV's DFT whichever method is asked: call it fft
-    return {
-        "direct": spatial if not dft else float("inf"),
-        "separable": rank * (8 + 0.25 * (kh + kw)) + 4 * (rank - 1),
-        "fft": 55.0 if dft else float("inf"),
-    }
-
-
-def _torch_costs(kh: int, kw: int, rank: int, small: bool, dtype: np.dtype) -> dict:
-    taps = kh * kw
-    return {
-        "direct": 280 + 0.75 * taps,
-        "separable": rank * 560.0,
-        "fft": 600 + 10 * math.log2(taps),
-    }
-
-
-_COSTS = {"scipy": _scipy_costs, "opencv": _opencv_costs, "torch": _torch_costs}
-
-
-# -- planning ----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Options:
-    """How to convolve: the same vocabulary as ``convcli apply``."""
-
-    mode: Mode = Mode.SAME
-    boundary: Boundary = Boundary.REFLECT
-    fill_value: float = 0.0
-    correlate: bool = False
-    normalize: bool = False
-    method: str = "auto"
-    keep_edges: bool = False  # copy the pixels a kernel does not fit over (Pillow's way)
-
-    @classmethod
-    def make(
-        cls,
-        mode: str | Mode = "same",
-        boundary: str | Boundary = "reflect",
-        fill_value: float = 0.0,
-        correlate: bool = False,
-        normalize: bool = False,
-        method: str = "auto",
-        keep_edges: bool = False,
-    ) -> Options:
-        if method not in METHODS:
-            raise UsageError(f"method {method!r} is not one of {', '.join(METHODS)}")
-        if not math.isfinite(fill_value):
-            raise UsageError(f"fill value must be a finite number, got {fill_value}")
-        if keep_edges and as_mode(mode) is not Mode.SAME:
-            raise UsageError("copying the edge pixels (--compat pillow) needs --mode same")
-        return cls(
-            as_mode(mode),
-            as_boundary(boundary),
-            float(fill_value),
-            correlate,
-            normalize,
-            method,
-            keep_edges,
-        )
-
-
-def plan_kernel(
-    kernel: Kernel,
-    options: Options,
-    image_shape: tuple[int, int] | None = None,
-    backend: str = "scipy",
-    dtype: Any = np.float64,
-) -> Plan:
-    """Prepare one kernel: orientation, alignment, extension and method."""
-    if options.normalize:
-        kernel = kernel.normalized()
-    k = kernel.as_2d()
-    kh, kw = k.shape
-    if options.correlate:
-        weights = k
-        factors = kernel.factors
-        # Unflipped, the default element on the output pixel is k // 2, as in np.correlate,
-        # scipy.ndimage and OpenCV (scipy.signal.correlate2d and torch differ for even sizes).
-        centre = kernel.origin_2d if kernel.origin is not None else (kh // 2, kw // 2)
-    else:
-        weights = k[::-1, ::-1]
-        factors = tuple((c[::-1], r[::-1]) for c, r in kernel.factors)
-        oy, ox = kernel.origin_2d
-        centre = (kh - 1 - oy, kw - 1 - ox)
-    pads = (
-        pad_widths(options.mode, kh, centre[0]),
-        pad_widths(options.mode, kw, centre[1]),
-    )
-    if image_shape is not None and options.mode is Mode.VALID:
-        h, w = image_shape
-        if kh > h or kw > w:
-            msg = (
-                f"the {kh}x{kw} kernel {kernel.name!r} is larger than the {h}x{w} input; "
-                "valid mode needs a kernel no larger than the input (try --mode same)"
-            )
-            raise InputError(msg)
-    method = options.method
-    if method == "auto":
-        method = choose_method(
-            (kh, kw), kernel.rank, image_shape, backend=backend, dtype=dtype
-        ).method
-    return Plan(
-        weights=np.ascontiguousarray(weights),
-        factors=factors,
-        centre=centre,
-        pads=pads,
-        method=method,
-        offset=kernel.offset,
-    )
-
-
-# -- running -----------------------------------------------------------------------------------
-@dataclass
-class _Run:
-    backend: Backend
-    options: Options
-    stacked: int | None = None  # number of bank members stacked on the first axis
-
-
-def _apply(run: _Run, planes: np.ndarray, item: AnyKernel) -> np.ndarray:
-    if isinstance(item, Kernel):
-        return _apply_kernels(run, planes, [item])[0]
-    if isinstance(item, KernelChain):
-        for step in item.steps:
-            planes = _apply(run, planes, step)
-        return planes
-    return _apply_bank(run, planes, item)
-
-
-def _apply_kernels(run: _Run, planes: np.ndarray, kernels: list[Kernel]) -> list[np.ndarray]:
-    shape = (planes.shape[1], planes.shape[2])
-    plans = [plan_kernel(k, run.options, shape, run.backend.name, planes.dtype) for k in kernels]
-    outs = run.backend.correlate_many(planes, plans, run.options.boundary, run.options.fill_value)
-    outs = [o + p.offset if p.offset else o for o, p in zip(outs, plans, strict=True)]
-    if run.options.keep_edges:
-        for out, plan in zip(outs, plans, strict=True):
-            _copy_edges(planes, out, plan)
-    return outs
-
-
-def _copy_edges(planes: np.ndarray, out: np.ndarray, plan: Plan) -> None:
-    """Put back the input where the kernel reaches past the image (``same`` mode only)."""
-    (top, bottom), (left, right) = plan.pads
-    h, w = out.shape[1:]
-    for rows, cols in (
-        (slice(0, top), slice(None)),
-        (slice(h - bottom, h), slice(None)),
-        (slice(None), slice(0, left)),
-        (slice(None), slice(w - right, w)),
-    ):
-        out[:, rows, cols] = planes[:, rows, cols]
-
-
-def _apply_bank(run: _Run, planes: np.ndarray, bank: KernelBank) -> np.ndarray:
-    if all(isinstance(m, Kernel) for m in bank.members):
-        results = _apply_kernels(run, planes, [m for m in bank.members if isinstance(m, Kernel)])
-    else:
-        results = [_apply(run, planes, m) for m in bank.members]
-    shapes = {r.shape for r in results}
-    if len(shapes) > 1:
-        sizes = ", ".join(m.size_text for m in bank.members)
-        msg = (
-            f"kernel bank {bank.name!r}: members of different sizes ({sizes}) give results "
-            f"of different sizes in {run.options.mode.value} mode; use --mode same"
-        )
-        raise UsageError(msg)
-    return combine(results, bank.combine, run, bank.name)
-
-
-def combine(
-    results: list[np.ndarray], how: str, run: _Run | None = None, name: str = "bank"
-) -> np.ndarray:
-    """Combine the results of a bank's members (all the same shape)."""
-    if how == "stack":
-        if run is not None:
-            if run.stacked is not None:
-                msg = f"kernel bank {name!r}: only one bank in a chain may use combine=stack"
-                raise UsageError(msg)
-            run.stacked = len(results)
-        return np.concatenate(results, axis=0)
-    if how == "magnitude":
-        total = results[0] * results[0]
-        for r in results[1:]:
-            total += r * r
-        return np.sqrt(total, out=total)
-    if how == "sum":
-        return np.sum(results, axis=0, dtype=results[0].dtype)
-    if how == "mean":
-        return np.mean(results, axis=0, dtype=results[0].dtype)
-    if how == "max":
-        return np.max(results, axis=0)
-    if how == "min":
-        return np.min(results, axis=0)
-    raise UsageError(f"combine {how!r} is not one of {', '.join(COMBINES)}")
+__all__ = [
+    "Options",
+    "StepInfo",
+    "as_operation",
+    "check_request",
+    "choose_method",
+    "convolve",
+    "describe",
+    "output_shape",
+    "work_dtype",
+]
 
 
 def as_operation(kernel: Any, combine: str | None = None) -> AnyKernel:
@@ -315,17 +67,6 @@ def _nesting(value: Any) -> int:
     if isinstance(value, Sequence) and not isinstance(value, str):
         return 1 + (_nesting(value[0]) if len(value) else 0)
     return 0 if isinstance(value, int | float | np.number) else 99
-
-
-def work_dtype(dtype: np.dtype) -> np.dtype:
-    """float32 where it is exact enough for the input, float64 otherwise.
-
-    8-bit images and float32 data keep float32 (the error stays far below half a level of an
-    8-bit result); 16-bit and wider integers and float64 data are computed in float64.
-    """
-    if dtype in (np.uint8, np.int8, np.bool_, np.float16, np.float32):
-        return np.dtype(np.float32)
-    return np.dtype(np.float64)
 
 
 def convolve(
@@ -404,13 +145,18 @@ def convolve(
         _check_1d(operation)
     compute = np.dtype(dtype) if dtype is not None else work_dtype(arr.dtype)
     planes, restore = _to_planes(arr, channel_axis, compute)
-    run = _Run(
-        get_backend(backend, boundary=options.boundary, fill=options.fill_value, device=device),
-        options,
-    )
-    mark_computed()
-    out = _apply(run, planes, operation)
-    return restore(out, run.stacked)
+    chosen = get_backend(backend, boundary=options.boundary, fill=options.fill_value, device=device)
+    # the banded evaluator with one band: every entry point computes the same numbers
+    engine = StripEngine(operation, options, chosen, planes.shape[1:], dtype=compute)
+    out = evaluate_band(engine, lambda rows: _rows_of(planes, rows), 0, engine.out_shape[0])
+    return restore(out, engine.stacked)
+
+
+def _rows_of(planes: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """The planes at sorted rows: the planes themselves (no copy) when all are wanted."""
+    if len(rows) == planes.shape[1]:
+        return planes
+    return planes[:, rows]
 
 
 def _check_1d(operation: AnyKernel) -> None:
@@ -477,18 +223,6 @@ def check_request(
         plan_kernel(leaf, opts)
 
 
-@dataclass(frozen=True)
-class StepInfo:
-    """One kernel of a request as it would run (for --explain)."""
-
-    kernel: Kernel  # after normalisation
-    plan: Plan
-    reason: str
-    in_shape: tuple[int, int]
-    out_shape: tuple[int, int]
-    member_of: str = ""  # the bank it belongs to, if any
-
-
 def describe(
     operation: AnyKernel,
     image_shape: tuple[int, int],
@@ -499,31 +233,9 @@ def describe(
     **options: Any,
 ) -> tuple[str, list[StepInfo], tuple[int, int]]:
     """What ``convolve`` would do on an image of ``image_shape`` computed in ``dtype``: the
-    backend, every kernel's plan (method and why) and the output shape. Nothing is
-    computed."""
+    backend, every kernel's plan (method and why) and the output shape, from the very plans
+    the evaluator runs. Nothing is computed."""
     opts = Options.make(**options)
     chosen = get_backend(backend, boundary=opts.boundary, fill=opts.fill_value, device=device)
-    steps: list[StepInfo] = []
-
-    def walk(item: AnyKernel, shape: tuple[int, int], bank: str = "") -> tuple[int, int]:
-        if isinstance(item, KernelChain):
-            for step in item.steps:
-                shape = walk(step, shape, bank)
-            return shape
-        if isinstance(item, KernelBank):
-            shapes = {walk(m, shape, item.name) for m in item.members}
-            return shapes.pop() if len(shapes) == 1 else shape
-        kernel = item.normalized() if opts.normalize else item
-        plan = plan_kernel(item, opts, shape, chosen.name, dtype)
-        out = output_shape(opts.mode.value, shape, plan.shape)
-        if opts.method == "auto":
-            reason = choose_method(
-                plan.shape, kernel.rank, shape, backend=chosen.name, dtype=dtype
-            ).reason
-        else:
-            reason = f"--method {opts.method}"
-        steps.append(StepInfo(kernel, plan, reason, shape, out, bank))
-        return out
-
-    final = walk(operation, image_shape)
-    return chosen.name, steps, final
+    engine = StripEngine(operation, opts, chosen, image_shape, dtype=dtype)
+    return chosen.name, engine.steps(), engine.out_shape

@@ -27,7 +27,7 @@ import numpy as np
 
 from convcli.compute.backends import Backend, Plan, get_backend, mark_computed
 from convcli.compute.boundary import Boundary, output_length, pad, source_index
-from convcli.compute.engine import Options, combine, plan_kernel
+from convcli.compute.plan import Options, combine, plan_kernel
 from convcli.errors import InputError, UsageError
 from convcli.kernels.model import AnyKernel, Kernel, KernelBank, KernelChain
 
@@ -260,6 +260,42 @@ class _Step:
     plan: Plan
     h_in: int
     h_out: int
+    #: rows per tile when the computation of a row depends on its neighbourhood in the call
+    #: (an FFT's transform size, OpenCV's own DFT): such a step is computed in tiles of this
+    #: many output rows at fixed places (multiples of it), the same in every band, so that
+    #: any cut into bands gives the same numbers. None: every row is computed on its own.
+    tile: int | None = None
+
+
+#: kernels from this many taps up may run through OpenCV's DFT whichever method is asked
+#: (its documentation: "sufficiently large kernels (~11 x 11 or larger)"; 7x7 leaves a margin)
+OPENCV_DFT_TAPS = 49
+
+
+def tile_rows(plan: Plan, backend: str) -> int | None:
+    """Output rows per tile of a step whose rows are not computed independently, else None:
+    a few kernel heights, so that the halo each tile reads stays a small share."""
+    kh, kw = plan.shape
+    # OpenCV's separable passes (sepFilter2D) never take its DFT; its filter2D may. torch
+    # picks its convolution algorithm by the shape of the call.
+    filter2d = backend == "opencv" and not (plan.method == "separable" and kh > 1 and kw > 1)
+    dft = plan.method == "fft" or (filter2d and kh * kw >= OPENCV_DFT_TAPS)
+    if not dft and backend != "torch":
+        return None
+    rows = max(128, 4 * kh)
+    return -(-rows // 32) * 32
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    """One kernel of a request as it runs (for --explain)."""
+
+    kernel: Kernel  # after normalisation
+    plan: Plan
+    reason: str
+    in_shape: tuple[int, int]
+    out_shape: tuple[int, int]
+    member_of: str = ""  # the bank it belongs to, if any
 
 
 class StripEngine:
@@ -314,8 +350,30 @@ class StripEngine:
             output_length(self.options.mode, shape[0], plan.shape[0]),
             output_length(self.options.mode, shape[1], plan.shape[1]),
         )
-        self._steps[id(item)] = _Step(plan, shape[0], out[0])
+        tile = tile_rows(plan, self.backend.name)
+        self._steps[id(item)] = _Step(plan, shape[0], out[0], tile)
         return out
+
+    def steps(self) -> list[StepInfo]:
+        """Every kernel's plan in the order the operation names them."""
+        found: list[StepInfo] = []
+
+        def walk(item: AnyKernel, shape: tuple[int, int], bank: str) -> tuple[int, int]:
+            if isinstance(item, KernelChain):
+                for step in item.steps:
+                    shape = walk(step, shape, bank)
+                return shape
+            if isinstance(item, KernelBank):
+                shapes = [walk(m, shape, item.name) for m in item.members]
+                return shapes[0]
+            step = self._steps[id(item)]
+            kernel = item.normalized() if self.options.normalize else item
+            out = (step.h_out, output_length(self.options.mode, shape[1], step.plan.shape[1]))
+            found.append(StepInfo(kernel, step.plan, step.plan.reason, shape, out, bank))
+            return out
+
+        walk(self.operation, self.shape, "")
+        return found
 
     def _halo(self, item: AnyKernel) -> int:
         """Extra input rows an output band needs, at most (the reach of the whole chain)."""
@@ -334,7 +392,13 @@ class StripEngine:
             return out_rows
         if isinstance(item, KernelBank):
             return np.unique(np.concatenate([self.needed(out_rows, m) for m in item.members]))
-        src = self._sources(self._steps[id(item)], out_rows)
+        step = self._steps[id(item)]
+        if step.tile is not None:  # the whole tiles the rows fall in
+            starts = np.unique(out_rows // step.tile) * step.tile
+            out_rows = np.unique(
+                np.minimum(starts[:, np.newaxis] + np.arange(step.tile), step.h_out - 1)
+            )
+        src = self._sources(step, out_rows)
         return np.unique(src[src >= 0])
 
     def _block_sources(self, step: _Step, run: np.ndarray) -> np.ndarray:
@@ -379,32 +443,48 @@ class StripEngine:
         """Kernels on the same input, one contiguous run of output rows at a time; kernels
         of one shape share each gathered block (a torch bank stays one call)."""
         steps = [self._steps[id(k)] for k in kernels]
-        opts = self.options
+        groups: dict[tuple[int, int, int | None], list[int]] = {}
+        for i, step in enumerate(steps):
+            groups.setdefault((step.plan.shape[0], step.plan.pads[0][0], step.tile), []).append(i)
         results: list[list[np.ndarray]] = [[] for _ in kernels]
         for run in _runs(out_rows):
-            shared: dict[tuple[int, int], np.ndarray] = {}
-            by_block: dict[tuple[int, int], list[int]] = {}
-            for i, step in enumerate(steps):
-                key = (step.plan.shape[0], step.plan.pads[0][0])
-                if key not in shared:
-                    shared[key] = window.get(self._block_sources(step, run), opts.fill_value)
-                by_block.setdefault(key, []).append(i)
-            for key, members in by_block.items():
-                plans = [_rows_done(steps[i].plan) for i in members]
-                if self.align:
-                    outs = [_shift(shared[key], plan, opts) for plan in plans]
-                else:
-                    outs = self.backend.correlate_many(
-                        shared[key], plans, opts.boundary, opts.fill_value
-                    )
-                for i, out in zip(members, outs, strict=True):
-                    plan = steps[i].plan
-                    if plan.offset and not self.align:
-                        out = out + plan.offset
-                    if opts.keep_edges:
-                        out = self._keep_edges(window, run, steps[i], out)
-                    results[i].append(out)
+            for members in groups.values():
+                group = [steps[i] for i in members]
+                pieces = _pieces(run, group[0])
+
+                def work(piece: tuple[np.ndarray, slice | None]) -> list[np.ndarray]:
+                    return self._group(window, piece[0], group)  # noqa: B023 (used at once)
+
+                for (_, keep), outs in zip(pieces, _in_order(work, pieces), strict=True):
+                    for i, out in zip(members, outs, strict=True):
+                        results[i].append(out if keep is None else out[:, keep])
         return [np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0] for parts in results]
+
+    def _group(self, window: Window, rows: np.ndarray, steps: list[_Step]) -> list[np.ndarray]:
+        """Output ``rows`` (consecutive) of steps that read the same block of input rows."""
+        opts, first = self.options, steps[0]
+        whole = (
+            len(rows) == first.h_out
+            and len(window.rows) == first.h_in
+            and int(window.rows[-1]) == first.h_in - 1
+        )
+        if whole:
+            # the whole input at hand: the backend extends the rows itself, no copy (the
+            # same numbers as a gathered block, which every backend computes alike)
+            block, plans = window.data, [s.plan for s in steps]
+        else:
+            block = window.get(self._block_sources(first, rows), opts.fill_value)
+            plans = [_rows_done(s.plan) for s in steps]
+        if self.align:
+            outs = [_shift(block, plan, opts) for plan in plans]
+        else:
+            outs = self.backend.correlate_many(block, plans, opts.boundary, opts.fill_value)
+        for k, step in enumerate(steps):
+            if step.plan.offset and not self.align:
+                outs[k] = outs[k] + step.plan.offset
+            if opts.keep_edges:
+                outs[k] = self._keep_edges(window, rows, step, outs[k])
+        return outs
 
     def _keep_edges(
         self, window: Window, run: np.ndarray, step: _Step, out: np.ndarray
@@ -419,6 +499,30 @@ class StripEngine:
         out[:, :, :left] = source[:, :, :left]
         out[:, :, width - right :] = source[:, :, width - right :]
         return out
+
+
+def _pieces(run: np.ndarray, step: _Step) -> list[tuple[np.ndarray, slice | None]]:
+    """How a run of consecutive output rows is computed: at once, or for a tiled step the
+    whole tiles it touches, each with the slice of its rows that the run wants."""
+    if step.tile is None:
+        return [(run, None)]
+    lo, hi, tile = int(run[0]), int(run[-1]) + 1, step.tile
+    pieces = []
+    for start in range(lo - lo % tile, hi, tile):
+        stop = min(start + tile, step.h_out)
+        keep = slice(max(lo, start) - start, min(hi, stop) - start)
+        whole_tile = keep.start == 0 and keep.stop == stop - start
+        pieces.append((np.arange(start, stop), None if whole_tile else keep))
+    return pieces
+
+
+def _in_order(work: Any, pieces: list[Any]) -> Iterator[Any]:
+    """``work`` of every piece, in order: side by side on the cores for the tiles of one
+    call (the libraries release the GIL), in this thread within a band that already runs
+    beside others."""
+    if len(pieces) == 1 or threading.current_thread().name.startswith(BAND_THREAD):
+        return map(work, pieces)
+    return ordered_map(lambda r0, r1: work(pieces[r0]), [(i, i + 1) for i in range(len(pieces))])
 
 
 def _runs(rows: np.ndarray) -> list[np.ndarray]:
@@ -483,6 +587,10 @@ def evaluate_bands(
         yield r0, r1, evaluate_band(engine, read_planes, r0, r1)
 
 
+#: the name of the threads that compute bands side by side
+BAND_THREAD = "convcli-band"
+
+
 def ordered_map(work: Any, ranges: list[tuple[int, int]]) -> Iterator[Any]:
     """``work(r0, r1)`` for every band, on up to :func:`thread_count` threads, in order;
     at most one band more than there are threads is held at a time."""
@@ -494,7 +602,7 @@ def ordered_map(work: Any, ranges: list[tuple[int, int]]) -> Iterator[Any]:
     from collections import deque
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(threads, thread_name_prefix="convcli-band") as pool:
+    with ThreadPoolExecutor(threads, thread_name_prefix=BAND_THREAD) as pool:
         pending: deque[Any] = deque()
         queue = iter(ranges)
         try:

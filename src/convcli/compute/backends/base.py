@@ -30,6 +30,7 @@ class Plan:
     pads: tuple[tuple[int, int], tuple[int, int]]
     method: str  # "direct", "separable" or "fft"
     offset: float = 0.0
+    reason: str = ""  # why this method (for --explain)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -42,12 +43,19 @@ class Plan:
         kh, kw = self.shape
         return (t, left) == self.centre and t + b == kh - 1 and left + r == kw - 1
 
+    @property
+    def rows_extended(self) -> bool:
+        """True when the rows come already extended (a band of a larger input: no row
+        padding, a valid result along rows) and the columns need ``same``'s extension."""
+        (t, b), (left, r) = self.pads
+        kw = self.shape[1]
+        return (t, b) == (0, 0) and left == self.centre[1] and left + r == kw - 1
+
 
 class Backend(ABC):
     """A computing library. Subclasses implement :meth:`correlate` for the methods they list."""
 
     name: str = ""
-    methods: tuple[str, ...] = ("direct", "separable", "fft")
 
     def unsupported(self, boundary: Boundary, fill: float) -> str | None:
         """Why this backend cannot serve the request, or None if it can."""

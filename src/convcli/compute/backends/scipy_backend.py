@@ -41,7 +41,10 @@ class ScipyBackend(Backend):
             return self._fft(planes, plan, boundary, fill)
         # ndimage extends natively for `same`, except that a separable pass cannot see the
         # corner values of a non-zero fill: that case is extended explicitly.
-        native = plan.is_same and not (
+        # A band's rows come extended already: ndimage extends the columns natively and the
+        # rows whose windows reach past the block are dropped; the arithmetic of every kept
+        # pixel is that of the whole image, bit for bit.
+        native = (plan.is_same or plan.rows_extended) and not (
             plan.method == "separable" and boundary is Boundary.FILL and fill != 0
         )
         if native:
@@ -58,6 +61,9 @@ class ScipyBackend(Backend):
             )
             if not native:
                 out = _crop_valid(_crop_valid(out, plan.shape[0], 1), plan.shape[1], 2)
+        if native and not plan.is_same:
+            cy, kh = plan.centre[0], plan.shape[0]
+            out = out[:, cy : cy + planes.shape[1] - kh + 1]
         return out
 
     @staticmethod
