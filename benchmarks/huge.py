@@ -85,7 +85,7 @@ def check_bands(
     import tifffile
 
     import convcli
-    from convcli.compute.imaging import PixelOptions
+    from convcli.compute.pixels import PixelOptions
 
     halo = 16
     rng = np.random.default_rng(2)

@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 import convcli
-from convcli.compute.imaging import PixelOptions
+from convcli.compute.pixels import PixelOptions
 from convcli.kernels.model import Kernel
 
 HERE = Path(__file__).resolve().parent

@@ -7,7 +7,8 @@ import pytest
 from scipy import ndimage
 
 import convcli
-from convcli.compute.imaging import PixelOptions, filter_image, parse_offset
+from convcli.compute.image import filter_image
+from convcli.compute.pixels import PixelOptions, parse_offset
 from convcli.errors import UsageError
 
 

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 import convcli
 from conftest import BOUNDARIES, MODES
-from convcli.compute.imaging import PixelOptions, filter_image
+from convcli.compute.image import filter_image
+from convcli.compute.pixels import PixelOptions
 from convcli.compute.stream import ArrayRows, TiffRows, convolve_strips, parse_size, read_rows
 from convcli.errors import LimitError, UsageError
 from convcli.kernels.model import Kernel

@@ -32,7 +32,8 @@ _PUBLIC = {
     "read_image": "io.image_io",
     "write_image": "io.image_io",
     "read_array": "io.image_io",
-    "filter_image": "compute.imaging",
+    "filter_image": "compute.image",
+    "PixelOptions": "compute.pixels",
 }
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "KernelBank",
     "KernelChain",
     "KernelError",
+    "PixelOptions",
     "UsageError",
     "__version__",
     "choose_method",
@@ -56,7 +58,8 @@ __all__ = [
 
 if TYPE_CHECKING:
     from .compute.engine import choose_method, convolve
-    from .compute.imaging import filter_image
+    from .compute.image import filter_image
+    from .compute.pixels import PixelOptions
     from .errors import ConvcliError, InputError, KernelError, UsageError
     from .io.image_io import read_array, read_image, write_image
     from .kernels.model import Kernel, KernelBank, KernelChain

@@ -802,7 +802,8 @@ def target_images(data: bytes) -> None:
 def check_picture(pixels: Any, data: bytes, fmt: str = "?") -> None:
     import numpy as np
 
-    from convcli.compute.imaging import PixelOptions, filter_image
+    from convcli.compute.image import filter_image
+    from convcli.compute.pixels import PixelOptions
     from convcli.errors import ConvcliError
     from convcli.io.image_io import encode, max_pixels, open_image, probe_image
 
@@ -1655,7 +1656,7 @@ def import_target_modules(target: str) -> None:
         "convcli.numeric",
         "convcli.compute.engine",
         "convcli.io.image_io",
-        "convcli.compute.imaging",
+        "convcli.compute.image",
         "convcli.compute.backends.scipy_backend",
         "convcli.compute.backends.opencv_backend",
     ]

@@ -366,10 +366,10 @@ class StripEngine:
             if isinstance(item, KernelBank):
                 shapes = [walk(m, shape, item.name) for m in item.members]
                 return shapes[0]
-            step = self._steps[id(item)]
+            done = self._steps[id(item)]
             kernel = item.normalized() if self.options.normalize else item
-            out = (step.h_out, output_length(self.options.mode, shape[1], step.plan.shape[1]))
-            found.append(StepInfo(kernel, step.plan, step.plan.reason, shape, out, bank))
+            out = (done.h_out, output_length(self.options.mode, shape[1], done.plan.shape[1]))
+            found.append(StepInfo(kernel, done.plan, done.plan.reason, shape, out, bank))
             return out
 
         walk(self.operation, self.shape, "")
@@ -392,13 +392,13 @@ class StripEngine:
             return out_rows
         if isinstance(item, KernelBank):
             return np.unique(np.concatenate([self.needed(out_rows, m) for m in item.members]))
-        step = self._steps[id(item)]
-        if step.tile is not None:  # the whole tiles the rows fall in
-            starts = np.unique(out_rows // step.tile) * step.tile
+        done = self._steps[id(item)]
+        if done.tile is not None:  # the whole tiles the rows fall in
+            starts = np.unique(out_rows // done.tile) * done.tile
             out_rows = np.unique(
-                np.minimum(starts[:, np.newaxis] + np.arange(step.tile), step.h_out - 1)
+                np.minimum(starts[:, np.newaxis] + np.arange(done.tile), done.h_out - 1)
             )
-        src = self._sources(step, out_rows)
+        src = self._sources(done, out_rows)
         return np.unique(src[src >= 0])
 
     def _block_sources(self, step: _Step, run: np.ndarray) -> np.ndarray:

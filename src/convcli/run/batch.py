@@ -29,15 +29,12 @@ import numpy as np
 from convcli import paths
 from convcli.compute import stream
 from convcli.compute.engine import StepInfo, convolve, describe, work_dtype
-from convcli.compute.imaging import (
-    BAND_BYTES,
-    BandJob,
+from convcli.compute.image import BAND_BYTES, BandJob, filter_image, plan_image
+from convcli.compute.pixels import (
     Filtered,
     Layout,
     PixelOptions,
-    filter_image,
     output_dtype,
-    plan_image,
     sample_max,
     to_samples,
 )

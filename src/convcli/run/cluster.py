@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from convcli.compute.imaging import Filtered
+from convcli.compute.pixels import Filtered
 from convcli.errors import BackendError, ConvcliError, UsageError
 from convcli.run.batch import (
     Outcome,

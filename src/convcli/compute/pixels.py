@@ -1,39 +1,22 @@
-"""Image semantics on top of :func:`convcli.convolve`: gray, alpha, bit depth, offset, range.
+"""Pixels: how an image's samples become planes to filter (gray, alpha, working dtype) and
+how float results become samples again (depth, abs, offset, rescale, rounding, clipping).
 
-``convolve`` filters numbers. An image also has an alpha channel that must not be blurred
-into the colours, samples of a fixed bit depth that results must be mapped back into, and
-signed results (edges) that need a policy. This module holds those rules, once.
+Everything here is per pixel, so it applies to any band of rows as well as to a whole image.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from convcli.compute.backends import get_backend
-from convcli.compute.engine import Options, as_operation, work_dtype
-from convcli.compute.stream import (
-    ArrayRows,
-    RowReader,
-    StripEngine,
-    evaluate_band,
-    ordered_map,
-    read_rows,
-    strip_height,
-)
-from convcli.compute.stream import bands as stream_bands
+from convcli.compute.plan import work_dtype
 from convcli.errors import InputError, UsageError
 from convcli.io.image_io import has_opencv
 from convcli.numeric import finite
 from convcli.vocabulary import ALPHA_MODES, DEPTHS, RANGES
-
-#: working memory of one band of rows (input window, blocks, results): large enough that the
-#: per-band overhead vanishes, small enough to stay in the caches' neighbourhood
-BAND_BYTES = 48 * 1024 * 1024
 
 #: ITU-R 601-2 luma, as Pillow's convert("L")
 LUMA = np.array([0.299, 0.587, 0.114])
@@ -114,14 +97,6 @@ class Filtered:
     stacked: int | None
     clipped: int = 0
     total: int = 0
-
-
-def split_alpha(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """(colour, alpha): gray + alpha (H, W, 2) and RGBA (H, W, 4) carry alpha last."""
-    if pixels.ndim == 3 and pixels.shape[2] in (2, 4):
-        colour = pixels[:, :, :-1]
-        return (colour[:, :, 0] if colour.shape[2] == 1 else colour), pixels[:, :, -1]
-    return pixels, None
 
 
 def luminance(colour: np.ndarray) -> np.ndarray:
@@ -270,6 +245,40 @@ class Layout:
             planes.append(_alpha_samples(alpha, self.in_max, self.out_dtype))
         return _merge(planes)
 
+    def mapping(self) -> str:
+        """How float results become output samples, in words (for --explain): the very
+        rules :meth:`samples` applies."""
+        o, out = self.options, self.out_dtype
+        parts = []
+        if self.has_alpha:
+            parts.append(f"alpha {o.alpha}")
+        integer = out.kind in "ui"
+        top = sample_max(out) if integer else 1.0
+        if integer and top != self.in_max:
+            parts.append(f"scaled x{top / self.in_max:g}")
+        if o.range == "abs":
+            parts.append("absolute value")
+        if o.offset:
+            full = top if integer else self.in_max
+            parts.append(
+                f"plus {o.offset:g}% of {full:g}" if o.offset_percent else f"plus {o.offset:g}"
+            )
+        if o.range == "rescale":
+            parts.append(f"min..max stretched to 0..{top:g}")
+        if not integer:
+            if o.range != "rescale":
+                parts.append("raw float results" + (" in the input's units" if self.image else ""))
+            return ", ".join(parts)
+        if o.range != "rescale":
+            if o.quantize == "imagemagick" and top == 255:
+                parts.append("rounded to 16 bits then truncated to 8 (ImageMagick Q16)")
+            elif o.quantize == "half-up":
+                parts.append("rounded half up")
+            else:
+                parts.append("rounded to nearest (ties to even)")
+            parts.append(f"clipped to 0..{top:g}")
+        return ", ".join(parts)
+
     def span(self, result: np.ndarray) -> tuple[float, float]:
         """min and max of the mapped colour values of a band (for ``--range rescale``)."""
         colour = result[: self.colour_planes]
@@ -336,159 +345,8 @@ def plane_samples(
             clipped = int(np.count_nonzero(r < -0.5)) + int(np.count_nonzero(r > out_max + 0.5))
         depth = cv2.CV_8U if out_dtype == np.uint8 else cv2.CV_16U
         # adding 0 with an integer dtype is OpenCV's saturating, rounding conversion
-        rounded = cv2.add(np.ascontiguousarray(r), 0.0, dtype=depth)  # type: ignore[call-overload]
+        rounded = cv2.add(np.ascontiguousarray(r), 0.0, dtype=depth)
         return rounded, clipped, r.size
-
-
-@dataclass
-class BandJob:
-    """One image's filtering, band by band: the engines, the layout and the output shape."""
-
-    layout: Layout
-    colour: StripEngine
-    alpha: StripEngine | None
-    reader: RowReader
-    band_rows: int
-
-    @property
-    def stacked(self) -> int | None:
-        return self.colour.stacked
-
-    @property
-    def out_shape(self) -> tuple[int, ...]:
-        h, w = self.colour.out_shape
-        c = self.layout.out_channels
-        shape = (h, w) if c == 1 else (h, w, c)
-        return (self.stacked, *shape) if self.stacked else shape
-
-    def bands(
-        self,
-        stats: Filtered | None = None,
-        rows: tuple[int, int] | None = None,
-        span: tuple[float, float] | None = None,
-    ) -> Iterator[tuple[int, int, np.ndarray]]:
-        """``(r0, r1, samples)`` for every band of output rows in order (only those within
-        ``rows`` when given); samples carry the stack axis first when a bank stacked.
-        ``--range rescale`` takes the whole result's ``span``, measured first if not given.
-        Bands are computed on several threads (the libraries release the GIL) and come back
-        in order."""
-        if self.layout.options.range == "rescale" and span is None:
-            span = self.span(rows)
-
-        def work(r0: int, r1: int) -> tuple[int, int, np.ndarray, Filtered]:
-            result, alpha = self._band(r0, r1)
-            counts = Filtered(np.empty(0), None)
-            out = [self.layout.samples(m, alpha, counts, span) for m in self._members(result)]
-            return r0, r1, (np.stack(out) if self.stacked else out[0]), counts
-
-        for r0, r1, samples, counts in ordered_map(work, self._ranges(rows)):
-            if stats is not None:
-                stats.clipped += counts.clipped
-                stats.total += counts.total
-            yield r0, r1, samples
-
-    def collect(self, stats: Filtered | None = None) -> np.ndarray:
-        """The whole result in one array (bands written into it as they come)."""
-        out = np.empty(self.out_shape, dtype=self.layout.out_dtype)
-        for r0, r1, samples in self.bands(stats):
-            if self.stacked:
-                out[:, r0:r1] = samples
-            else:
-                out[r0:r1] = samples
-        return out
-
-    def span(self, rows: tuple[int, int] | None = None) -> tuple[float, float]:
-        """min and max of the mapped results (within ``rows``): what rescale stretches."""
-
-        def work(r0: int, r1: int) -> tuple[float, float]:
-            spans = [self.layout.span(m) for m in self._members(self._band(r0, r1)[0])]
-            return min(s[0] for s in spans), max(s[1] for s in spans)
-
-        found = list(ordered_map(work, self._ranges(rows)))
-        return min(s[0] for s in found), max(s[1] for s in found)
-
-    def _ranges(self, rows: tuple[int, int] | None) -> list[tuple[int, int]]:
-        height = self.colour.out_shape[0]
-        return list(stream_bands(height, self.band_rows, rows))
-
-    def _members(self, result: np.ndarray) -> np.ndarray:
-        if self.stacked:
-            return result.reshape(self.stacked, -1, *result.shape[1:])
-        return result[np.newaxis]
-
-    def _band(self, r0: int, r1: int) -> tuple[np.ndarray, np.ndarray | None]:
-        """The filtered planes of output rows r0:r1 (and the aligned alpha, for keep)."""
-        layout, reader = self.layout, self.reader
-        result = evaluate_band(
-            self.colour, lambda wanted: layout.planes(read_rows(reader, wanted)), r0, r1
-        )
-        if self.alpha is None:
-            return result, None
-        alpha = evaluate_band(
-            self.alpha, lambda wanted: layout.alpha_plane(read_rows(reader, wanted)), r0, r1
-        )
-        return result, alpha
-
-
-def plan_image(
-    reader: RowReader,
-    kernel: Any,
-    options: PixelOptions = PixelOptions(),
-    *,
-    band_bytes: int = BAND_BYTES,
-    layout: Layout | None = None,
-    **conv: Any,
-) -> BandJob:
-    """Prepare filtering an image (or a 2-D/3-D array, given its ``layout``) read band by
-    band: ``reader`` gives its rows."""
-    conv = dict(conv)
-    operation = as_operation(kernel, conv.pop("combine", None))
-    backend_name, device = conv.pop("backend", "auto"), conv.pop("device", "auto")
-    compute = conv.pop("dtype", None)
-    opts = Options.make(**conv)
-    if layout is None:
-        layout = Layout.of(reader.dtype, reader.shape, options, compute)
-    backend = get_backend(backend_name, boundary=opts.boundary, fill=opts.fill_value, device=device)
-    shape = (reader.shape[0], reader.shape[1])
-    colour = StripEngine(operation, opts, backend, shape, dtype=layout.compute)
-    alpha = None
-    if layout.has_alpha and not layout.alpha_filtered:
-        alpha = StripEngine(operation, opts, backend, shape, align=True, dtype=layout.compute)
-    planes = layout.colour_planes + (1 if layout.has_alpha else 0)
-    rows = strip_height(
-        shape[1],
-        planes,
-        layout.compute.itemsize,
-        colour.halo,
-        band_bytes,
-        planes * (colour.stacked or 1),
-    )
-    # a band much thinner than the kernel's reach would recompute its halo over and over
-    rows = max(rows, min(shape[0], 2 * colour.halo + 16))
-    return BandJob(layout, colour, alpha, reader, rows)
-
-
-def filter_image(
-    pixels: np.ndarray,
-    kernel: Any,
-    options: PixelOptions = PixelOptions(),
-    *,
-    band_bytes: int = BAND_BYTES,
-    **conv: Any,
-) -> Filtered:
-    """Filter an image's colour channels and map the results back to samples.
-
-    ``conv`` takes :func:`convolve`'s keyword arguments (mode, boundary, backend, ...).
-    Alpha is carried through untouched (``keep``), filtered like a colour (``filter``), or
-    used to premultiply the colours before filtering and divided out after
-    (``premultiplied``, which leaves no dark fringes around transparent areas). The work is
-    done in bands of rows (``band_bytes`` of working memory each) with the same numbers as
-    filtering the whole image at once.
-    """
-    job = plan_image(ArrayRows(np.asarray(pixels)), kernel, options, band_bytes=band_bytes, **conv)
-    stats = Filtered(np.empty(0), job.stacked)
-    stats.pixels = job.collect(stats)
-    return stats
 
 
 #: why a result cannot be written as floats

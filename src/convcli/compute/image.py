@@ -1,0 +1,261 @@
+"""Filtering an image (or an array of numbers) band by band: the plan for one input, made
+once, that ``--explain`` prints and the run executes.
+
+``convolve`` filters numbers. An image also has an alpha channel that must not be blurred
+into the colours, samples of a fixed bit depth that results must be mapped back into, and
+signed results (edges) that need a policy (see :mod:`convcli.compute.pixels`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from convcli.compute.backends import get_backend
+from convcli.compute.engine import Options, as_operation
+from convcli.compute.pixels import Filtered, Layout, PixelOptions
+from convcli.compute.stream import (
+    ArrayRows,
+    RowReader,
+    StepInfo,
+    StripEngine,
+    evaluate_band,
+    ordered_map,
+    read_rows,
+    strip_height,
+)
+from convcli.compute.stream import bands as stream_bands
+
+#: working memory of one band of rows (input window, blocks, results): large enough that the
+#: per-band overhead vanishes, small enough to stay in the caches' neighbourhood
+BAND_BYTES = 48 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class StepFacts:
+    """One kernel as it runs, in plain values."""
+
+    kernel: str
+    size: str
+    sum: float
+    rank: int
+    matrix: tuple[tuple[float, ...], ...]  # after normalisation
+    method: str
+    reason: str
+    centre: tuple[int, int]
+    pads: tuple[tuple[int, int], tuple[int, int]]
+    in_shape: tuple[int, int]
+    out_shape: tuple[int, int]
+    member_of: str = ""
+
+
+@dataclass(frozen=True)
+class ComputePlan:
+    """Everything decided about filtering one input before anything is computed: the
+    kernels and how each runs, the backend and working dtype, the boundary, the output and
+    how results become its samples, and the bands. :func:`plan_image` makes it once;
+    ``--explain`` prints it and the run executes it."""
+
+    backend: str
+    work_dtype: str
+    mode: str
+    boundary: str
+    fill_value: float
+    steps: tuple[StepFacts, ...]
+    in_shape: tuple[int, ...]
+    in_dtype: str
+    out_shape: tuple[int, ...]
+    out_dtype: str
+    mapping: str
+    band_rows: int
+
+
+def _facts(info: StepInfo) -> StepFacts:
+    k, plan = info.kernel, info.plan
+    return StepFacts(
+        k.name,
+        k.size_text,
+        float(k.sum),
+        k.rank,
+        tuple(tuple(float(v) for v in row) for row in k.as_2d()),
+        plan.method,
+        info.reason,
+        plan.centre,
+        plan.pads,
+        info.in_shape,
+        info.out_shape,
+        info.member_of,
+    )
+
+
+@dataclass
+class BandJob:
+    """One image's filtering, band by band: the engines, the layout and the output shape."""
+
+    layout: Layout
+    colour: StripEngine
+    alpha: StripEngine | None
+    reader: RowReader
+    band_rows: int
+
+    @property
+    def stacked(self) -> int | None:
+        return self.colour.stacked
+
+    @property
+    def plan(self) -> ComputePlan:
+        """What this job computes (it is derived from the engines that compute it)."""
+        opts = self.colour.options
+        return ComputePlan(
+            backend=self.colour.backend.name,
+            work_dtype=str(self.layout.compute),
+            mode=opts.mode.value,
+            boundary=opts.boundary.value,
+            fill_value=opts.fill_value,
+            steps=tuple(_facts(s) for s in self.colour.steps()),
+            in_shape=tuple(self.reader.shape),
+            in_dtype=str(self.reader.dtype),
+            out_shape=self.out_shape,
+            out_dtype=str(self.layout.out_dtype),
+            mapping=self.layout.mapping(),
+            band_rows=self.band_rows,
+        )
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        h, w = self.colour.out_shape
+        c = self.layout.out_channels
+        shape = (h, w) if c == 1 else (h, w, c)
+        return (self.stacked, *shape) if self.stacked else shape
+
+    def bands(
+        self,
+        stats: Filtered | None = None,
+        rows: tuple[int, int] | None = None,
+        span: tuple[float, float] | None = None,
+    ) -> Iterator[tuple[int, int, np.ndarray]]:
+        """``(r0, r1, samples)`` for every band of output rows in order (only those within
+        ``rows`` when given); samples carry the stack axis first when a bank stacked.
+        ``--range rescale`` takes the whole result's ``span``, measured first if not given.
+        Bands are computed on several threads (the libraries release the GIL) and come back
+        in order."""
+        if self.layout.options.range == "rescale" and span is None:
+            span = self.span(rows)
+
+        def work(r0: int, r1: int) -> tuple[int, int, np.ndarray, Filtered]:
+            result, alpha = self._band(r0, r1)
+            counts = Filtered(np.empty(0), None)
+            out = [self.layout.samples(m, alpha, counts, span) for m in self._members(result)]
+            return r0, r1, (np.stack(out) if self.stacked else out[0]), counts
+
+        for r0, r1, samples, counts in ordered_map(work, self._ranges(rows)):
+            if stats is not None:
+                stats.clipped += counts.clipped
+                stats.total += counts.total
+            yield r0, r1, samples
+
+    def collect(self, stats: Filtered | None = None) -> np.ndarray:
+        """The whole result in one array (bands written into it as they come)."""
+        out = np.empty(self.out_shape, dtype=self.layout.out_dtype)
+        for r0, r1, samples in self.bands(stats):
+            if self.stacked:
+                out[:, r0:r1] = samples
+            else:
+                out[r0:r1] = samples
+        return out
+
+    def span(self, rows: tuple[int, int] | None = None) -> tuple[float, float]:
+        """min and max of the mapped results (within ``rows``): what rescale stretches."""
+
+        def work(r0: int, r1: int) -> tuple[float, float]:
+            spans = [self.layout.span(m) for m in self._members(self._band(r0, r1)[0])]
+            return min(s[0] for s in spans), max(s[1] for s in spans)
+
+        found = list(ordered_map(work, self._ranges(rows)))
+        return min(s[0] for s in found), max(s[1] for s in found)
+
+    def _ranges(self, rows: tuple[int, int] | None) -> list[tuple[int, int]]:
+        height = self.colour.out_shape[0]
+        return list(stream_bands(height, self.band_rows, rows))
+
+    def _members(self, result: np.ndarray) -> np.ndarray:
+        if self.stacked:
+            return result.reshape(self.stacked, -1, *result.shape[1:])
+        return result[np.newaxis]
+
+    def _band(self, r0: int, r1: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """The filtered planes of output rows r0:r1 (and the aligned alpha, for keep)."""
+        layout, reader = self.layout, self.reader
+        result = evaluate_band(
+            self.colour, lambda wanted: layout.planes(read_rows(reader, wanted)), r0, r1
+        )
+        if self.alpha is None:
+            return result, None
+        alpha = evaluate_band(
+            self.alpha, lambda wanted: layout.alpha_plane(read_rows(reader, wanted)), r0, r1
+        )
+        return result, alpha
+
+
+def plan_image(
+    reader: RowReader,
+    kernel: Any,
+    options: PixelOptions = PixelOptions(),
+    *,
+    band_bytes: int = BAND_BYTES,
+    layout: Layout | None = None,
+    **conv: Any,
+) -> BandJob:
+    """Prepare filtering an image (or a 2-D/3-D array, given its ``layout``) read band by
+    band: ``reader`` gives its rows."""
+    conv = dict(conv)
+    operation = as_operation(kernel, conv.pop("combine", None))
+    backend_name, device = conv.pop("backend", "auto"), conv.pop("device", "auto")
+    compute = conv.pop("dtype", None)
+    opts = Options.make(**conv)
+    if layout is None:
+        layout = Layout.of(reader.dtype, reader.shape, options, compute)
+    backend = get_backend(backend_name, boundary=opts.boundary, fill=opts.fill_value, device=device)
+    shape = (reader.shape[0], reader.shape[1])
+    colour = StripEngine(operation, opts, backend, shape, dtype=layout.compute)
+    alpha = None
+    if layout.has_alpha and not layout.alpha_filtered:
+        alpha = StripEngine(operation, opts, backend, shape, align=True, dtype=layout.compute)
+    planes = layout.colour_planes + (1 if layout.has_alpha else 0)
+    rows = strip_height(
+        shape[1],
+        planes,
+        layout.compute.itemsize,
+        colour.halo,
+        band_bytes,
+        planes * (colour.stacked or 1),
+    )
+    # a band much thinner than the kernel's reach would recompute its halo over and over
+    rows = max(rows, min(shape[0], 2 * colour.halo + 16))
+    return BandJob(layout, colour, alpha, reader, rows)
+
+
+def filter_image(
+    pixels: np.ndarray,
+    kernel: Any,
+    options: PixelOptions = PixelOptions(),
+    *,
+    band_bytes: int = BAND_BYTES,
+    **conv: Any,
+) -> Filtered:
+    """Filter an image's colour channels and map the results back to samples.
+
+    ``conv`` takes :func:`convolve`'s keyword arguments (mode, boundary, backend, ...).
+    Alpha is carried through untouched (``keep``), filtered like a colour (``filter``), or
+    used to premultiply the colours before filtering and divided out after
+    (``premultiplied``, which leaves no dark fringes around transparent areas). The work is
+    done in bands of rows (``band_bytes`` of working memory each) with the same numbers as
+    filtering the whole image at once.
+    """
+    job = plan_image(ArrayRows(np.asarray(pixels)), kernel, options, band_bytes=band_bytes, **conv)
+    stats = Filtered(np.empty(0), job.stacked)
+    stats.pixels = job.collect(stats)
+    return stats
