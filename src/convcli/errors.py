@@ -5,6 +5,10 @@ thing that is wrong (a kernel, a file, an option) so that the command line can p
 line. ``exit_code`` says how the command line should end: 2 for a usage error (bad option,
 unknown kernel, bad kernel file: nothing can be done), 1 for a failure of one input (the others
 are still processed).
+
+Errors about a bad value (an option, a kernel, an input's contents, a limit) are also
+``ValueError`` and those about writing also ``OSError``, so that code written for numpy, scipy
+or Pillow catches them where it would catch theirs.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ class ConvcliError(Exception):
         return self.message
 
 
-class UsageError(ConvcliError):
+class UsageError(ConvcliError, ValueError):
     """The request itself is wrong: options that conflict, a value out of range."""
 
     exit_code = 2
@@ -40,15 +44,15 @@ class BackendError(UsageError):
     """A backend or device was asked for that is not installed or cannot do the request."""
 
 
-class InputError(ConvcliError):
+class InputError(ConvcliError, ValueError):
     """One input cannot be read or processed (unreadable file, corrupt image, bad array)."""
 
 
-class OutputError(ConvcliError):
+class OutputError(ConvcliError, OSError):
     """A result cannot be written where it was asked to go."""
 
 
-class LimitError(ConvcliError):
+class LimitError(ConvcliError, ValueError):
     """A safety limit tripped (image too large, kernel too large, memory budget)."""
 
 
