@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Every computation of the seed notebook (../shared/seed), run through convcli.
+# Every computation of the teaching notebook convcli grew out of (see the README's "The seed
+# notebook"), run through convcli.
 # Run from anywhere: ./examples/seed-notebook.sh
 set -euo pipefail
 cd "$(dirname "$0")"

@@ -1,5 +1,5 @@
-"""The seed notebook (../shared/seed), every computation reproduced through convcli and checked
-against numpy / scipy / torch computed here."""
+"""The seed notebook (the teaching notebook convcli grew out of): every computation
+reproduced through convcli and checked against numpy / scipy / torch computed here."""
 
 from __future__ import annotations
 
