@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 from scipy import ndimage
 
 import convcli
+from conftest import write_png
 from convcli.errors import KernelError
 from convcli.kernels.model import Kernel, KernelBank
-from convcli.kernels.registry import Registry, builtin_dir, get_kernel, list_kernels
+from convcli.kernels.registry import (
+    Registry,
+    builtin_dir,
+    get_kernel,
+    is_file_spec,
+    list_kernels,
+)
 
 SPEC_BUILTINS = [
     "identity",
@@ -220,6 +230,110 @@ class TestFiles:
         (tmp_path / "b.json").write_text("{matrix: [[1]]}")
         with pytest.raises(KernelError, match="invalid JSON"):
             get_kernel(str(tmp_path / "b.json"))
+
+
+class TestFileOrName:
+    """A spec is a file only with a kernel-file suffix or a path separator; a bare word is a
+    name even where a file of that name lies in the working directory."""
+
+    @pytest.mark.parametrize(
+        "spec, is_file",
+        [
+            ("box", False),
+            ("box:size=4", False),
+            ("gaussian:sigma=1.5", False),
+            ("my.toml", True),
+            ("EDGES.JSON", True),
+            ("sobel.mat", True),
+            ("./box", True),
+            ("kernels/box", True),
+            ("/abs/box", True),
+            ("~/k/edges", True),
+            ("kdir/", True),
+            ("notes.txt", False),
+        ],
+    )
+    def test_is_file_spec(self, spec, is_file):
+        assert is_file_spec(spec) is is_file
+
+    def test_the_platforms_separators_count(self, monkeypatch):
+        monkeypatch.setattr(os, "altsep", "\\")
+        assert is_file_spec("k\\edges")
+        monkeypatch.setattr(os, "altsep", None)
+        assert not is_file_spec("k\\edges")
+
+    def test_a_bare_name_is_the_builtin_beside_a_file_of_that_name(self, tmp_path, monkeypatch):
+        monkeypatch.chdir(tmp_path)
+        (tmp_path / "box").write_text("this is [not TOML\n")
+        (tmp_path / "sobel").write_text("matrix = [[7]]\n")
+        np.testing.assert_array_equal(get_kernel("box").matrix, np.full((3, 3), 1 / 9))
+        assert get_kernel("box:size=2").matrix.tolist() == [[0.25] * 2] * 2
+        assert [m.name for m in get_kernel("sobel").members] == ["sobel-x", "sobel-y"]
+
+    def test_a_path_with_a_separator_is_the_file(self, tmp_path, monkeypatch):
+        monkeypatch.chdir(tmp_path)
+        (tmp_path / "box").write_text("this is [not TOML\n")
+        (tmp_path / "sobel").write_text("matrix = [[7]]\n")
+        # (the message names the file as pathlib spells it: 'box', not './box')
+        with pytest.raises(KernelError, match=r"^kernel file 'box': invalid TOML"):
+            get_kernel("./box")
+        k = get_kernel("./sobel")
+        assert k.matrix.tolist() == [[7.0]]
+        assert k.name == "sobel"
+        assert get_kernel(str(tmp_path / "sobel")).matrix.tolist() == [[7.0]]
+
+    def test_a_bare_word_that_is_only_a_file_is_an_unknown_kernel(self, tmp_path, monkeypatch):
+        monkeypatch.chdir(tmp_path)
+        (tmp_path / "mine").write_text("matrix = [[7]]\n")
+        with pytest.raises(KernelError, match=r"^unknown kernel 'mine'"):
+            get_kernel("mine")
+
+    def test_a_suffixed_file_needs_no_separator(self, tmp_path, monkeypatch):
+        monkeypatch.chdir(tmp_path)
+        (tmp_path / "box.toml").write_text("matrix = [[1, 2]]\n")
+        (tmp_path / "box.mat").write_text("2 1\n1 3\n")
+        assert get_kernel("box.toml").matrix.tolist() == [[1.0, 2.0]]
+        assert get_kernel("box.mat").matrix.tolist() == [[3.0, 1.0]]  # vips correlates
+
+    @pytest.mark.parametrize(
+        "spec, named",
+        [("nope.toml",) * 2, ("nope.JSON",) * 2, ("nope.mat",) * 2, ("./nope", "nope")],
+    )
+    def test_a_missing_file_is_named(self, tmp_path, monkeypatch, spec, named):
+        monkeypatch.chdir(tmp_path)
+        with pytest.raises(KernelError, match=rf"^kernel file '{re.escape(named)}': no such file$"):
+            get_kernel(spec)
+
+    def test_cli_bare_name_beside_a_file_is_the_builtin(self, cli, tmp_path):
+        pixels = (np.arange(48, dtype=np.uint8).reshape(6, 8) * 5).astype(np.uint8)
+        write_png(tmp_path / "x.png", pixels)
+        (tmp_path / "box").touch()
+        r = cli("apply", "-k", "box", "x.png", cwd=tmp_path)
+        assert r.exit_code == 0, r.stderr
+        assert r.stdout == "x.box.png\n"
+        want = np.clip(np.rint(convcli.convolve(pixels.astype(float), "box")), 0, 255)
+        np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "x.box.png")), want)
+
+    def test_cli_dot_slash_is_the_file(self, cli, tmp_path):
+        write_png(tmp_path / "x.png", np.zeros((4, 4), np.uint8))
+        (tmp_path / "box").touch()
+        r = cli("show-kernel", "./box", "--json", cwd=tmp_path)
+        assert r.exit_code == 2
+        assert r.stderr.startswith("convcli: error: kernel file 'box': kernel 'box': no matrix")
+        (tmp_path / "box").write_text("matrix = [[0, 2, 0]]\n")
+        r = cli("show-kernel", "./box", "--json", cwd=tmp_path)
+        assert r.exit_code == 0, r.stderr
+        assert json.loads(r.stdout)["matrix"] == [[0, 2, 0]]
+        r = cli("apply", "-k", "./box", "x.png", "--print", cwd=tmp_path)
+        assert r.exit_code == 0, r.stderr
+
+    @pytest.mark.parametrize("spec", ["gone.toml", "gone.json", "gone.mat"])
+    def test_cli_missing_kernel_file(self, cli, tmp_path, spec):
+        write_png(tmp_path / "x.png", np.zeros((4, 4), np.uint8))
+        r = cli("apply", "-k", spec, "x.png", cwd=tmp_path)
+        assert r.exit_code == 2
+        assert r.stderr == f"convcli: error: kernel file '{spec}': no such file\n"
+        assert not (tmp_path / "x.gone.png").exists()
 
 
 class TestUserKernels:

@@ -4,7 +4,9 @@ A spec is one of (see SPEC.md):
 
 * a name, case-insensitive: ``sobel``, ``Gaussian``;
 * a name with parameters: ``gaussian:sigma=2``, ``box:size=4``;
-* a kernel file: ``my.toml``, ``edges.json`` (a kernel or a bank);
+* a kernel file: ``my.toml``, ``edges.json`` (a kernel or a bank), ``sobel.mat`` (libvips),
+  or any path with a separator (``./box``, ``~/k/edges``). Only these are files: ``box`` is
+  the built-in even where a file ``box`` lies in the working directory;
 * an inline JSON array: ``'[[1,0,-1],[2,0,-2],[1,0,-1]]'``.
 
 Names are looked up, in order, in the directories of ``CONVCLI_KERNEL_PATH`` (``:``-separated),
@@ -31,7 +33,8 @@ from convcli.kernels.model import AnyKernel, Kernel, KernelBank, KernelChain, as
 from convcli.numeric import loads_json
 from convcli.vocabulary import COMBINES
 
-KERNEL_SUFFIXES = (".toml", ".json")
+KERNEL_SUFFIXES = (".toml", ".json")  # the files a kernel name can refer to
+FILE_SUFFIXES = (*KERNEL_SUFFIXES, ".mat")  # and libvips matrices, read by path only
 _KERNEL_KEYS = {"name", "description", "tags", "source", "matrix", "scale", "origin", "offset"}
 _GENERATOR_KEYS = {"name", "description", "tags", "source", "generator", "params"}
 _BANK_KEYS = {"name", "description", "tags", "source", "combine", "kernels"}
@@ -115,10 +118,8 @@ class Registry:
             return inline_kernel(text)
         if interop.is_imagemagick_spec(text):
             return interop.parse_imagemagick(text)
-        path = paths.expand(text)
-        looks_like_file = path.suffix.lower() in (*KERNEL_SUFFIXES, ".mat") or "/" in text
-        if looks_like_file or (paths.is_file(path) and ":" not in text):
-            return self._load_file(path, stack)
+        if is_file_spec(text):
+            return self._load_file(paths.expand(text), stack)
         name, _, param_text = text.partition(":")
         return self._by_name(name.strip(), param_text, stack)
 
@@ -293,6 +294,20 @@ class Registry:
                 )
             )
         return infos
+
+
+def is_file_spec(text: str) -> bool:
+    """Whether a spec names a kernel file rather than a kernel: it ends in a kernel-file
+    suffix (``.toml``, ``.json``, ``.mat``) or holds a path separator. Nothing else is a
+    file, whatever lies in the working directory: ``box`` is the built-in even beside a
+    file ``./box``, which ``./box`` names.
+
+    >>> is_file_spec("edges.JSON"), is_file_spec("./box"), is_file_spec("box")
+    (True, True, False)
+    """
+    if any(sep and sep in text for sep in ("/", os.sep, os.altsep)):
+        return True
+    return Path(text).suffix.lower() in FILE_SUFFIXES
 
 
 def read_definition(path: Path) -> Any:
