@@ -15,8 +15,11 @@ from scipy import ndimage
 import convcli
 from conftest import write_png
 from convcli.errors import KernelError
+from convcli.kernels import registry
+from convcli.kernels.formats import KernelFileError
 from convcli.kernels.model import Kernel, KernelBank
 from convcli.kernels.registry import (
+    KernelCycleError,
     Registry,
     builtin_dir,
     get_kernel,
@@ -371,6 +374,83 @@ class TestUserKernels:
             get_kernel("loop")
         with pytest.raises(KernelError, match=r"ping -> pong -> ping"):
             get_kernel("ping")
+
+
+class TestErrorContext:
+    """Each layer adds where it is (file, bank member) by the kind of error, not its text."""
+
+    def test_a_member_error_names_bank_and_file(self, tmp_path):
+        path = tmp_path / "b.toml"
+        path.write_text('combine = "sum"\n[[kernels]]\nname = "nosuch"\n')
+        with pytest.raises(KernelError) as info:
+            get_kernel(str(path))
+        assert info.value.message == (
+            f"kernel file {str(path)!r}: kernel bank 'b': member 1: unknown kernel 'nosuch' "
+            "(convcli list-kernels shows them all)"
+        )
+        assert type(info.value) is KernelFileError and info.value.exit_code == 2
+
+    def test_a_member_named_like_a_cycle_is_still_an_unknown_member(self, tmp_path):
+        """A name holding "refers to itself" used to pass for a cycle, losing the context."""
+        path = tmp_path / "b.toml"
+        path.write_text('combine = "sum"\n[[kernels]]\nname = "x refers to itself"\n')
+        with pytest.raises(KernelError) as info:
+            get_kernel(str(path))
+        assert info.value.message.startswith(
+            f"kernel file {str(path)!r}: kernel bank 'b': member 1: "
+            "unknown kernel 'x refers to itself'"
+        )
+
+    def test_a_cycle_passes_through_files_and_banks_unchanged(self, tmp_path, monkeypatch):
+        (tmp_path / "ping.toml").write_text('combine = "sum"\nkernels = ["box", "pong"]\n')
+        (tmp_path / "pong.toml").write_text('combine = "max"\nkernels = ["ping"]\n')
+        monkeypatch.setenv("CONVCLI_KERNEL_PATH", str(tmp_path))
+        for spec in ("ping", str(tmp_path / "ping.toml")):
+            with pytest.raises(KernelCycleError) as info:
+                get_kernel(spec)
+            assert info.value.message == "kernel 'ping' refers to itself (ping -> pong -> ping)"
+            assert info.value.exit_code == 2
+
+    def test_a_broken_member_file_is_named_inside_its_bank(self, tmp_path, monkeypatch):
+        monkeypatch.chdir(tmp_path)
+        (tmp_path / "k").mkdir()
+        (tmp_path / "k" / "inner.toml").write_text("matrix = [[1, 2], [3]]\n")
+        (tmp_path / "k" / "inner.mat").write_text("2 2\n1 2\n")
+        outer = tmp_path / "k" / "outer.toml"
+        for member, problem in [
+            ("k/inner.toml", "kernel 'inner': row 2 has 1 value, expected 2"),
+            ("k/inner.mat", "the header says 2 rows, found 1"),
+        ]:
+            outer.write_text(f'combine = "sum"\nkernels = ["{member}"]\n')
+            with pytest.raises(KernelError) as info:
+                get_kernel("k/outer.toml")
+            assert info.value.message == (
+                "kernel file 'k/outer.toml': kernel bank 'outer': member 1: "
+                f"kernel file {member!r}: {problem}"
+            )
+
+    def test_named_and_builtin_kernels_are_not_called_files(self, tmp_path, monkeypatch):
+        (tmp_path / "wide.toml").write_text("matrix = [[1, 2], [3]]\n")
+        monkeypatch.setenv("CONVCLI_KERNEL_PATH", str(tmp_path))
+        with pytest.raises(KernelError) as info:
+            get_kernel("wide")
+        assert info.value.message == "kernel 'wide': row 2 has 1 value, expected 2"
+        # the same file as a built-in, named by its path
+        monkeypatch.setattr(registry, "builtin_dir", lambda: tmp_path)
+        with pytest.raises(KernelError) as info:
+            Registry([tmp_path]).get(str(tmp_path / "wide.toml"))
+        assert info.value.message == "kernel 'wide': row 2 has 1 value, expected 2"
+
+    def test_file_errors_are_kernel_file_errors(self, tmp_path, monkeypatch):
+        monkeypatch.chdir(tmp_path)
+        for name, problem in [
+            ("a.toml", "invalid TOML"),
+            ("a.json", "invalid JSON"),
+            ("a.mat", "could not convert"),
+        ]:
+            (tmp_path / name).write_text("[[" if name != "a.mat" else "x\n")
+            with pytest.raises(KernelFileError, match=rf"^kernel file '{name}': {problem}"):
+                get_kernel(name)
 
 
 def test_unknown_names_suggest_close_matches():

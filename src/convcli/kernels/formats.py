@@ -26,6 +26,12 @@ from convcli import paths
 from convcli.errors import KernelError
 from convcli.kernels.model import AnyKernel, Kernel, KernelBank, KernelChain, short
 
+
+class KernelFileError(KernelError):
+    """A kernel error whose message already names its kernel file (``kernel file 'x.toml':
+    ...``), so whoever passes it on need not name the file again."""
+
+
 _GEOMETRY = re.compile(r"^\s*(\d+)(?:x(\d+))?(?:([+-]\d+)([+-]\d+))?\s*:(.*)$", re.S)
 _NUMBERS_ONLY = re.compile(r"^[\s,]*[-+0-9.eE]+(?:[\s,]+[-+0-9.eE]+)+[\s,]*$")
 
@@ -92,33 +98,34 @@ def read_vips_matrix(path: Path) -> Kernel:
     label = short(str(path))
     reason = paths.problem(path)
     if reason is not None:
-        raise KernelError(f"kernel file {label!r}: {reason}")
+        raise KernelFileError(f"kernel file {label!r}: {reason}")
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise KernelError(f"kernel file {label!r}: cannot read it ({exc})") from None
+        raise KernelFileError(f"kernel file {label!r}: cannot read it ({exc})") from None
     lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
     if not lines:
-        raise KernelError(f"kernel file {label!r}: empty matrix file")
+        raise KernelFileError(f"kernel file {label!r}: empty matrix file")
     try:
         header = [float(v) for v in lines[0].split()]
         rows = [[float(v) for v in ln.split()] for ln in lines[1:]]
     except ValueError as exc:
-        raise KernelError(f"kernel file {label!r}: {exc}") from None
+        raise KernelFileError(f"kernel file {label!r}: {exc}") from None
     if not 2 <= len(header) <= 4 or not all(v.is_integer() and v > 0 for v in header[:2]):
         msg = f"kernel file {label!r}: the header must be 'width height [scale [offset]]'"
-        raise KernelError(msg)
+        raise KernelFileError(msg)
     w, h = int(header[0]), int(header[1])
     scale = header[2] if len(header) > 2 else 1.0
     offset = header[3] if len(header) > 3 else 0.0
     if scale == 0:
-        raise KernelError(f"kernel file {label!r}: scale is 0")
+        raise KernelFileError(f"kernel file {label!r}: scale is 0")
     if len(rows) != h:
-        raise KernelError(f"kernel file {label!r}: the header says {h} rows, found {len(rows)}")
+        msg = f"kernel file {label!r}: the header says {h} rows, found {len(rows)}"
+        raise KernelFileError(msg)
     for i, row in enumerate(rows, start=1):
         if len(row) != w:
             msg = f"kernel file {label!r}: row {i} has {len(row)} values, expected {w}"
-            raise KernelError(msg)
+            raise KernelFileError(msg)
     mask = np.array(rows, dtype=np.float64)
     # vips correlates: flipping makes it a convolution with the default alignment.
     return Kernel(

@@ -28,6 +28,7 @@ from typing import Any
 from convcli import paths
 from convcli.errors import KernelError
 from convcli.kernels import formats as interop
+from convcli.kernels.formats import KernelFileError
 from convcli.kernels.generators import GENERATORS
 from convcli.kernels.model import AnyKernel, Kernel, KernelBank, KernelChain, as_matrix, short
 from convcli.numeric import loads_json
@@ -38,6 +39,11 @@ FILE_SUFFIXES = (*KERNEL_SUFFIXES, ".mat")  # and libvips matrices, read by path
 _KERNEL_KEYS = {"name", "description", "tags", "source", "matrix", "scale", "origin", "offset"}
 _GENERATOR_KEYS = {"name", "description", "tags", "source", "generator", "params"}
 _BANK_KEYS = {"name", "description", "tags", "source", "combine", "kernels"}
+
+
+class KernelCycleError(KernelError):
+    """A bank that refers to itself, directly or through other kernels. Its message, with the
+    chain of names, is passed on as it is from however deep it was found."""
 
 
 def builtin_dir() -> Path:
@@ -127,7 +133,7 @@ class Registry:
         key = name.lower()
         if key in stack:
             chain = " -> ".join([*stack, key])
-            raise KernelError(f"kernel {stack[0]!r} refers to itself ({chain})")
+            raise KernelCycleError(f"kernel {stack[0]!r} refers to itself ({chain})")
         path = self.index.get(key)
         if path is None:
             raise KernelError(f"unknown kernel {name!r}{self._suggest(key)}")
@@ -161,15 +167,12 @@ class Registry:
             return self._from_definition(
                 data, where, stack or (str(data["name"]).lower(),), param_text
             )
+        except (KernelFileError, KernelCycleError):
+            raise  # they say where they come from already
         except KernelError as exc:
-            if (
-                where == "built-in"
-                or exc.message.startswith(("kernel file", "unknown kernel"))
-                or "refers to itself" in exc.message
-                or name is not None
-            ):
-                raise
-            raise KernelError(f"kernel file {str(path)!r}: {exc.message}") from None
+            if where == "built-in" or name is not None:
+                raise  # a kernel called by its name is known by it
+            raise KernelFileError(f"kernel file {str(path)!r}: {exc.message}") from None
 
     def _from_definition(
         self, data: dict[str, Any], where: str, stack: tuple[str, ...], param_text: str = ""
@@ -257,9 +260,9 @@ class Registry:
                 raise KernelError(f"kernel bank {bank!r}: member {i} has no name and no matrix")
             try:
                 return self._resolve(ref, stack)
+            except KernelCycleError:
+                raise  # its chain of names already leads through this bank
             except KernelError as exc:
-                if "refers to itself" in exc.message:
-                    raise
                 raise KernelError(f"kernel bank {bank!r}: member {i}: {exc.message}") from None
         entry = dict(entry)
         entry.setdefault("name", f"{bank}-{i}")
@@ -334,31 +337,32 @@ def _read_definition(path: Path) -> Any:
     label = short(str(path))
     reason = paths.problem(path)
     if reason is not None:
-        raise KernelError(f"kernel file {label!r}: {reason}")
+        raise KernelFileError(f"kernel file {label!r}: {reason}")
     try:
         raw = path.read_bytes()
     except IsADirectoryError:
-        raise KernelError(f"kernel file {label!r}: is a directory") from None
+        raise KernelFileError(f"kernel file {label!r}: is a directory") from None
     except OSError as exc:
-        raise KernelError(f"kernel file {label!r}: {exc.strerror or exc}") from None
+        raise KernelFileError(f"kernel file {label!r}: {exc.strerror or exc}") from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise KernelError(f"kernel file {str(path)!r}: not UTF-8 text") from None
+        raise KernelFileError(f"kernel file {str(path)!r}: not UTF-8 text") from None
     if path.suffix.lower() == ".json":
         try:
             data = loads_json(text)
         except ValueError as exc:
-            raise KernelError(f"kernel file {label!r}: invalid JSON: {exc}") from None
+            raise KernelFileError(f"kernel file {label!r}: invalid JSON: {exc}") from None
         if not isinstance(data, dict | list):
-            raise KernelError(f"kernel file {label!r}: expected an object or an array")
+            raise KernelFileError(f"kernel file {label!r}: expected an object or an array")
         return data
     try:
         return tomllib.loads(text)
     except (tomllib.TOMLDecodeError, ValueError) as exc:
-        raise KernelError(f"kernel file {label!r}: invalid TOML: {exc}") from None
+        raise KernelFileError(f"kernel file {label!r}: invalid TOML: {exc}") from None
     except RecursionError:
-        raise KernelError(f"kernel file {label!r}: invalid TOML: nested too deeply") from None
+        msg = f"kernel file {label!r}: invalid TOML: nested too deeply"
+        raise KernelFileError(msg) from None
 
 
 def inline_kernel(text: str) -> Kernel:
