@@ -178,44 +178,12 @@ def _check_file_form(kernel: AnyKernel) -> None:
 
 
 def to_toml(kernel: AnyKernel) -> str:
-    """The kernel (or bank) as a convcli TOML kernel file."""
+    """The kernel (or bank) as a convcli TOML kernel file, written by tomli-w: a bank's
+    members (and theirs, for a bank in a bank) are ``[[kernels]]`` tables."""
+    import tomli_w  # only the writer needs it
+
     _check_file_form(kernel)
-    data = kernel.to_dict()
-    lines = _toml_table(data, members_key="kernels")
-    return "\n".join(lines) + "\n"
-
-
-def _toml_table(data: dict, members_key: str) -> list[str]:
-    lines = []
-    members = data.pop(members_key, None)
-    for key, value in data.items():
-        lines.append(f"{key} = {_toml_value(value)}")
-    for member in members or []:
-        lines.append("")
-        lines.append(f"[[{members_key}]]")
-        if "kernels" in member:
-            raise KernelError(
-                "nested banks have no TOML form; write the inner bank to its own file and name it"
-            )
-        lines += _toml_table(dict(member), members_key)
-    return lines
-
-
-def _toml_value(value: object) -> str:
-    if isinstance(value, str):
-        # JSON's escapes are TOML's; TOML also wants DEL escaped
-        return json.dumps(value).replace("\x7f", "\\u007f")
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return _fmt(float(value)) if isinstance(value, float) else str(value)
-    if isinstance(value, list):
-        inner = ", ".join(_toml_value(v) for v in value)
-        if value and isinstance(value[0], list):
-            rows = ",\n  ".join(_toml_value(v) for v in value)
-            return f"[\n  {rows},\n]"
-        return f"[{inner}]"
-    raise KernelError(f"cannot write {value!r} as TOML")
+    return tomli_w.dumps(kernel.to_dict(), indent=2)
 
 
 def to_json(kernel: AnyKernel) -> str:
