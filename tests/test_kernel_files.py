@@ -24,6 +24,7 @@ DESCRIPTIONS = [
     "unicode: \u03c3=½ → ∇², 😀, \u2028 and \ufeff",
     "\"\"\"triple\"\"\" and '''single'''",
     "ends with a newline\n",
+    "see [a,   b] and [ 1 ,2 ] and {x: [ ]}",
 ]
 
 
@@ -151,3 +152,55 @@ def test_toml_matrix_reads_back_to_the_exact_floats(rng):
     matrix = rng.normal(size=(7, 5))
     data = tomllib.loads(to_toml(Kernel(matrix, name="r")))
     assert np.array(data["matrix"]).tobytes() == matrix.tobytes()
+
+
+def test_json_keeps_each_row_on_one_line_and_strings_as_they_are():
+    kernel = Kernel(
+        [[1, 2], [3, 4]],
+        name="see [a,   b]",
+        description="see [a,   b], or [\n 1,\n 2\n]",
+        tags=("x [ ]", "y"),
+        origin=(0, 1),
+    )
+    text = to_json(kernel)
+    assert text == (
+        "{\n"
+        '  "name": "see [a,   b]",\n'
+        '  "description": "see [a,   b], or [\\n 1,\\n 2\\n]",\n'
+        '  "tags": ["x [ ]", "y"],\n'
+        '  "matrix": [\n'
+        "    [1.0, 2.0],\n"
+        "    [3.0, 4.0]\n"
+        "  ],\n"
+        '  "origin": [0, 1]\n'
+        "}\n"
+    )
+    back = json.loads(text)
+    assert back["name"] == "see [a,   b]"
+    assert back["description"] == "see [a,   b], or [\n 1,\n 2\n]"
+
+
+def test_json_layout_of_a_bank_and_a_1d_kernel():
+    text = to_json(KernelBank((get_kernel("sobel-x"), Kernel([0.5, 0.5], name="h")), name="b"))
+    assert text == (
+        "{\n"
+        '  "name": "b",\n'
+        '  "combine": "stack",\n'
+        '  "kernels": [\n'
+        "    {\n"
+        '      "name": "sobel-x",\n'
+        '      "description": "Sobel derivative along x (responds to vertical edges)",\n'
+        '      "tags": ["edge", "separable"],\n'
+        '      "matrix": [\n'
+        "        [-1.0, 0.0, 1.0],\n"
+        "        [-2.0, 0.0, 2.0],\n"
+        "        [-1.0, 0.0, 1.0]\n"
+        "      ]\n"
+        "    },\n"
+        "    {\n"
+        '      "name": "h",\n'
+        '      "matrix": [0.5, 0.5]\n'
+        "    }\n"
+        "  ]\n"
+        "}\n"
+    )

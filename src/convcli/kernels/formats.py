@@ -187,22 +187,22 @@ def to_toml(kernel: AnyKernel) -> str:
 
 
 def to_json(kernel: AnyKernel) -> str:
-    """The kernel (or bank) as a convcli JSON kernel file."""
+    """The kernel (or bank) as a convcli JSON kernel file: indented by two, with each list of
+    plain values (a matrix row, the tags, the origin) on one line."""
     _check_file_form(kernel)
-    text = json.dumps(kernel.to_dict(), indent=2)
-    # keep each matrix row (and tag list) on one line
-    return (
-        re.sub(
-            r"\[\s*([^\[\]{}]*?)\s*\]",
-            lambda m: (
-                "[" + ", ".join(v.strip() for v in m.group(1).split(",")) + "]"
-                if m.group(1)
-                else "[]"
-            ),
-            text,
-        )
-        + "\n"
-    )
+    return _json_block(kernel.to_dict(), "") + "\n"
+
+
+def _json_block(value: object, indent: str) -> str:
+    """``value`` as indented JSON; every piece of text is written by ``json.dumps``."""
+    inner = indent + "  "
+    if isinstance(value, dict) and value:
+        items = [f"{inner}{json.dumps(k)}: {_json_block(v, inner)}" for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + f"\n{indent}}}"
+    if isinstance(value, list) and any(isinstance(v, list | dict) for v in value):
+        items = [inner + _json_block(v, inner) for v in value]
+        return "[\n" + ",\n".join(items) + f"\n{indent}]"
+    return json.dumps(value, separators=(", ", ": "))  # a value, or a list of them on one line
 
 
 def export(kernel: AnyKernel, fmt: str) -> str:
