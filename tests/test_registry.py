@@ -354,6 +354,20 @@ class TestUserKernels:
         assert names["edge5"].where.endswith("edge5.toml")
         assert names["sobel"].where == "built-in"
 
+    def test_a_home_that_cannot_be_found_is_skipped(self, tmp_path, monkeypatch):
+        """``~nosuchuser`` in the path used to end in RuntimeError (an internal error)."""
+        (tmp_path / "mine.toml").write_text("matrix = [[3]]\n")
+        monkeypatch.setenv("CONVCLI_KERNEL_PATH", f"~nosuchuser-convcli/k:{tmp_path}")
+        assert registry.user_dirs()[:2] == [Path("~nosuchuser-convcli/k"), tmp_path]
+        assert get_kernel("mine").matrix.tolist() == [[3.0]]
+        assert "mine" in {i.name for i in list_kernels()}
+
+    def test_kernel_path_expands_home(self, tmp_path, monkeypatch):
+        monkeypatch.setenv("HOME", str(tmp_path))
+        monkeypatch.setenv("CONVCLI_KERNEL_PATH", "~/k")
+        monkeypatch.delenv("XDG_CONFIG_HOME")
+        assert registry.user_dirs() == [tmp_path / "k", tmp_path / ".config/convcli/kernels"]
+
     def test_user_kernel_shadows_a_builtin(self, tmp_path, monkeypatch):
         (tmp_path / "sharpen.toml").write_text("matrix = [[9]]\n")
         monkeypatch.setenv("CONVCLI_KERNEL_PATH", str(tmp_path))

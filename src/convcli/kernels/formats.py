@@ -93,16 +93,29 @@ def _parse_one(text: str, index: int) -> Kernel:
     return Kernel(matrix, name=name, source="ImageMagick kernel string", origin=origin)
 
 
-def read_vips_matrix(path: Path) -> Kernel:
-    """Read a libvips ``.mat`` file: ``width height [scale [offset]]`` then ``height`` rows."""
+def read_text(path: Path) -> str:
+    """A kernel file's text (UTF-8), or a :class:`KernelFileError` that names the file and
+    says in a few words why it cannot be read."""
     label = short(str(path))
     reason = paths.problem(path)
     if reason is not None:
         raise KernelFileError(f"kernel file {label!r}: {reason}")
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise KernelFileError(f"kernel file {label!r}: cannot read it ({exc})") from None
+        raw = path.read_bytes()
+    except IsADirectoryError:
+        raise KernelFileError(f"kernel file {label!r}: is a directory") from None
+    except OSError as exc:
+        raise KernelFileError(f"kernel file {label!r}: {exc.strerror or exc}") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise KernelFileError(f"kernel file {label!r}: not UTF-8 text") from None
+
+
+def read_vips_matrix(path: Path) -> Kernel:
+    """Read a libvips ``.mat`` file: ``width height [scale [offset]]`` then ``height`` rows."""
+    label = short(str(path))
+    text = read_text(path)
     lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
     if not lines:
         raise KernelFileError(f"kernel file {label!r}: empty matrix file")

@@ -1,13 +1,15 @@
 """Kernel specs to kernels: built-ins, parametric names, files, user paths and inline arrays.
 
-A spec is one of (see SPEC.md):
+A spec is one of:
 
 * a name, case-insensitive: ``sobel``, ``Gaussian``;
 * a name with parameters: ``gaussian:sigma=2``, ``box:size=4``;
 * a kernel file: ``my.toml``, ``edges.json`` (a kernel or a bank), ``sobel.mat`` (libvips),
   or any path with a separator (``./box``, ``~/k/edges``). Only these are files: ``box`` is
   the built-in even where a file ``box`` lies in the working directory;
-* an inline JSON array: ``'[[1,0,-1],[2,0,-2],[1,0,-1]]'``.
+* an inline JSON array: ``'[[1,0,-1],[2,0,-2],[1,0,-1]]'``;
+* an ImageMagick kernel string: ``'3x3: -1,0,1 -2,0,2 -1,0,1'``, ``'3x1+0+0: 1,2,1'``, or
+  several separated by ``;`` (applied one after another).
 
 Names are looked up, in order, in the directories of ``CONVCLI_KERNEL_PATH`` (``:``-separated),
 in ``$XDG_CONFIG_HOME/convcli/kernels`` (default ``~/.config/convcli/kernels``) and in the
@@ -54,19 +56,19 @@ def builtin_dir() -> Path:
     """
     here = Path(__file__).resolve().parent
     packaged = here / "library"
-    if packaged.is_dir():
+    if paths.is_dir(packaged):
         return packaged
     checkout = here.parents[2] / "kernels"
-    if checkout.is_dir():
+    if paths.is_dir(checkout):
         return checkout
     raise KernelError(f"the built-in kernel library is missing (looked in {packaged})")
 
 
 def user_dirs() -> list[Path]:
     """User kernel directories, highest priority first."""
-    dirs = [Path(p).expanduser() for p in os.environ.get("CONVCLI_KERNEL_PATH", "").split(":") if p]
-    config = os.environ.get("XDG_CONFIG_HOME") or str(Path("~/.config").expanduser())
-    dirs.append(Path(config) / "convcli" / "kernels")
+    dirs = [paths.expand(p) for p in os.environ.get("CONVCLI_KERNEL_PATH", "").split(":") if p]
+    config = os.environ.get("XDG_CONFIG_HOME")
+    dirs.append((Path(config) if config else paths.expand("~/.config")) / "convcli" / "kernels")
     return dirs
 
 
@@ -104,7 +106,7 @@ class Registry:
                 except OSError:
                     continue
                 for path in entries:
-                    if path.suffix.lower() in KERNEL_SUFFIXES and path.is_file():
+                    if path.suffix.lower() in KERNEL_SUFFIXES and paths.is_file(path):
                         index[path.stem.lower()] = path
             self._index = index
         return self._index
@@ -148,6 +150,10 @@ class Registry:
         return " (convcli list-kernels shows them all)"
 
     # -- files --------------------------------------------------------------------------------
+    def _where(self, path: Path) -> str:
+        """Where a kernel file's kernels say they come from: "built-in" or the file."""
+        return "built-in" if path.parent == self._builtin else str(path)
+
     def _load_file(
         self, path: Path, stack: tuple[str, ...], param_text: str = "", name: str | None = None
     ) -> AnyKernel:
@@ -157,7 +163,7 @@ class Registry:
                 raise KernelError(f"kernel {label!r} takes no parameters")
             return interop.read_vips_matrix(path)
         data = read_definition(path)
-        where = "built-in" if path.parent == self._builtin else str(path)
+        where = self._where(path)
         try:
             if isinstance(data, list):  # a JSON file holding a bare array
                 if param_text:
@@ -273,7 +279,7 @@ class Registry:
         """Every kernel that can be named, with a summary; broken user files are listed too."""
         infos = []
         for key, path in sorted(self.index.items()):
-            where = "built-in" if path.parent == self._builtin else str(path)
+            where = self._where(path)
             try:
                 data = read_definition(path)
                 kernel = self._load_file(path, (key,), name=key)
@@ -335,19 +341,7 @@ _PARSED: dict[tuple[str, int, int], Any] = {}
 
 def _read_definition(path: Path) -> Any:
     label = short(str(path))
-    reason = paths.problem(path)
-    if reason is not None:
-        raise KernelFileError(f"kernel file {label!r}: {reason}")
-    try:
-        raw = path.read_bytes()
-    except IsADirectoryError:
-        raise KernelFileError(f"kernel file {label!r}: is a directory") from None
-    except OSError as exc:
-        raise KernelFileError(f"kernel file {label!r}: {exc.strerror or exc}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise KernelFileError(f"kernel file {str(path)!r}: not UTF-8 text") from None
+    text = interop.read_text(path)
     if path.suffix.lower() == ".json":
         try:
             data = loads_json(text)
