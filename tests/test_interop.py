@@ -88,6 +88,19 @@ class TestVipsMatrix:
         with pytest.raises(KernelError, match=message):
             read_vips_matrix(path)
 
+    def test_unreadable_files_say_why_as_other_kernel_files_do(self, tmp_path, monkeypatch):
+        monkeypatch.chdir(tmp_path)
+        (tmp_path / "dir.mat").mkdir()
+        (tmp_path / "latin1.mat").write_bytes(b"1 1\n1 # caf\xe9\n")
+        for spec, problem in [
+            ("dir.mat", "is a directory"),
+            ("latin1.mat", "not UTF-8 text"),
+            ("gone.mat", "no such file"),
+        ]:
+            with pytest.raises(KernelError) as info:
+                get_kernel(spec)
+            assert info.value.message == f"kernel file {spec!r}: {problem}"
+
 
 class TestExport:
     def test_roundtrips_through_every_format(self, tmp_path):

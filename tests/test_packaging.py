@@ -140,10 +140,10 @@ def test_source_checkout(tmp_path):
     assert "sobel" in {row["name"] for row in json.loads(out.stdout)}
 
 
-def test_core_dependencies_are_only_the_five():
+def test_core_dependencies_are_only_the_six():
     import tomllib
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     names = sorted(d.split(">")[0].split("=")[0].split("[")[0] for d in project["dependencies"])
-    assert names == ["numpy", "pillow", "rich", "scipy", "typer"]
+    assert names == ["numpy", "pillow", "rich", "scipy", "tomli-w", "typer"]
     assert "scikit-image" not in str(project["dependencies"])

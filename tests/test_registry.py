@@ -3,16 +3,29 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 from scipy import ndimage
 
 import convcli
+from conftest import write_png
 from convcli.errors import KernelError
+from convcli.kernels import registry
+from convcli.kernels.formats import KernelFileError
 from convcli.kernels.model import Kernel, KernelBank
-from convcli.kernels.registry import Registry, builtin_dir, get_kernel, list_kernels
+from convcli.kernels.registry import (
+    KernelCycleError,
+    Registry,
+    builtin_dir,
+    get_kernel,
+    is_file_spec,
+    list_kernels,
+)
 
 SPEC_BUILTINS = [
     "identity",
@@ -222,6 +235,110 @@ class TestFiles:
             get_kernel(str(tmp_path / "b.json"))
 
 
+class TestFileOrName:
+    """A spec is a file only with a kernel-file suffix or a path separator; a bare word is a
+    name even where a file of that name lies in the working directory."""
+
+    @pytest.mark.parametrize(
+        "spec, is_file",
+        [
+            ("box", False),
+            ("box:size=4", False),
+            ("gaussian:sigma=1.5", False),
+            ("my.toml", True),
+            ("EDGES.JSON", True),
+            ("sobel.mat", True),
+            ("./box", True),
+            ("kernels/box", True),
+            ("/abs/box", True),
+            ("~/k/edges", True),
+            ("kdir/", True),
+            ("notes.txt", False),
+        ],
+    )
+    def test_is_file_spec(self, spec, is_file):
+        assert is_file_spec(spec) is is_file
+
+    def test_the_platforms_separators_count(self, monkeypatch):
+        monkeypatch.setattr(os, "altsep", "\\")
+        assert is_file_spec("k\\edges")
+        monkeypatch.setattr(os, "altsep", None)
+        assert not is_file_spec("k\\edges")
+
+    def test_a_bare_name_is_the_builtin_beside_a_file_of_that_name(self, tmp_path, monkeypatch):
+        monkeypatch.chdir(tmp_path)
+        (tmp_path / "box").write_text("this is [not TOML\n")
+        (tmp_path / "sobel").write_text("matrix = [[7]]\n")
+        np.testing.assert_array_equal(get_kernel("box").matrix, np.full((3, 3), 1 / 9))
+        assert get_kernel("box:size=2").matrix.tolist() == [[0.25] * 2] * 2
+        assert [m.name for m in get_kernel("sobel").members] == ["sobel-x", "sobel-y"]
+
+    def test_a_path_with_a_separator_is_the_file(self, tmp_path, monkeypatch):
+        monkeypatch.chdir(tmp_path)
+        (tmp_path / "box").write_text("this is [not TOML\n")
+        (tmp_path / "sobel").write_text("matrix = [[7]]\n")
+        # (the message names the file as pathlib spells it: 'box', not './box')
+        with pytest.raises(KernelError, match=r"^kernel file 'box': invalid TOML"):
+            get_kernel("./box")
+        k = get_kernel("./sobel")
+        assert k.matrix.tolist() == [[7.0]]
+        assert k.name == "sobel"
+        assert get_kernel(str(tmp_path / "sobel")).matrix.tolist() == [[7.0]]
+
+    def test_a_bare_word_that_is_only_a_file_is_an_unknown_kernel(self, tmp_path, monkeypatch):
+        monkeypatch.chdir(tmp_path)
+        (tmp_path / "mine").write_text("matrix = [[7]]\n")
+        with pytest.raises(KernelError, match=r"^unknown kernel 'mine'"):
+            get_kernel("mine")
+
+    def test_a_suffixed_file_needs_no_separator(self, tmp_path, monkeypatch):
+        monkeypatch.chdir(tmp_path)
+        (tmp_path / "box.toml").write_text("matrix = [[1, 2]]\n")
+        (tmp_path / "box.mat").write_text("2 1\n1 3\n")
+        assert get_kernel("box.toml").matrix.tolist() == [[1.0, 2.0]]
+        assert get_kernel("box.mat").matrix.tolist() == [[3.0, 1.0]]  # vips correlates
+
+    @pytest.mark.parametrize(
+        "spec, named",
+        [("nope.toml",) * 2, ("nope.JSON",) * 2, ("nope.mat",) * 2, ("./nope", "nope")],
+    )
+    def test_a_missing_file_is_named(self, tmp_path, monkeypatch, spec, named):
+        monkeypatch.chdir(tmp_path)
+        with pytest.raises(KernelError, match=rf"^kernel file '{re.escape(named)}': no such file$"):
+            get_kernel(spec)
+
+    def test_cli_bare_name_beside_a_file_is_the_builtin(self, cli, tmp_path):
+        pixels = (np.arange(48, dtype=np.uint8).reshape(6, 8) * 5).astype(np.uint8)
+        write_png(tmp_path / "x.png", pixels)
+        (tmp_path / "box").touch()
+        r = cli("apply", "-k", "box", "x.png", cwd=tmp_path)
+        assert r.exit_code == 0, r.stderr
+        assert r.stdout == "x.box.png\n"
+        want = np.clip(np.rint(convcli.convolve(pixels.astype(float), "box")), 0, 255)
+        np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "x.box.png")), want)
+
+    def test_cli_dot_slash_is_the_file(self, cli, tmp_path):
+        write_png(tmp_path / "x.png", np.zeros((4, 4), np.uint8))
+        (tmp_path / "box").touch()
+        r = cli("show-kernel", "./box", "--json", cwd=tmp_path)
+        assert r.exit_code == 2
+        assert r.stderr.startswith("convcli: error: kernel file 'box': kernel 'box': no matrix")
+        (tmp_path / "box").write_text("matrix = [[0, 2, 0]]\n")
+        r = cli("show-kernel", "./box", "--json", cwd=tmp_path)
+        assert r.exit_code == 0, r.stderr
+        assert json.loads(r.stdout)["matrix"] == [[0, 2, 0]]
+        r = cli("apply", "-k", "./box", "x.png", "--print", cwd=tmp_path)
+        assert r.exit_code == 0, r.stderr
+
+    @pytest.mark.parametrize("spec", ["gone.toml", "gone.json", "gone.mat"])
+    def test_cli_missing_kernel_file(self, cli, tmp_path, spec):
+        write_png(tmp_path / "x.png", np.zeros((4, 4), np.uint8))
+        r = cli("apply", "-k", spec, "x.png", cwd=tmp_path)
+        assert r.exit_code == 2
+        assert r.stderr == f"convcli: error: kernel file '{spec}': no such file\n"
+        assert not (tmp_path / "x.gone.png").exists()
+
+
 class TestUserKernels:
     def test_kernel_path_and_xdg(self, tmp_path, monkeypatch):
         first, xdg = tmp_path / "a", tmp_path / "xdg"
@@ -236,6 +353,20 @@ class TestUserKernels:
         names = {i.name: i for i in list_kernels()}
         assert names["edge5"].where.endswith("edge5.toml")
         assert names["sobel"].where == "built-in"
+
+    def test_a_home_that_cannot_be_found_is_skipped(self, tmp_path, monkeypatch):
+        """``~nosuchuser`` in the path used to end in RuntimeError (an internal error)."""
+        (tmp_path / "mine.toml").write_text("matrix = [[3]]\n")
+        monkeypatch.setenv("CONVCLI_KERNEL_PATH", f"~nosuchuser-convcli/k:{tmp_path}")
+        assert registry.user_dirs()[:2] == [Path("~nosuchuser-convcli/k"), tmp_path]
+        assert get_kernel("mine").matrix.tolist() == [[3.0]]
+        assert "mine" in {i.name for i in list_kernels()}
+
+    def test_kernel_path_expands_home(self, tmp_path, monkeypatch):
+        monkeypatch.setenv("HOME", str(tmp_path))
+        monkeypatch.setenv("CONVCLI_KERNEL_PATH", "~/k")
+        monkeypatch.delenv("XDG_CONFIG_HOME")
+        assert registry.user_dirs() == [tmp_path / "k", tmp_path / ".config/convcli/kernels"]
 
     def test_user_kernel_shadows_a_builtin(self, tmp_path, monkeypatch):
         (tmp_path / "sharpen.toml").write_text("matrix = [[9]]\n")
@@ -257,6 +388,83 @@ class TestUserKernels:
             get_kernel("loop")
         with pytest.raises(KernelError, match=r"ping -> pong -> ping"):
             get_kernel("ping")
+
+
+class TestErrorContext:
+    """Each layer adds where it is (file, bank member) by the kind of error, not its text."""
+
+    def test_a_member_error_names_bank_and_file(self, tmp_path):
+        path = tmp_path / "b.toml"
+        path.write_text('combine = "sum"\n[[kernels]]\nname = "nosuch"\n')
+        with pytest.raises(KernelError) as info:
+            get_kernel(str(path))
+        assert info.value.message == (
+            f"kernel file {str(path)!r}: kernel bank 'b': member 1: unknown kernel 'nosuch' "
+            "(convcli list-kernels shows them all)"
+        )
+        assert type(info.value) is KernelFileError and info.value.exit_code == 2
+
+    def test_a_member_named_like_a_cycle_is_still_an_unknown_member(self, tmp_path):
+        """A name holding "refers to itself" used to pass for a cycle, losing the context."""
+        path = tmp_path / "b.toml"
+        path.write_text('combine = "sum"\n[[kernels]]\nname = "x refers to itself"\n')
+        with pytest.raises(KernelError) as info:
+            get_kernel(str(path))
+        assert info.value.message.startswith(
+            f"kernel file {str(path)!r}: kernel bank 'b': member 1: "
+            "unknown kernel 'x refers to itself'"
+        )
+
+    def test_a_cycle_passes_through_files_and_banks_unchanged(self, tmp_path, monkeypatch):
+        (tmp_path / "ping.toml").write_text('combine = "sum"\nkernels = ["box", "pong"]\n')
+        (tmp_path / "pong.toml").write_text('combine = "max"\nkernels = ["ping"]\n')
+        monkeypatch.setenv("CONVCLI_KERNEL_PATH", str(tmp_path))
+        for spec in ("ping", str(tmp_path / "ping.toml")):
+            with pytest.raises(KernelCycleError) as info:
+                get_kernel(spec)
+            assert info.value.message == "kernel 'ping' refers to itself (ping -> pong -> ping)"
+            assert info.value.exit_code == 2
+
+    def test_a_broken_member_file_is_named_inside_its_bank(self, tmp_path, monkeypatch):
+        monkeypatch.chdir(tmp_path)
+        (tmp_path / "k").mkdir()
+        (tmp_path / "k" / "inner.toml").write_text("matrix = [[1, 2], [3]]\n")
+        (tmp_path / "k" / "inner.mat").write_text("2 2\n1 2\n")
+        outer = tmp_path / "k" / "outer.toml"
+        for member, problem in [
+            ("k/inner.toml", "kernel 'inner': row 2 has 1 value, expected 2"),
+            ("k/inner.mat", "the header says 2 rows, found 1"),
+        ]:
+            outer.write_text(f'combine = "sum"\nkernels = ["{member}"]\n')
+            with pytest.raises(KernelError) as info:
+                get_kernel("k/outer.toml")
+            assert info.value.message == (
+                "kernel file 'k/outer.toml': kernel bank 'outer': member 1: "
+                f"kernel file {member!r}: {problem}"
+            )
+
+    def test_named_and_builtin_kernels_are_not_called_files(self, tmp_path, monkeypatch):
+        (tmp_path / "wide.toml").write_text("matrix = [[1, 2], [3]]\n")
+        monkeypatch.setenv("CONVCLI_KERNEL_PATH", str(tmp_path))
+        with pytest.raises(KernelError) as info:
+            get_kernel("wide")
+        assert info.value.message == "kernel 'wide': row 2 has 1 value, expected 2"
+        # the same file as a built-in, named by its path
+        monkeypatch.setattr(registry, "builtin_dir", lambda: tmp_path)
+        with pytest.raises(KernelError) as info:
+            Registry([tmp_path]).get(str(tmp_path / "wide.toml"))
+        assert info.value.message == "kernel 'wide': row 2 has 1 value, expected 2"
+
+    def test_file_errors_are_kernel_file_errors(self, tmp_path, monkeypatch):
+        monkeypatch.chdir(tmp_path)
+        for name, problem in [
+            ("a.toml", "invalid TOML"),
+            ("a.json", "invalid JSON"),
+            ("a.mat", "could not convert"),
+        ]:
+            (tmp_path / name).write_text("[[" if name != "a.mat" else "x\n")
+            with pytest.raises(KernelFileError, match=rf"^kernel file '{name}': {problem}"):
+                get_kernel(name)
 
 
 def test_unknown_names_suggest_close_matches():

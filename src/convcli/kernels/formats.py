@@ -26,6 +26,12 @@ from convcli import paths
 from convcli.errors import KernelError
 from convcli.kernels.model import AnyKernel, Kernel, KernelBank, KernelChain, short
 
+
+class KernelFileError(KernelError):
+    """A kernel error whose message already names its kernel file (``kernel file 'x.toml':
+    ...``), so whoever passes it on need not name the file again."""
+
+
 _GEOMETRY = re.compile(r"^\s*(\d+)(?:x(\d+))?(?:([+-]\d+)([+-]\d+))?\s*:(.*)$", re.S)
 _NUMBERS_ONLY = re.compile(r"^[\s,]*[-+0-9.eE]+(?:[\s,]+[-+0-9.eE]+)+[\s,]*$")
 
@@ -87,38 +93,52 @@ def _parse_one(text: str, index: int) -> Kernel:
     return Kernel(matrix, name=name, source="ImageMagick kernel string", origin=origin)
 
 
-def read_vips_matrix(path: Path) -> Kernel:
-    """Read a libvips ``.mat`` file: ``width height [scale [offset]]`` then ``height`` rows."""
+def read_text(path: Path) -> str:
+    """A kernel file's text (UTF-8), or a :class:`KernelFileError` that names the file and
+    says in a few words why it cannot be read."""
     label = short(str(path))
     reason = paths.problem(path)
     if reason is not None:
-        raise KernelError(f"kernel file {label!r}: {reason}")
+        raise KernelFileError(f"kernel file {label!r}: {reason}")
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise KernelError(f"kernel file {label!r}: cannot read it ({exc})") from None
+        raw = path.read_bytes()
+    except IsADirectoryError:
+        raise KernelFileError(f"kernel file {label!r}: is a directory") from None
+    except OSError as exc:
+        raise KernelFileError(f"kernel file {label!r}: {exc.strerror or exc}") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise KernelFileError(f"kernel file {label!r}: not UTF-8 text") from None
+
+
+def read_vips_matrix(path: Path) -> Kernel:
+    """Read a libvips ``.mat`` file: ``width height [scale [offset]]`` then ``height`` rows."""
+    label = short(str(path))
+    text = read_text(path)
     lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
     if not lines:
-        raise KernelError(f"kernel file {label!r}: empty matrix file")
+        raise KernelFileError(f"kernel file {label!r}: empty matrix file")
     try:
         header = [float(v) for v in lines[0].split()]
         rows = [[float(v) for v in ln.split()] for ln in lines[1:]]
     except ValueError as exc:
-        raise KernelError(f"kernel file {label!r}: {exc}") from None
+        raise KernelFileError(f"kernel file {label!r}: {exc}") from None
     if not 2 <= len(header) <= 4 or not all(v.is_integer() and v > 0 for v in header[:2]):
         msg = f"kernel file {label!r}: the header must be 'width height [scale [offset]]'"
-        raise KernelError(msg)
+        raise KernelFileError(msg)
     w, h = int(header[0]), int(header[1])
     scale = header[2] if len(header) > 2 else 1.0
     offset = header[3] if len(header) > 3 else 0.0
     if scale == 0:
-        raise KernelError(f"kernel file {label!r}: scale is 0")
+        raise KernelFileError(f"kernel file {label!r}: scale is 0")
     if len(rows) != h:
-        raise KernelError(f"kernel file {label!r}: the header says {h} rows, found {len(rows)}")
+        msg = f"kernel file {label!r}: the header says {h} rows, found {len(rows)}"
+        raise KernelFileError(msg)
     for i, row in enumerate(rows, start=1):
         if len(row) != w:
             msg = f"kernel file {label!r}: row {i} has {len(row)} values, expected {w}"
-            raise KernelError(msg)
+            raise KernelFileError(msg)
     mask = np.array(rows, dtype=np.float64)
     # vips correlates: flipping makes it a convolution with the default alignment.
     return Kernel(
@@ -171,63 +191,31 @@ def _check_file_form(kernel: AnyKernel) -> None:
 
 
 def to_toml(kernel: AnyKernel) -> str:
-    """The kernel (or bank) as a convcli TOML kernel file."""
+    """The kernel (or bank) as a convcli TOML kernel file, written by tomli-w: a bank's
+    members (and theirs, for a bank in a bank) are ``[[kernels]]`` tables."""
+    import tomli_w  # only the writer needs it
+
     _check_file_form(kernel)
-    data = kernel.to_dict()
-    lines = _toml_table(data, members_key="kernels")
-    return "\n".join(lines) + "\n"
-
-
-def _toml_table(data: dict, members_key: str) -> list[str]:
-    lines = []
-    members = data.pop(members_key, None)
-    for key, value in data.items():
-        lines.append(f"{key} = {_toml_value(value)}")
-    for member in members or []:
-        lines.append("")
-        lines.append(f"[[{members_key}]]")
-        if "kernels" in member:
-            raise KernelError(
-                "nested banks have no TOML form; write the inner bank to its own file and name it"
-            )
-        lines += _toml_table(dict(member), members_key)
-    return lines
-
-
-def _toml_value(value: object) -> str:
-    if isinstance(value, str):
-        # JSON's escapes are TOML's; TOML also wants DEL escaped
-        return json.dumps(value).replace("\x7f", "\\u007f")
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return _fmt(float(value)) if isinstance(value, float) else str(value)
-    if isinstance(value, list):
-        inner = ", ".join(_toml_value(v) for v in value)
-        if value and isinstance(value[0], list):
-            rows = ",\n  ".join(_toml_value(v) for v in value)
-            return f"[\n  {rows},\n]"
-        return f"[{inner}]"
-    raise KernelError(f"cannot write {value!r} as TOML")
+    return tomli_w.dumps(kernel.to_dict(), indent=2)
 
 
 def to_json(kernel: AnyKernel) -> str:
-    """The kernel (or bank) as a convcli JSON kernel file."""
+    """The kernel (or bank) as a convcli JSON kernel file: indented by two, with each list of
+    plain values (a matrix row, the tags, the origin) on one line."""
     _check_file_form(kernel)
-    text = json.dumps(kernel.to_dict(), indent=2)
-    # keep each matrix row (and tag list) on one line
-    return (
-        re.sub(
-            r"\[\s*([^\[\]{}]*?)\s*\]",
-            lambda m: (
-                "[" + ", ".join(v.strip() for v in m.group(1).split(",")) + "]"
-                if m.group(1)
-                else "[]"
-            ),
-            text,
-        )
-        + "\n"
-    )
+    return _json_block(kernel.to_dict(), "") + "\n"
+
+
+def _json_block(value: object, indent: str) -> str:
+    """``value`` as indented JSON; every piece of text is written by ``json.dumps``."""
+    inner = indent + "  "
+    if isinstance(value, dict) and value:
+        items = [f"{inner}{json.dumps(k)}: {_json_block(v, inner)}" for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + f"\n{indent}}}"
+    if isinstance(value, list) and any(isinstance(v, list | dict) for v in value):
+        items = [inner + _json_block(v, inner) for v in value]
+        return "[\n" + ",\n".join(items) + f"\n{indent}]"
+    return json.dumps(value, separators=(", ", ": "))  # a value, or a list of them on one line
 
 
 def export(kernel: AnyKernel, fmt: str) -> str:

@@ -1,11 +1,15 @@
 """Kernel specs to kernels: built-ins, parametric names, files, user paths and inline arrays.
 
-A spec is one of (see SPEC.md):
+A spec is one of:
 
 * a name, case-insensitive: ``sobel``, ``Gaussian``;
 * a name with parameters: ``gaussian:sigma=2``, ``box:size=4``;
-* a kernel file: ``my.toml``, ``edges.json`` (a kernel or a bank);
-* an inline JSON array: ``'[[1,0,-1],[2,0,-2],[1,0,-1]]'``.
+* a kernel file: ``my.toml``, ``edges.json`` (a kernel or a bank), ``sobel.mat`` (libvips),
+  or any path with a separator (``./box``, ``~/k/edges``). Only these are files: ``box`` is
+  the built-in even where a file ``box`` lies in the working directory;
+* an inline JSON array: ``'[[1,0,-1],[2,0,-2],[1,0,-1]]'``;
+* an ImageMagick kernel string: ``'3x3: -1,0,1 -2,0,2 -1,0,1'``, ``'3x1+0+0: 1,2,1'``, or
+  several separated by ``;`` (applied one after another).
 
 Names are looked up, in order, in the directories of ``CONVCLI_KERNEL_PATH`` (``:``-separated),
 in ``$XDG_CONFIG_HOME/convcli/kernels`` (default ``~/.config/convcli/kernels``) and in the
@@ -26,15 +30,22 @@ from typing import Any
 from convcli import paths
 from convcli.errors import KernelError
 from convcli.kernels import formats as interop
+from convcli.kernels.formats import KernelFileError
 from convcli.kernels.generators import GENERATORS
 from convcli.kernels.model import AnyKernel, Kernel, KernelBank, KernelChain, as_matrix, short
 from convcli.numeric import loads_json
 from convcli.vocabulary import COMBINES
 
-KERNEL_SUFFIXES = (".toml", ".json")
+KERNEL_SUFFIXES = (".toml", ".json")  # the files a kernel name can refer to
+FILE_SUFFIXES = (*KERNEL_SUFFIXES, ".mat")  # and libvips matrices, read by path only
 _KERNEL_KEYS = {"name", "description", "tags", "source", "matrix", "scale", "origin", "offset"}
 _GENERATOR_KEYS = {"name", "description", "tags", "source", "generator", "params"}
 _BANK_KEYS = {"name", "description", "tags", "source", "combine", "kernels"}
+
+
+class KernelCycleError(KernelError):
+    """A bank that refers to itself, directly or through other kernels. Its message, with the
+    chain of names, is passed on as it is from however deep it was found."""
 
 
 def builtin_dir() -> Path:
@@ -45,19 +56,19 @@ def builtin_dir() -> Path:
     """
     here = Path(__file__).resolve().parent
     packaged = here / "library"
-    if packaged.is_dir():
+    if paths.is_dir(packaged):
         return packaged
     checkout = here.parents[2] / "kernels"
-    if checkout.is_dir():
+    if paths.is_dir(checkout):
         return checkout
     raise KernelError(f"the built-in kernel library is missing (looked in {packaged})")
 
 
 def user_dirs() -> list[Path]:
     """User kernel directories, highest priority first."""
-    dirs = [Path(p).expanduser() for p in os.environ.get("CONVCLI_KERNEL_PATH", "").split(":") if p]
-    config = os.environ.get("XDG_CONFIG_HOME") or str(Path("~/.config").expanduser())
-    dirs.append(Path(config) / "convcli" / "kernels")
+    dirs = [paths.expand(p) for p in os.environ.get("CONVCLI_KERNEL_PATH", "").split(":") if p]
+    config = os.environ.get("XDG_CONFIG_HOME")
+    dirs.append((Path(config) if config else paths.expand("~/.config")) / "convcli" / "kernels")
     return dirs
 
 
@@ -95,7 +106,7 @@ class Registry:
                 except OSError:
                     continue
                 for path in entries:
-                    if path.suffix.lower() in KERNEL_SUFFIXES and path.is_file():
+                    if path.suffix.lower() in KERNEL_SUFFIXES and paths.is_file(path):
                         index[path.stem.lower()] = path
             self._index = index
         return self._index
@@ -115,10 +126,8 @@ class Registry:
             return inline_kernel(text)
         if interop.is_imagemagick_spec(text):
             return interop.parse_imagemagick(text)
-        path = paths.expand(text)
-        looks_like_file = path.suffix.lower() in (*KERNEL_SUFFIXES, ".mat") or "/" in text
-        if looks_like_file or (paths.is_file(path) and ":" not in text):
-            return self._load_file(path, stack)
+        if is_file_spec(text):
+            return self._load_file(paths.expand(text), stack)
         name, _, param_text = text.partition(":")
         return self._by_name(name.strip(), param_text, stack)
 
@@ -126,7 +135,7 @@ class Registry:
         key = name.lower()
         if key in stack:
             chain = " -> ".join([*stack, key])
-            raise KernelError(f"kernel {stack[0]!r} refers to itself ({chain})")
+            raise KernelCycleError(f"kernel {stack[0]!r} refers to itself ({chain})")
         path = self.index.get(key)
         if path is None:
             raise KernelError(f"unknown kernel {name!r}{self._suggest(key)}")
@@ -141,6 +150,10 @@ class Registry:
         return " (convcli list-kernels shows them all)"
 
     # -- files --------------------------------------------------------------------------------
+    def _where(self, path: Path) -> str:
+        """Where a kernel file's kernels say they come from: "built-in" or the file."""
+        return "built-in" if path.parent == self._builtin else str(path)
+
     def _load_file(
         self, path: Path, stack: tuple[str, ...], param_text: str = "", name: str | None = None
     ) -> AnyKernel:
@@ -150,7 +163,7 @@ class Registry:
                 raise KernelError(f"kernel {label!r} takes no parameters")
             return interop.read_vips_matrix(path)
         data = read_definition(path)
-        where = "built-in" if path.parent == self._builtin else str(path)
+        where = self._where(path)
         try:
             if isinstance(data, list):  # a JSON file holding a bare array
                 if param_text:
@@ -160,15 +173,12 @@ class Registry:
             return self._from_definition(
                 data, where, stack or (str(data["name"]).lower(),), param_text
             )
+        except (KernelFileError, KernelCycleError):
+            raise  # they say where they come from already
         except KernelError as exc:
-            if (
-                where == "built-in"
-                or exc.message.startswith(("kernel file", "unknown kernel"))
-                or "refers to itself" in exc.message
-                or name is not None
-            ):
-                raise
-            raise KernelError(f"kernel file {str(path)!r}: {exc.message}") from None
+            if where == "built-in" or name is not None:
+                raise  # a kernel called by its name is known by it
+            raise KernelFileError(f"kernel file {str(path)!r}: {exc.message}") from None
 
     def _from_definition(
         self, data: dict[str, Any], where: str, stack: tuple[str, ...], param_text: str = ""
@@ -256,9 +266,9 @@ class Registry:
                 raise KernelError(f"kernel bank {bank!r}: member {i} has no name and no matrix")
             try:
                 return self._resolve(ref, stack)
+            except KernelCycleError:
+                raise  # its chain of names already leads through this bank
             except KernelError as exc:
-                if "refers to itself" in exc.message:
-                    raise
                 raise KernelError(f"kernel bank {bank!r}: member {i}: {exc.message}") from None
         entry = dict(entry)
         entry.setdefault("name", f"{bank}-{i}")
@@ -269,7 +279,7 @@ class Registry:
         """Every kernel that can be named, with a summary; broken user files are listed too."""
         infos = []
         for key, path in sorted(self.index.items()):
-            where = "built-in" if path.parent == self._builtin else str(path)
+            where = self._where(path)
             try:
                 data = read_definition(path)
                 kernel = self._load_file(path, (key,), name=key)
@@ -295,6 +305,20 @@ class Registry:
         return infos
 
 
+def is_file_spec(text: str) -> bool:
+    """Whether a spec names a kernel file rather than a kernel: it ends in a kernel-file
+    suffix (``.toml``, ``.json``, ``.mat``) or holds a path separator. Nothing else is a
+    file, whatever lies in the working directory: ``box`` is the built-in even beside a
+    file ``./box``, which ``./box`` names.
+
+    >>> is_file_spec("edges.JSON"), is_file_spec("./box"), is_file_spec("box")
+    (True, True, False)
+    """
+    if any(sep and sep in text for sep in ("/", os.sep, os.altsep)):
+        return True
+    return Path(text).suffix.lower() in FILE_SUFFIXES
+
+
 def read_definition(path: Path) -> Any:
     """Read a TOML or JSON kernel file into plain data, naming the file on any error. Parsed
     files are kept (keyed by size and modification time), so a kernel named again and again
@@ -317,33 +341,22 @@ _PARSED: dict[tuple[str, int, int], Any] = {}
 
 def _read_definition(path: Path) -> Any:
     label = short(str(path))
-    reason = paths.problem(path)
-    if reason is not None:
-        raise KernelError(f"kernel file {label!r}: {reason}")
-    try:
-        raw = path.read_bytes()
-    except IsADirectoryError:
-        raise KernelError(f"kernel file {label!r}: is a directory") from None
-    except OSError as exc:
-        raise KernelError(f"kernel file {label!r}: {exc.strerror or exc}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise KernelError(f"kernel file {str(path)!r}: not UTF-8 text") from None
+    text = interop.read_text(path)
     if path.suffix.lower() == ".json":
         try:
             data = loads_json(text)
         except ValueError as exc:
-            raise KernelError(f"kernel file {label!r}: invalid JSON: {exc}") from None
+            raise KernelFileError(f"kernel file {label!r}: invalid JSON: {exc}") from None
         if not isinstance(data, dict | list):
-            raise KernelError(f"kernel file {label!r}: expected an object or an array")
+            raise KernelFileError(f"kernel file {label!r}: expected an object or an array")
         return data
     try:
         return tomllib.loads(text)
     except (tomllib.TOMLDecodeError, ValueError) as exc:
-        raise KernelError(f"kernel file {label!r}: invalid TOML: {exc}") from None
+        raise KernelFileError(f"kernel file {label!r}: invalid TOML: {exc}") from None
     except RecursionError:
-        raise KernelError(f"kernel file {label!r}: invalid TOML: nested too deeply") from None
+        msg = f"kernel file {label!r}: invalid TOML: nested too deeply"
+        raise KernelFileError(msg) from None
 
 
 def inline_kernel(text: str) -> Kernel:
