@@ -67,3 +67,18 @@ def test_a_plain_command_does_not_import_pydantic(tmp_path):
         check=True,
     )
     assert json.loads(out.stdout.splitlines()[-1]) is False, out.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["-k", "box", "-j", "9" * 30],  # past the quick path's 18 digits: Typer's value
+        ["-k", "box", "-j", "9" * 4301],  # past Python's and pydantic's limit: Typer's error
+        ["-k", "box", "-j", "\u0663"],  # an Arabic-Indic 3: not an ASCII digit
+        ["-k", "box", "--precision", "0017", "--fill-value", "1e400"],
+        ["-k", "box", "--name", "", "--offset", "-5%", "--format", "png"],
+    ],
+    ids=["30 digits", "4301 digits", "arabic-indic digit", "leading zeros, 1e400", "empty"],
+)
+def test_quick_coercion_matches_typer_at_the_edges(args, monkeypatch):
+    assert _parse(args, True, monkeypatch) == _parse(args, False, monkeypatch)
