@@ -27,7 +27,7 @@ from convcli.compute.stream import (
 )
 from convcli.compute.stream import bands as stream_bands
 from convcli.errors import InputError, UsageError
-from convcli.io.image_io import has_opencv
+from convcli.machine import has_opencv
 from convcli.numeric import finite
 from convcli.vocabulary import ALPHA_MODES, DEPTHS, RANGES
 

@@ -30,6 +30,7 @@ from convcli.compute.boundary import Boundary, output_length, pad, source_index
 from convcli.compute.engine import Options, combine, plan_kernel
 from convcli.errors import InputError, UsageError
 from convcli.kernels.model import AnyKernel, Kernel, KernelBank, KernelChain
+from convcli.machine import threads_per_worker
 
 # -- memory budget ---------------------------------------------------------------------------
 UNITS = {
@@ -514,8 +515,6 @@ def ordered_map(work: Any, ranges: list[tuple[int, int]]) -> Iterator[Any]:
 
 def thread_count() -> int:
     """Threads for one image's bands: the cores, or fewer when batch workers share them."""
-    from convcli.compute.backends import threads_per_worker
-
     return threads_per_worker()
 
 

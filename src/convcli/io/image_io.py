@@ -32,6 +32,7 @@ import numpy as np
 
 from convcli import paths
 from convcli.errors import ConvcliError, InputError, LimitError, OutputError, UsageError
+from convcli.machine import has_opencv, has_tifffile, threads_per_worker
 from convcli.numeric import finite, loads_json, nested_to_array
 
 ARRAY_FORMATS = {".npy": "NPY", ".csv": "CSV", ".txt": "TXT", ".json": "JSON"}
@@ -181,7 +182,7 @@ def open_image(source: Path | bytes, name: str | None = None) -> Picture:
     except ConvcliError:
         raise
     except UnidentifiedImageError:
-        if _is_tiff(source) and _has_module("tifffile"):
+        if _is_tiff(source) and has_tifffile():
             try:  # float colour and other TIFFs Pillow does not open
                 return Picture(_decode_tiff(source, label), "TIFF")
             except ConvcliError:
@@ -297,7 +298,7 @@ def probe_image(source: Path | bytes, name: str | None = None) -> tuple[tuple[in
     except ConvcliError:
         raise
     except UnidentifiedImageError:
-        if _is_tiff(source) and _has_module("tifffile"):
+        if _is_tiff(source) and has_tifffile():
             return _probe_tiff(source, label)
         raise InputError(
             "not an image Pillow can read (unknown or corrupt format)", subject=label
@@ -376,20 +377,6 @@ def _png_bit_depth(source: Path | bytes) -> int:
 #: libtiff straight into a numpy array), giving the same pixels
 _OPENCV_READS = {"JPEG", "PNG", "TIFF", "BMP", "WEBP"}
 _OPENCV_MODES = {"L": 2, "RGB": 3, "RGBA": 4}  # mode -> dimensions or channels it decodes to
-
-
-def has_opencv() -> bool:
-    return _has_module("cv2")
-
-
-def _has_module(name: str) -> bool:
-    found = _MODULES.get(name)
-    if found is None:
-        found = _MODULES[name] = importlib.util.find_spec(name) is not None
-    return found
-
-
-_MODULES: dict[str, bool] = {}
 
 
 def _opencv_decode(im: Any, source: Path | bytes) -> np.ndarray | None:
@@ -538,7 +525,7 @@ def _tiff_sample_type(dtype: np.dtype, label: str) -> np.dtype:
 
 
 def _decode_tiff(source: Path | bytes, label: str) -> np.ndarray:
-    if not _has_module("tifffile"):
+    if not has_tifffile():
         raise InputError(
             "16-bit or float colour TIFF needs tifffile: pip install 'convcli[tiff]'", subject=label
         )
@@ -653,7 +640,6 @@ def encode_into(
         raise OutputError(f"a {shape} array is not an image; write it as .npy")
     colour = pixels.ndim == 3
     if fmt == "PNG" and pixels.dtype in (np.uint8, np.uint16):
-        from convcli.compute.backends import threads_per_worker
         from convcli.io import png
 
         # convcli's own writer: standard PNG, compressed on every core
@@ -721,7 +707,7 @@ def _encode_colour16(out: Any, pixels: np.ndarray, fmt: str, compress: int | Non
     """16-bit colour TIFF (PNG has its own writer)."""
     if fmt != "TIFF":
         raise OutputError(f"{fmt} cannot store 16-bit samples; use PNG or TIFF, or --depth 8")
-    if _has_module("tifffile"):
+    if has_tifffile():
         _write_tifffile(out, pixels, compress)
     elif has_opencv():
         import cv2
@@ -740,7 +726,7 @@ def _encode_colour16(out: Any, pixels: np.ndarray, fmt: str, compress: int | Non
 def _encode_float_colour(out: Any, pixels: np.ndarray, fmt: str) -> None:
     if fmt != "TIFF":
         raise OutputError(f"{fmt} cannot store float samples; use TIFF or .npy, or --depth 8")
-    if not _has_module("tifffile"):
+    if not has_tifffile():
         raise OutputError("writing float colour TIFF needs tifffile: pip install 'convcli[tiff]'")
     _write_tifffile(out, pixels.astype(np.float32, copy=False), None)
 
