@@ -13,9 +13,11 @@ from hypothesis import strategies as st
 import convcli
 from conftest import BOUNDARIES, MODES
 from convcli.compute.imaging import PixelOptions, filter_image
-from convcli.compute.stream import ArrayRows, TiffRows, convolve_strips, parse_size, read_rows
+from convcli.compute.stream import convolve_strips, read_rows
 from convcli.errors import LimitError, UsageError
+from convcli.io.rows import ArrayRows, TiffRows
 from convcli.kernels.model import Kernel
+from convcli.memory import parse_size
 
 tifffile = pytest.importorskip("tifffile")
 

@@ -17,8 +17,6 @@ import numpy.typing as npt
 from convcli.compute.backends import get_backend
 from convcli.compute.engine import Options, as_operation, work_dtype
 from convcli.compute.stream import (
-    ArrayRows,
-    RowReader,
     StripEngine,
     evaluate_band,
     ordered_map,
@@ -27,6 +25,7 @@ from convcli.compute.stream import (
 )
 from convcli.compute.stream import bands as stream_bands
 from convcli.errors import InputError, UsageError
+from convcli.io.rows import ArrayRows, RowReader
 from convcli.machine import has_opencv
 from convcli.numeric import finite
 from convcli.vocabulary import ALPHA_MODES, DEPTHS, RANGES

@@ -27,7 +27,6 @@ from typing import Any
 import numpy as np
 
 from convcli import paths
-from convcli.compute import stream
 from convcli.compute.engine import StepInfo, convolve, describe, work_dtype
 from convcli.compute.imaging import (
     BAND_BYTES,
@@ -41,10 +40,11 @@ from convcli.compute.imaging import (
     sample_max,
     to_samples,
 )
-from convcli.compute.stream import ArrayRows, default_budget, format_size
 from convcli.errors import ConvcliError, InputError, LimitError, OutputError, Stopped, UsageError
 from convcli.io import image_io
+from convcli.io.rows import ArrayRows, open_rows
 from convcli.kernels.model import AnyKernel, KernelBank, KernelChain
+from convcli.memory import default_budget, format_size
 
 DEFAULT_TEMPLATE = "{stem}.{kernel}{ext}"
 TEMPLATE_FIELDS = {"stem", "ext", "kernel"}
@@ -442,7 +442,7 @@ class StreamPlan:
     def job(self, request: Request) -> Iterator[BandJob]:
         """The band job, with the input open (close it after)."""
         assert self.source.path is not None
-        reader = stream.open_rows(self.source.path)
+        reader = open_rows(self.source.path)
         try:
             layout = None
             if self.source.is_array:
