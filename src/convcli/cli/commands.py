@@ -590,7 +590,8 @@ def apply(
     from convcli.compute.compat import adapt, get_preset
     from convcli.compute.engine import as_operation, check_request
     from convcli.compute.imaging import PixelOptions, parse_offset
-    from convcli.io.image_io import format_for, max_pixels
+    from convcli.io.formats import format_for
+    from convcli.io.limits import max_pixels
     from convcli.memory import parse_size
     from convcli.run.batch import OutputSpec, Request, discover, read_list, stack_labels
     from convcli.run.cluster import scheduler_address

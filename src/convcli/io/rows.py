@@ -11,6 +11,8 @@ from typing import Protocol
 import numpy as np
 
 from convcli.errors import InputError
+from convcli.io.arrays import check_array, npy_header
+from convcli.io.tiff import import_tifffile, tiff_header
 
 
 class RowReader(Protocol):
@@ -47,8 +49,6 @@ class NpyRows(ArrayRows):
     """Rows of a ``.npy`` file through a read-only memory map."""
 
     def __init__(self, path: Path) -> None:
-        from convcli.io.image_io import check_array, npy_header
-
         npy_header(path, str(path))
         try:
             array = np.load(path, mmap_mode="r", allow_pickle=False)
@@ -66,8 +66,6 @@ class TiffRows:
     """Rows of a (striped or tiled) TIFF, decoding only the segments a band touches."""
 
     def __init__(self, path: Path) -> None:
-        from convcli.io.image_io import import_tifffile, tiff_header
-
         self.path = path
         try:
             self._tif = import_tifffile().TiffFile(path)

@@ -41,7 +41,7 @@ from convcli.compute.imaging import (
     to_samples,
 )
 from convcli.errors import ConvcliError, InputError, LimitError, OutputError, Stopped, UsageError
-from convcli.io import image_io
+from convcli.io import arrays, atomic, decode, encode, formats
 from convcli.io.rows import ArrayRows, open_rows
 from convcli.kernels.model import AnyKernel, KernelBank, KernelChain
 from convcli.memory import default_budget, format_size
@@ -64,7 +64,7 @@ class Source:
     @property
     def is_array(self) -> bool:
         return self.inline is not None or (
-            self.path is not None and image_io.is_array_path(self.path)
+            self.path is not None and formats.is_array_path(self.path)
         )
 
     @property
@@ -271,28 +271,28 @@ def _format_and_ext(source: Source, request: Request, detected: str | None) -> t
     """Output format name and the {ext} of output names."""
     out = request.output
     if out.path not in (None, "-"):
-        fmt = image_io.format_for(out.path, out.format)
+        fmt = formats.format_for(out.path, out.format)
         return fmt, Path(str(out.path)).suffix
     if out.format:
-        fmt = image_io.format_for(None, out.format)
-        return fmt, image_io.extension_for(fmt)
+        fmt = formats.format_for(None, out.format)
+        return fmt, formats.extension_for(fmt)
     if out.path == "-":
         raise UsageError("-o - writes to stdout and needs --format")
     if source.path is not None and (source.is_array or not out.in_place):
         suffix = source.path.suffix
         if source.is_array:
-            return image_io.ARRAY_FORMATS[suffix.lower()], suffix
+            return formats.ARRAY_FORMATS[suffix.lower()], suffix
         if detected:
-            return image_io.format_for(
+            return formats.format_for(
                 source.path if suffix else None, detected
-            ), suffix or image_io.extension_for(detected)
-        return image_io.format_for(source.path), suffix
+            ), suffix or formats.extension_for(detected)
+        return formats.format_for(source.path), suffix
     if source.path is not None:
-        return image_io.format_for(source.path, detected), source.path.suffix
+        return formats.format_for(source.path, detected), source.path.suffix
     if source.inline is not None:
         return "NPY", ".npy"
     fmt = detected or "PNG"
-    return fmt, image_io.extension_for(fmt)
+    return fmt, formats.extension_for(fmt)
 
 
 # -- processing one input ------------------------------------------------------------------------
@@ -350,7 +350,7 @@ def _process(source: Source, request: Request, outcome: Outcome) -> None:
     loaded = _load(source)
     fmt, ext = _format_and_ext(source, request, loaded.format)
     result = _compute(
-        loaded, source, request, outcome, to_array=fmt in image_io.ARRAY_FORMATS.values()
+        loaded, source, request, outcome, to_array=fmt in formats.ARRAY_FORMATS.values()
     )
     if out.print_result:
         outcome.array = result
@@ -358,7 +358,7 @@ def _process(source: Source, request: Request, outcome: Outcome) -> None:
     if out.path == "-":
         if stacked and fmt not in ("NPY", "JSON"):
             raise UsageError("a stacked result written to stdout needs --format npy or json")
-        outcome.data = image_io.encode(result, fmt, quality=out.quality, compress=out.compress)
+        outcome.data = encode.encode(result, fmt, quality=out.quality, compress=out.compress)
         return
     targets = output_targets(source, request, ext)
     _guard_targets(source, request, targets)
@@ -369,7 +369,7 @@ def _process(source: Source, request: Request, outcome: Outcome) -> None:
     for target, part in zip(targets, parts, strict=True):
         if out.out_dir is not None:
             make_dirs(target.parent)
-        image_io.write_image(
+        encode.write_image(
             part,
             target,
             format=fmt,
@@ -409,7 +409,7 @@ def _too_big(source: Source, request: Request) -> bool:
         if source.path.suffix.lower() != ".npy":
             return False
         try:
-            shape, array_dtype = image_io.npy_header(source.path, source.label)
+            shape, array_dtype = arrays.npy_header(source.path, source.label)
         except ConvcliError:
             return False  # read_array names the problem
         itemsize = array_dtype.itemsize
@@ -417,7 +417,7 @@ def _too_big(source: Source, request: Request) -> bool:
             return False
     else:
         try:
-            shape, sample_type = image_io.probe_image(source.path, source.label)
+            shape, sample_type = decode.probe_image(source.path, source.label)
         except ConvcliError:
             return False  # the full read names the problem
         itemsize = np.dtype(sample_type).itemsize
@@ -451,7 +451,7 @@ class StreamPlan:
                     reader.dtype,
                     self.pixels,
                     request,
-                    self.format in image_io.ARRAY_FORMATS.values(),
+                    self.format in formats.ARRAY_FORMATS.values(),
                 )
             yield plan_image(
                 reader,
@@ -504,7 +504,7 @@ def write_streamed(
     """Write the bands of a streamed result to its target, atomically."""
     if request.output.out_dir is not None:
         make_dirs(plan.target.parent)
-    image_io.write_bands(
+    atomic.write_bands(
         plan.target,
         plan.format,
         job.out_shape,
@@ -558,16 +558,16 @@ def _same_file(a: Path, b: Path) -> bool:
 
 def _load(source: Source) -> Loaded:
     if source.inline is not None:
-        return Loaded(image_io.parse_array(source.inline, source.label), is_array=True)
+        return Loaded(arrays.parse_array(source.inline, source.label), is_array=True)
     if source.stdin is not None:
         if not source.stdin:
             raise InputError("stdin is empty (no image bytes)", subject=source.label)
-        picture = image_io.open_image(source.stdin, source.label)
+        picture = decode.open_image(source.stdin, source.label)
         return Loaded(picture.pixels, picture.format, picture.icc_profile)
     assert source.path is not None
     if source.is_array:
-        return Loaded(image_io.read_array(source.path), is_array=True)
-    picture = image_io.open_image(source.path, source.label)
+        return Loaded(arrays.read_array(source.path), is_array=True)
+    picture = decode.open_image(source.path, source.label)
     return Loaded(picture.pixels, picture.format, picture.icc_profile)
 
 
@@ -901,7 +901,7 @@ def explain(source: Source, request: Request) -> Explanation:
     else:
         image = source.stdin if source.stdin is not None else source.path
         assert image is not None
-        shape, dtype = image_io.probe_image(image, source.label)
+        shape, dtype = decode.probe_image(image, source.label)
         kind = "image"
     spatial = (1, shape[0]) if len(shape) == 1 else (shape[0], shape[1])
     conv = {k: v for k, v in request.conv.items() if k != "dtype"}
@@ -916,7 +916,7 @@ def explain(source: Source, request: Request) -> Explanation:
     if request.stack_labels:
         out_shape = (len(request.stack_labels), *out_shape)
     fmt, ext = _format_and_ext(source, request, None if source.stdin is None else "PNG")
-    to_array = fmt in image_io.ARRAY_FORMATS.values()
+    to_array = fmt in formats.ARRAY_FORMATS.values()
     out_dtype, mapping = _mapping(kind, dtype, request, to_array)
     writes = (
         request.output.path is not None
