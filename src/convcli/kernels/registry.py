@@ -117,7 +117,7 @@ class Registry:
             return interop.parse_imagemagick(text)
         path = paths.expand(text)
         looks_like_file = path.suffix.lower() in (*KERNEL_SUFFIXES, ".mat") or "/" in text
-        if looks_like_file or (paths.is_file(path) and ":" not in text):
+        if looks_like_file or (os.path.isfile(path) and ":" not in text):
             return self._load_file(path, stack)
         name, _, param_text = text.partition(":")
         return self._by_name(name.strip(), param_text, stack)

@@ -26,7 +26,6 @@ from typing import Any
 
 import numpy as np
 
-from convcli import paths
 from convcli.compute.engine import StepInfo, convolve, describe, work_dtype
 from convcli.compute.imaging import (
     BAND_BYTES,
@@ -102,10 +101,10 @@ def discover(
             yield Source("<stdin>", stdin=data)
             continue
         path = Path(item)
-        if item.lstrip().startswith("[") and not paths.exists(path):
+        if item.lstrip().startswith("[") and not os.path.exists(path):
             yield Source(_short(item), inline=item)
             continue
-        if paths.is_dir(path):
+        if os.path.isdir(path):
             if not recursive:
                 yield Source(item, path=path)  # reported as "is a directory (give -r ...)"
                 continue
