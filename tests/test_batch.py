@@ -159,12 +159,12 @@ def test_skip_existing_resumes_without_decoding(cli, tree, tmp_path, monkeypatch
     cli("apply", "-k", "box", "-r", str(tree), "-d", str(out))
     (out / "b" / "cam.box.png").unlink()
     (out / "b" / "c" / "astro.box.jpg").unlink()
-    import convcli.io.image_io
+    import convcli.io.decode
 
     opened = []
-    real = convcli.io.image_io.open_image
+    real = convcli.io.decode.open_image
     monkeypatch.setattr(
-        convcli.io.image_io, "open_image", lambda *a, **k: opened.append(a[0]) or real(*a, **k)
+        convcli.io.decode, "open_image", lambda *a, **k: opened.append(a[0]) or real(*a, **k)
     )
     r = cli("apply", "-k", "box", "-r", str(tree), "-d", str(out), "--skip-existing", "-j", "1")
     assert r.exit_code == 0

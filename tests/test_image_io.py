@@ -11,16 +11,11 @@ import pytest
 from PIL import Image
 
 from convcli.errors import InputError, LimitError, OutputError, UsageError
-from convcli.io.image_io import (
-    atomic_write,
-    encode,
-    format_for,
-    open_image,
-    parse_array,
-    read_array,
-    read_image,
-    write_image,
-)
+from convcli.io.arrays import parse_array, read_array
+from convcli.io.atomic import atomic_write
+from convcli.io.decode import open_image, read_image
+from convcli.io.encode import encode, write_image
+from convcli.io.formats import format_for
 
 
 def _save(im: Image.Image, path, **kw):
@@ -277,7 +272,7 @@ def test_format_for():
 def test_exif_orientations_match_pillow(tmp_path, orientation):
     from PIL import ImageOps
 
-    from convcli.io.image_io import orient
+    from convcli.io.decode import orient
 
     data = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3) * 9
     im = Image.fromarray(data)

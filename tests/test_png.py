@@ -13,7 +13,8 @@ import pytest
 from PIL import Image
 
 from convcli.io import png
-from convcli.io.image_io import read_image, write_image
+from convcli.io.decode import read_image
+from convcli.io.encode import write_image
 
 SHAPES = [(37, 53), (37, 53, 2), (37, 53, 3), (37, 53, 4)]
 

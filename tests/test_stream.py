@@ -14,9 +14,11 @@ import convcli
 from conftest import BOUNDARIES, MODES
 from convcli.compute.image import filter_image
 from convcli.compute.pixels import PixelOptions
-from convcli.compute.stream import ArrayRows, TiffRows, convolve_strips, parse_size, read_rows
+from convcli.compute.stream import convolve_strips, read_rows
 from convcli.errors import LimitError, UsageError
+from convcli.io.rows import ArrayRows, TiffRows
 from convcli.kernels.model import Kernel
+from convcli.memory import parse_size
 
 tifffile = pytest.importorskip("tifffile")
 

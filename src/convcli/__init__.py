@@ -29,9 +29,9 @@ _PUBLIC = {
     "list_kernels": "kernels.registry",
     "convolve": "compute.engine",
     "choose_method": "compute.engine",
-    "read_image": "io.image_io",
-    "write_image": "io.image_io",
-    "read_array": "io.image_io",
+    "read_image": "io.decode",
+    "write_image": "io.encode",
+    "read_array": "io.arrays",
     "filter_image": "compute.image",
     "PixelOptions": "compute.pixels",
 }
@@ -61,7 +61,9 @@ if TYPE_CHECKING:
     from .compute.image import filter_image
     from .compute.pixels import PixelOptions
     from .errors import ConvcliError, InputError, KernelError, UsageError
-    from .io.image_io import read_array, read_image, write_image
+    from .io.arrays import read_array
+    from .io.decode import read_image
+    from .io.encode import write_image
     from .kernels.model import Kernel, KernelBank, KernelChain
     from .kernels.registry import get_kernel, list_kernels
 

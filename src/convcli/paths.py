@@ -1,8 +1,9 @@
 """Paths as users type them: asking about them never raises.
 
 A path can hold a NUL byte, be longer than the filesystem allows or start with ``~nosuchuser``;
-``Path.is_file`` and friends raise for those (ValueError, OSError, RuntimeError) where the
-caller only wants a yes or no, or one clear reason.
+``Path.expanduser`` raises for some of those, and a caller wants one clear reason for the
+others. (For a yes or no, ``os.path.isfile``, ``isdir`` and ``exists`` never raise: they answer
+False for a NUL byte or any OSError, where ``Path.is_file`` and friends may raise.)
 """
 
 from __future__ import annotations
@@ -19,27 +20,6 @@ def expand(text: str) -> Path:
         return path.expanduser()
     except (RuntimeError, KeyError, ValueError):
         return path
-
-
-def is_file(path: Path) -> bool:
-    try:
-        return path.is_file()
-    except (OSError, ValueError):
-        return False
-
-
-def is_dir(path: Path) -> bool:
-    try:
-        return path.is_dir()
-    except (OSError, ValueError):
-        return False
-
-
-def exists(path: Path) -> bool:
-    try:
-        return path.exists()
-    except (OSError, ValueError):
-        return False
 
 
 def problem(path: Path | str) -> str | None:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Coverage-guided fuzzing (atheris): the arrays target.
 
-Fuzzes the array readers (convcli.io.image_io.read_array on .npy/.csv/.txt/.json, parse_array):
+Fuzzes the array readers (convcli.io.arrays.read_array on .npy/.csv/.txt/.json, parse_array):
 
     python tests/fuzz/fuzz_arrays.py -max_total_time=60 [libFuzzer options] [corpus dirs or files]
 

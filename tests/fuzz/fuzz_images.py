@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Coverage-guided fuzzing (atheris): the images target.
 
-Fuzzes the image reader (convcli.io.image_io.open_image on bytes), probe_image, filter_image and
+Fuzzes the image reader (convcli.io.decode.open_image on bytes), probe_image, filter_image and
 the writers:
 
     python tests/fuzz/fuzz_images.py -max_total_time=60 [libFuzzer options] [corpus dirs or files]

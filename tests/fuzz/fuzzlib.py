@@ -148,13 +148,13 @@ KNOWN_BUGS: dict[str, tuple[str, str]] = {
     ),
     "npy-header": (
         r"(SyntaxError|TokenError|IndentationError|TabError|TypeError)@convcli\."
-        r"(image_io\.read_array|batch)"
+        r"(arrays\.read_array|batch)"
         r"|\.npy: internal error: (SyntaxError|TokenError|IndentationError|TabError|TypeError)",
         "a .npy file with a malformed header dict raises SyntaxError, TokenError, "
         "IndentationError or TypeError",
     ),
     "huge-length-field": (
-        r"MemoryError@convcli\.(image_io|batch)|out-of-memory",
+        r"MemoryError@convcli\.(arrays|decode|tiff|batch)|out-of-memory",
         "a tiny .npy (header length) or PNG (IDAT length) claiming gigabytes makes the reader "
         "allocate a buffer that size: MemoryError under a memory limit",
     ),
@@ -163,7 +163,7 @@ KNOWN_BUGS: dict[str, tuple[str, str]] = {
         "the scipy backend's direct method drops kernel weights of magnitude <= 2.2e-16",
     ),
     "decoder-exceptions": (
-        r"(?<!Memory)Error@convcli\.image_io\.(open_image|_decode\w*|_special_decoder"
+        r"(?<!Memory)Error@convcli\.(decode|tiff)\.(open_image|_?decode\w*|_special_decoder"
         r"|_to_array|_opencv\w*|_orientation)",
         "open_image lets TypeError, KeyError, ... from Pillow's load() and from tifffile "
         "(for TIFFs Pillow opens) escape",
@@ -190,7 +190,7 @@ KNOWN_BUGS: dict[str, tuple[str, str]] = {
         "internal IndexError in the CLI), bool/uint32/float64 samples, (H, W, 1)",
     ),
     "la16-png": (
-        r"imencodeWithMetadata|error@convcli\.image_io\._encode_colour16",
+        r"imencodeWithMetadata|error@convcli\.encode\._encode_colour16",
         "a 16-bit gray+alpha result written as PNG raises cv2.error",
     ),
     "stray-stderr": (
@@ -702,7 +702,7 @@ def target_arrays(data: bytes) -> None:
 
     from convcli import convolve
     from convcli.errors import ConvcliError
-    from convcli.io.image_io import parse_array, read_array
+    from convcli.io.arrays import parse_array, read_array
 
     kind = ARRAY_KINDS[data[0] % 5]
     body = data[1:]
@@ -742,7 +742,7 @@ def check_array_writes(result: Any) -> None:
     import numpy as np
 
     from convcli.errors import ConvcliError
-    from convcli.io.image_io import encode_array, read_array
+    from convcli.io.arrays import encode_array, read_array
 
     if not np.all(np.isfinite(result)):
         return  # an overflowing result is written, but is no longer an input convcli takes
@@ -781,7 +781,7 @@ def target_images(data: bytes) -> None:
     if not data:
         return
     from convcli.errors import ConvcliError
-    from convcli.io.image_io import open_image
+    from convcli.io.decode import open_image
 
     try:
         picture = call("open_image", open_image, data)
@@ -805,7 +805,9 @@ def check_picture(pixels: Any, data: bytes, fmt: str = "?") -> None:
     from convcli.compute.image import filter_image
     from convcli.compute.pixels import PixelOptions
     from convcli.errors import ConvcliError
-    from convcli.io.image_io import encode, max_pixels, open_image, probe_image
+    from convcli.io.decode import open_image, probe_image
+    from convcli.io.encode import encode
+    from convcli.io.limits import max_pixels
 
     shape, dtype = pixels.shape, str(pixels.dtype)
     if (
@@ -1079,7 +1081,9 @@ def _internal_signature(line: str) -> str:
 def _check_outputs(result: CliResult, work: Path) -> None:
     """Every path printed on stdout (when it wrote files) exists and reads back."""
     from convcli.errors import ConvcliError
-    from convcli.io.image_io import is_array_path, open_image, read_array
+    from convcli.io.arrays import read_array
+    from convcli.io.decode import open_image
+    from convcli.io.formats import is_array_path
 
     if "-o" in result.args and result.args[result.args.index("-o") + 1] == "-":
         if not result.stdout:
@@ -1655,7 +1659,10 @@ def import_target_modules(target: str) -> None:
         "convcli.kernels.generators",
         "convcli.numeric",
         "convcli.compute.engine",
-        "convcli.io.image_io",
+        "convcli.io.arrays",
+        "convcli.io.decode",
+        "convcli.io.encode",
+        "convcli.io.tiff",
         "convcli.compute.image",
         "convcli.compute.backends.scipy_backend",
         "convcli.compute.backends.opencv_backend",

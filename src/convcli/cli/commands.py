@@ -590,8 +590,9 @@ def apply(
     from convcli.compute.compat import adapt, get_preset
     from convcli.compute.engine import as_operation, check_request
     from convcli.compute.pixels import PixelOptions, parse_offset
-    from convcli.compute.stream import parse_size
-    from convcli.io.image_io import format_for, max_pixels
+    from convcli.io.formats import format_for
+    from convcli.io.limits import max_pixels
+    from convcli.memory import parse_size
     from convcli.run.batch import OutputSpec, Request, discover, read_list, stack_labels
     from convcli.run.cluster import scheduler_address
 

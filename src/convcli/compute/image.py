@@ -18,8 +18,6 @@ from convcli.compute.backends import get_backend
 from convcli.compute.engine import Options, as_operation
 from convcli.compute.pixels import Filtered, Layout, PixelOptions
 from convcli.compute.stream import (
-    ArrayRows,
-    RowReader,
     StepInfo,
     StripEngine,
     evaluate_band,
@@ -28,6 +26,7 @@ from convcli.compute.stream import (
     strip_height,
 )
 from convcli.compute.stream import bands as stream_bands
+from convcli.io.rows import ArrayRows, RowReader
 
 #: working memory of one band of rows (input window, blocks, results): large enough that the
 #: per-band overhead vanishes, small enough to stay in the caches' neighbourhood

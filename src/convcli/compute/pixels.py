@@ -14,7 +14,7 @@ import numpy.typing as npt
 
 from convcli.compute.plan import work_dtype
 from convcli.errors import InputError, UsageError
-from convcli.io.image_io import has_opencv
+from convcli.machine import has_opencv
 from convcli.numeric import finite
 from convcli.vocabulary import ALPHA_MODES, DEPTHS, RANGES
 

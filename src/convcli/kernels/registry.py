@@ -56,10 +56,10 @@ def builtin_dir() -> Path:
     """
     here = Path(__file__).resolve().parent
     packaged = here / "library"
-    if paths.is_dir(packaged):
+    if os.path.isdir(packaged):
         return packaged
     checkout = here.parents[2] / "kernels"
-    if paths.is_dir(checkout):
+    if os.path.isdir(checkout):
         return checkout
     raise KernelError(f"the built-in kernel library is missing (looked in {packaged})")
 
@@ -106,7 +106,7 @@ class Registry:
                 except OSError:
                     continue
                 for path in entries:
-                    if path.suffix.lower() in KERNEL_SUFFIXES and paths.is_file(path):
+                    if path.suffix.lower() in KERNEL_SUFFIXES and os.path.isfile(path):
                         index[path.stem.lower()] = path
             self._index = index
         return self._index

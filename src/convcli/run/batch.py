@@ -26,8 +26,6 @@ from typing import Any
 
 import numpy as np
 
-from convcli import paths
-from convcli.compute import stream
 from convcli.compute.engine import StepInfo, convolve, describe, work_dtype
 from convcli.compute.image import BAND_BYTES, BandJob, filter_image, plan_image
 from convcli.compute.pixels import (
@@ -38,10 +36,11 @@ from convcli.compute.pixels import (
     sample_max,
     to_samples,
 )
-from convcli.compute.stream import ArrayRows, default_budget, format_size
 from convcli.errors import ConvcliError, InputError, LimitError, OutputError, Stopped, UsageError
-from convcli.io import image_io
+from convcli.io import arrays, atomic, decode, encode, formats
+from convcli.io.rows import ArrayRows, open_rows
 from convcli.kernels.model import AnyKernel, KernelBank, KernelChain
+from convcli.memory import default_budget, format_size
 
 DEFAULT_TEMPLATE = "{stem}.{kernel}{ext}"
 TEMPLATE_FIELDS = {"stem", "ext", "kernel"}
@@ -61,7 +60,7 @@ class Source:
     @property
     def is_array(self) -> bool:
         return self.inline is not None or (
-            self.path is not None and image_io.is_array_path(self.path)
+            self.path is not None and formats.is_array_path(self.path)
         )
 
     @property
@@ -99,10 +98,10 @@ def discover(
             yield Source("<stdin>", stdin=data)
             continue
         path = Path(item)
-        if item.lstrip().startswith("[") and not paths.exists(path):
+        if item.lstrip().startswith("[") and not os.path.exists(path):
             yield Source(_short(item), inline=item)
             continue
-        if paths.is_dir(path):
+        if os.path.isdir(path):
             if not recursive:
                 yield Source(item, path=path)  # reported as "is a directory (give -r ...)"
                 continue
@@ -268,28 +267,28 @@ def _format_and_ext(source: Source, request: Request, detected: str | None) -> t
     """Output format name and the {ext} of output names."""
     out = request.output
     if out.path not in (None, "-"):
-        fmt = image_io.format_for(out.path, out.format)
+        fmt = formats.format_for(out.path, out.format)
         return fmt, Path(str(out.path)).suffix
     if out.format:
-        fmt = image_io.format_for(None, out.format)
-        return fmt, image_io.extension_for(fmt)
+        fmt = formats.format_for(None, out.format)
+        return fmt, formats.extension_for(fmt)
     if out.path == "-":
         raise UsageError("-o - writes to stdout and needs --format")
     if source.path is not None and (source.is_array or not out.in_place):
         suffix = source.path.suffix
         if source.is_array:
-            return image_io.ARRAY_FORMATS[suffix.lower()], suffix
+            return formats.ARRAY_FORMATS[suffix.lower()], suffix
         if detected:
-            return image_io.format_for(
+            return formats.format_for(
                 source.path if suffix else None, detected
-            ), suffix or image_io.extension_for(detected)
-        return image_io.format_for(source.path), suffix
+            ), suffix or formats.extension_for(detected)
+        return formats.format_for(source.path), suffix
     if source.path is not None:
-        return image_io.format_for(source.path, detected), source.path.suffix
+        return formats.format_for(source.path, detected), source.path.suffix
     if source.inline is not None:
         return "NPY", ".npy"
     fmt = detected or "PNG"
-    return fmt, image_io.extension_for(fmt)
+    return fmt, formats.extension_for(fmt)
 
 
 # -- processing one input ------------------------------------------------------------------------
@@ -347,7 +346,7 @@ def _process(source: Source, request: Request, outcome: Outcome) -> None:
     loaded = _load(source)
     fmt, ext = _format_and_ext(source, request, loaded.format)
     result = _compute(
-        loaded, source, request, outcome, to_array=fmt in image_io.ARRAY_FORMATS.values()
+        loaded, source, request, outcome, to_array=fmt in formats.ARRAY_FORMATS.values()
     )
     if out.print_result:
         outcome.array = result
@@ -355,7 +354,7 @@ def _process(source: Source, request: Request, outcome: Outcome) -> None:
     if out.path == "-":
         if stacked and fmt not in ("NPY", "JSON"):
             raise UsageError("a stacked result written to stdout needs --format npy or json")
-        outcome.data = image_io.encode(result, fmt, quality=out.quality, compress=out.compress)
+        outcome.data = encode.encode(result, fmt, quality=out.quality, compress=out.compress)
         return
     targets = output_targets(source, request, ext)
     _guard_targets(source, request, targets)
@@ -366,7 +365,7 @@ def _process(source: Source, request: Request, outcome: Outcome) -> None:
     for target, part in zip(targets, parts, strict=True):
         if out.out_dir is not None:
             make_dirs(target.parent)
-        image_io.write_image(
+        encode.write_image(
             part,
             target,
             format=fmt,
@@ -406,7 +405,7 @@ def _too_big(source: Source, request: Request) -> bool:
         if source.path.suffix.lower() != ".npy":
             return False
         try:
-            shape, array_dtype = image_io.npy_header(source.path, source.label)
+            shape, array_dtype = arrays.npy_header(source.path, source.label)
         except ConvcliError:
             return False  # read_array names the problem
         itemsize = array_dtype.itemsize
@@ -414,7 +413,7 @@ def _too_big(source: Source, request: Request) -> bool:
             return False
     else:
         try:
-            shape, sample_type = image_io.probe_image(source.path, source.label)
+            shape, sample_type = decode.probe_image(source.path, source.label)
         except ConvcliError:
             return False  # the full read names the problem
         itemsize = np.dtype(sample_type).itemsize
@@ -439,7 +438,7 @@ class StreamPlan:
     def job(self, request: Request) -> Iterator[BandJob]:
         """The band job, with the input open (close it after)."""
         assert self.source.path is not None
-        reader = stream.open_rows(self.source.path)
+        reader = open_rows(self.source.path)
         try:
             layout = None
             if self.source.is_array:
@@ -448,7 +447,7 @@ class StreamPlan:
                     reader.dtype,
                     self.pixels,
                     request,
-                    self.format in image_io.ARRAY_FORMATS.values(),
+                    self.format in formats.ARRAY_FORMATS.values(),
                 )
             yield plan_image(
                 reader,
@@ -501,7 +500,7 @@ def write_streamed(
     """Write the bands of a streamed result to its target, atomically."""
     if request.output.out_dir is not None:
         make_dirs(plan.target.parent)
-    image_io.write_bands(
+    atomic.write_bands(
         plan.target,
         plan.format,
         job.out_shape,
@@ -555,16 +554,16 @@ def _same_file(a: Path, b: Path) -> bool:
 
 def _load(source: Source) -> Loaded:
     if source.inline is not None:
-        return Loaded(image_io.parse_array(source.inline, source.label), is_array=True)
+        return Loaded(arrays.parse_array(source.inline, source.label), is_array=True)
     if source.stdin is not None:
         if not source.stdin:
             raise InputError("stdin is empty (no image bytes)", subject=source.label)
-        picture = image_io.open_image(source.stdin, source.label)
+        picture = decode.open_image(source.stdin, source.label)
         return Loaded(picture.pixels, picture.format, picture.icc_profile)
     assert source.path is not None
     if source.is_array:
-        return Loaded(image_io.read_array(source.path), is_array=True)
-    picture = image_io.open_image(source.path, source.label)
+        return Loaded(arrays.read_array(source.path), is_array=True)
+    picture = decode.open_image(source.path, source.label)
     return Loaded(picture.pixels, picture.format, picture.icc_profile)
 
 
@@ -898,7 +897,7 @@ def explain(source: Source, request: Request) -> Explanation:
     else:
         image = source.stdin if source.stdin is not None else source.path
         assert image is not None
-        shape, dtype = image_io.probe_image(image, source.label)
+        shape, dtype = decode.probe_image(image, source.label)
         kind = "image"
     spatial = (1, shape[0]) if len(shape) == 1 else (shape[0], shape[1])
     conv = {k: v for k, v in request.conv.items() if k != "dtype"}
@@ -913,7 +912,7 @@ def explain(source: Source, request: Request) -> Explanation:
     if request.stack_labels:
         out_shape = (len(request.stack_labels), *out_shape)
     fmt, ext = _format_and_ext(source, request, None if source.stdin is None else "PNG")
-    to_array = fmt in image_io.ARRAY_FORMATS.values()
+    to_array = fmt in formats.ARRAY_FORMATS.values()
     out_dtype, mapping = _mapping(kind, dtype, request, to_array)
     writes = (
         request.output.path is not None

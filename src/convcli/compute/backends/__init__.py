@@ -13,6 +13,7 @@ from functools import cache
 from convcli.compute.backends.base import Backend, Plan
 from convcli.compute.boundary import Boundary
 from convcli.errors import BackendError
+from convcli.machine import set_threads_per_worker
 
 __all__ = ["BACKENDS", "Backend", "Plan", "available", "get_backend", "limit_threads"]
 
@@ -65,7 +66,6 @@ def get_backend(name: str, *, boundary: Boundary, fill: float, device: str = "au
     return backend
 
 
-_threads: int | None = None
 _computed = False
 
 
@@ -79,20 +79,12 @@ def has_computed() -> bool:
     return _computed
 
 
-def threads_per_worker() -> int:
-    """How many threads one process may keep busy (all cores unless limited)."""
-    import os
-
-    return _threads or os.cpu_count() or 1
-
-
 def limit_threads(threads: int) -> None:
     """Let the threaded libraries use at most ``threads`` threads (batch workers share the
     cores: two workers of two threads each on two cores would only fight)."""
     import sys
 
-    global _threads
-    _threads = threads
+    set_threads_per_worker(threads)
     if "cv2" in sys.modules:
         sys.modules["cv2"].setNumThreads(threads)
     if "torch" in sys.modules:

@@ -1,0 +1,361 @@
+"""Images in: Pillow, with OpenCV for speed and tifffile for what Pillow cannot keep.
+
+Images come back as numpy arrays in the layout Pillow and OpenCV use: ``(H, W)`` gray,
+``(H, W, 2)`` gray + alpha, ``(H, W, 3)`` RGB, ``(H, W, 4)`` RGBA; ``uint8`` for 8-bit,
+``uint16`` for 16-bit, ``int32`` for 32-bit integer and ``float32`` for float images. Palette,
+1-bit, CMYK, YCbCr, LAB and HSV images are converted to gray or RGB(A) on read; EXIF
+orientation is applied. 16-bit colour needs OpenCV (PNG) or tifffile (TIFF), which the
+``opencv`` and ``tiff`` extras install; Pillow alone would keep only 8 bits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import struct
+import sys
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from convcli.errors import ConvcliError, InputError
+from convcli.io.inputs import check_readable, quiet_decoders, reason
+from convcli.io.limits import check_pixels
+from convcli.io.tiff import decode_tiff, is_tiff, needs_tifffile, probe_tiff
+from convcli.machine import has_opencv, has_tifffile
+from convcli.numeric import finite
+
+_COLOUR_MODES_TO_RGB = {"CMYK", "YCbCr", "LAB", "HSV", "RGBX"}
+
+
+@dataclass
+class Picture:
+    """A decoded image and what is worth carrying to its output."""
+
+    pixels: np.ndarray
+    format: str | None = None  # Pillow's name of the source format ("PNG", "JPEG", ...)
+    icc_profile: bytes | None = None
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image file into a numpy array (see the module docstring for the layout).
+
+    >>> import numpy as np, tempfile, os
+    >>> from convcli import write_image
+    >>> p = os.path.join(tempfile.mkdtemp(), "a.png")
+    >>> write_image(np.zeros((2, 3), np.uint8), p)
+    >>> read_image(p).shape
+    (2, 3)
+    """
+    return open_image(Path(path)).pixels
+
+
+@contextlib.contextmanager
+def _pillow_open(source: Path | bytes, label: str) -> Iterator[Any]:
+    """Pillow's lazily decoded image of ``source``, with the decoders' warnings and log lines
+    kept off stderr and Pillow's own pixel limit off (ours names itself and how to raise it)."""
+    from PIL import Image
+
+    if isinstance(source, Path):
+        check_readable(source, label)
+    Image.MAX_IMAGE_PIXELS = None
+    quiet_decoders()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
+            yield im
+
+
+def open_image(source: Path | bytes, name: str | None = None) -> Picture:
+    """Decode an image from a path or from bytes (stdin), naming it in every error.
+
+    Whatever a decoder raises on a malformed file (decoders raise anything: TypeError,
+    KeyError, struct.error, ...) becomes one InputError; their warnings and log lines are
+    kept off stderr.
+    """
+    from PIL import UnidentifiedImageError
+
+    label = name or str(source if isinstance(source, Path) else "<stdin>")
+    try:
+        with _pillow_open(source, label) as im:
+            return _decode(im, source, label)
+    except ConvcliError:
+        raise
+    except UnidentifiedImageError:
+        if is_tiff(source) and has_tifffile():
+            try:  # float colour and other TIFFs Pillow does not open
+                return Picture(decode_tiff(source, label), "TIFF")
+            except ConvcliError:
+                raise
+            except Exception as exc:
+                raise InputError(
+                    f"corrupt or unsupported TIFF ({reason(exc)})", subject=label
+                ) from None
+        raise InputError(
+            "not an image Pillow can read (unknown or corrupt format)", subject=label
+        ) from None
+    except MemoryError:
+        raise
+    except Exception as exc:
+        raise InputError(f"corrupt or truncated image ({reason(exc)})", subject=label) from None
+
+
+def _decode(im: Any, source: Path | bytes, label: str) -> Picture:
+    from PIL import ImageOps
+
+    width, height = im.size
+    check_pixels(width, height, label)
+    if im.format == "PNG":
+        _check_png_chunks(source, label)
+    fmt = im.format
+    icc = im.info.get("icc_profile")
+    special = _special_decoder(im, source, label)
+    if special is not None:
+        return Picture(special, fmt, icc)
+    fast = _opencv_decode(im, source)
+    if fast is not None:
+        return Picture(orient(fast, _orientation(im)), fmt, icc)
+    im.load()
+    pixels = _to_array(ImageOps.exif_transpose(im) or im)
+    if not finite(pixels):
+        raise InputError("the float image holds NaN or infinity", subject=label)
+    return Picture(pixels, fmt, icc)
+
+
+def _check_png_chunks(source: Path | bytes, label: str) -> None:
+    """Refuse a PNG whose chunk lengths run past the end of the file before a decoder
+    allocates what they claim (a 56-byte file can claim a 4 GB chunk)."""
+    stream: Any = io.BytesIO(source) if isinstance(source, bytes) else source.open("rb")
+    with stream:
+        size = stream.seek(0, io.SEEK_END)
+        pos = 8
+        while pos + 8 <= size:  # only the chunk headers are read
+            stream.seek(pos)
+            length, kind = struct.unpack(">I4s", stream.read(8))
+            if pos + 12 + length > size:
+                raise InputError(
+                    f"corrupt or truncated PNG (its {kind.decode('latin-1')!r} "
+                    "chunk runs past the end of the file)",
+                    subject=label,
+                )
+            if kind == b"IEND":
+                return
+            pos += 12 + length
+
+
+#: Pillow mode -> (channels, sample type) of the array convcli reads it as
+_MODE_LAYOUT = {
+    "1": (1, "uint8"),
+    "L": (1, "uint8"),
+    "P": (3, "uint8"),
+    "PA": (4, "uint8"),
+    "LA": (2, "uint8"),
+    "La": (2, "uint8"),
+    "RGB": (3, "uint8"),
+    "RGBA": (4, "uint8"),
+    "RGBa": (4, "uint8"),
+    "RGBX": (3, "uint8"),
+    "CMYK": (3, "uint8"),
+    "YCbCr": (3, "uint8"),
+    "LAB": (3, "uint8"),
+    "HSV": (3, "uint8"),
+    "I": (1, "int32"),
+    "F": (1, "float32"),
+    "I;16": (1, "uint16"),
+    "I;16B": (1, "uint16"),
+    "I;16L": (1, "uint16"),
+    "I;16N": (1, "uint16"),
+}
+
+
+def probe_image(source: Path | bytes, name: str | None = None) -> tuple[tuple[int, ...], str]:
+    """The shape and sample type an image would be read as, from its header alone."""
+    from PIL import UnidentifiedImageError
+
+    label = name or str(source if isinstance(source, Path) else "<stdin>")
+    try:
+        with _pillow_open(source, label) as im:
+            w, h = im.size
+            check_pixels(w, h, label)
+            if im.format == "TIFF" and needs_tifffile(im):
+                return probe_tiff(source, label)
+            channels, dtype = _MODE_LAYOUT.get(im.mode, (3, "uint8"))
+            if im.mode == "P" and "transparency" in im.info:
+                channels = 4
+            if im.format == "PNG" and channels >= 3 and _png_bit_depth(source) == 16:
+                dtype = "uint16"
+            orientation = _orientation(im)
+    except ConvcliError:
+        raise
+    except UnidentifiedImageError:
+        if is_tiff(source) and has_tifffile():
+            return probe_tiff(source, label)
+        raise InputError(
+            "not an image Pillow can read (unknown or corrupt format)", subject=label
+        ) from None
+    except MemoryError:
+        raise
+    except Exception as exc:
+        raise InputError(f"corrupt image header ({reason(exc)})", subject=label) from None
+    if orientation in (5, 6, 7, 8):  # EXIF rotations by 90 degrees swap the sides
+        w, h = h, w
+    shape = (h, w) if channels == 1 else (h, w, channels)
+    return shape, dtype
+
+
+def _special_decoder(im: Any, source: Path | bytes, label: str) -> np.ndarray | None:
+    """16-bit colour (and float colour TIFF), which Pillow would truncate to 8 bits."""
+    if im.format == "PNG" and im.mode in ("RGB", "RGBA", "LA") and _png_bit_depth(source) == 16:
+        return _decode_png16(source if isinstance(source, bytes) else source.read_bytes())
+    if im.format == "TIFF" and needs_tifffile(im):
+        return decode_tiff(source, label)
+    return None
+
+
+def _png_bit_depth(source: Path | bytes) -> int:
+    if isinstance(source, bytes):
+        head = source[:32]
+    else:
+        with source.open("rb") as fh:
+            head = fh.read(32)
+    return head[24] if len(head) > 24 else 8  # IHDR's bit depth
+
+
+#: formats and Pillow modes that OpenCV decodes faster than Pillow (libjpeg-turbo, libpng,
+#: libtiff straight into a numpy array), giving the same pixels
+_OPENCV_READS = {"JPEG", "PNG", "TIFF", "BMP", "WEBP"}
+
+
+_OPENCV_MODES = {"L": 2, "RGB": 3, "RGBA": 4}  # mode -> dimensions or channels it decodes to
+
+
+def _opencv_decode(im: Any, source: Path | bytes) -> np.ndarray | None:
+    """The pixels decoded by OpenCV, as RGB(A), for the plain 8-bit cases; None otherwise
+    (Pillow then decodes, as it does every other mode and format)."""
+    if im.format not in _OPENCV_READS or im.mode not in _OPENCV_MODES or not has_opencv():
+        return None
+    if im.format == "PNG" and (im.info.get("transparency") is not None or "gamma" in im.info):
+        return None  # tRNS and gAMA are Pillow's business
+    if getattr(im, "n_frames", 1) > 1:
+        return None
+    import cv2
+
+    pixels = None
+    with c_stderr_silenced():  # libpng/libjpeg/libtiff print their complaints on fd 2
+        if isinstance(source, Path) and str(source).isprintable() and str(source).isascii():
+            pixels = cv2.imread(str(source), cv2.IMREAD_UNCHANGED)  # no copy of the bytes
+        if pixels is None:
+            data = source if isinstance(source, bytes) else source.read_bytes()
+            pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if pixels is None or pixels.dtype != np.uint8:
+        return None
+    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+    wanted = {"L": 1, "RGB": 3, "RGBA": 4}[im.mode]
+    if channels != wanted or pixels.shape[:2] != (im.size[1], im.size[0]):
+        return None
+    return bgr_to_rgb(pixels, in_place=True)
+
+
+@contextlib.contextmanager
+def c_stderr_silenced() -> Iterator[None]:
+    """Send what C libraries write to file descriptor 2 to /dev/null meanwhile: a damaged
+    file's problem reaches the user as one error line of ours (or, when the decoder
+    recovers, not at all, as Pillow does)."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as devnull:
+            sys.stderr.flush()
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _orientation(im: Any) -> int:
+    """The EXIF orientation from the header; Pillow would decode a whole PNG to look for an
+    eXIf chunk after the pixels, where the PNG specification does not put one."""
+    if im.format == "PNG" and "exif" not in im.info:
+        return 1
+    return int(im.getexif().get(0x0112, 1))
+
+
+def orient(pixels: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation (1-8) as Pillow's ImageOps.exif_transpose does."""
+    if orientation not in range(2, 9):
+        return pixels
+    if orientation >= 5:  # the four orientations that swap the sides start from a transpose
+        pixels = np.swapaxes(pixels, 0, 1)
+    flips = {
+        2: (slice(None), slice(None, None, -1)),
+        3: (slice(None, None, -1),) * 2,
+        4: (slice(None, None, -1),),
+        5: (),
+        6: (slice(None), slice(None, None, -1)),
+        7: (slice(None, None, -1),) * 2,
+        8: (slice(None, None, -1),),
+    }[orientation]
+    return np.ascontiguousarray(pixels[flips])
+
+
+def _decode_png16(data: bytes) -> np.ndarray:
+    """16-bit colour PNG (colour type 2 or 6) through OpenCV, which keeps the 16 bits."""
+    if not has_opencv():
+        warnings.warn(
+            "16-bit colour PNG read as 8-bit; install OpenCV to keep 16 bits: "
+            "pip install 'convcli[opencv]'",
+            stacklevel=3,
+        )
+        from PIL import Image
+
+        with Image.open(io.BytesIO(data)) as im:
+            return _to_array(im)
+    import cv2
+
+    with c_stderr_silenced():
+        pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if pixels is None:
+        raise OSError("OpenCV could not decode the 16-bit PNG (corrupt or truncated)")
+    if data[25] == 4 and pixels.ndim == 3 and pixels.shape[2] == 4:  # gray + alpha, as BGRA
+        return np.ascontiguousarray(pixels[:, :, [0, 3]])
+    return bgr_to_rgb(pixels)
+
+
+def bgr_to_rgb(pixels: np.ndarray, in_place: bool = False) -> np.ndarray:
+    """Swap the first and third channels (OpenCV's BGR order <-> RGB); the same both ways.
+    ``in_place`` reuses the array (one that is ours to change)."""
+    if pixels.ndim == 3 and pixels.shape[2] in (3, 4):
+        import cv2
+
+        code = cv2.COLOR_BGR2RGB if pixels.shape[2] == 3 else cv2.COLOR_BGRA2RGBA
+        pixels = np.ascontiguousarray(pixels)
+        return cv2.cvtColor(pixels, code, dst=pixels if in_place else None)
+    return pixels
+
+
+def _to_array(im: Any) -> np.ndarray:
+    """Pillow image -> numpy array in the documented layout."""
+    mode = im.mode
+    if mode == "1":
+        im = im.convert("L")
+    elif mode in ("P", "PA"):
+        has_alpha = mode == "PA" or "transparency" in im.info
+        im = im.convert("RGBA" if has_alpha else "RGB")
+    elif mode == "La":
+        im = im.convert("LA")
+    elif mode == "RGBa":
+        im = im.convert("RGBA")
+    elif mode in _COLOUR_MODES_TO_RGB:
+        im = im.convert("RGB")
+    elif mode.startswith("I;16"):
+        return np.array(im, dtype=np.uint16)
+    return np.array(im)
