@@ -16,8 +16,8 @@ import numpy as np
 
 from convcli.compute.backends import get_backend
 from convcli.compute.boundary import as_mode, output_length
+from convcli.compute.evaluate import StepInfo, StripEngine, evaluate_band
 from convcli.compute.plan import Options, choose_method, plan_kernel, work_dtype
-from convcli.compute.stream import StepInfo, StripEngine, evaluate_band
 from convcli.errors import InputError, UsageError
 from convcli.kernels.model import AnyKernel, Kernel, KernelBank, KernelChain
 from convcli.kernels.registry import get_kernel

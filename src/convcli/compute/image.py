@@ -16,8 +16,7 @@ import numpy as np
 
 from convcli.compute.backends import get_backend
 from convcli.compute.engine import Options, as_operation
-from convcli.compute.pixels import Filtered, Layout, PixelOptions
-from convcli.compute.stream import (
+from convcli.compute.evaluate import (
     StepInfo,
     StripEngine,
     evaluate_band,
@@ -25,7 +24,8 @@ from convcli.compute.stream import (
     read_rows,
     strip_height,
 )
-from convcli.compute.stream import bands as stream_bands
+from convcli.compute.evaluate import bands as stream_bands
+from convcli.compute.pixels import Filtered, Layout, PixelOptions
 from convcli.io.rows import ArrayRows, RowReader
 
 #: working memory of one band of rows (input window, blocks, results): large enough that the

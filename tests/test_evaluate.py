@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 import convcli
 from conftest import BOUNDARIES, MODES
+from convcli.compute.evaluate import convolve_strips, read_rows
 from convcli.compute.image import filter_image
 from convcli.compute.pixels import PixelOptions
-from convcli.compute.stream import convolve_strips, read_rows
 from convcli.errors import LimitError, UsageError
 from convcli.io.rows import ArrayRows, TiffRows
 from convcli.kernels.model import Kernel

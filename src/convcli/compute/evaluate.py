@@ -1,17 +1,17 @@
-"""Row strips: ``convolve`` evaluated a band of output rows at a time, in bounded memory.
+"""The evaluator: an operation (kernel, chain or bank) computed for any band of output rows.
 
-An image larger than the memory budget is never held whole: each band of output rows is
-computed from just the input rows it depends on (its halo), read incrementally from the file
-(TIFF strips or tiles through tifffile, ``.npy`` through a memory map) and written out before
-the next band. The numbers are the in-memory numbers, bit for bit, for the direct and separable
-methods: every output row is computed from exactly the same extended values, by the same
-plan, method and backend as :func:`convcli.compute.engine.convolve` would use on the whole image.
-(FFT results depend on the transform size and agree to float rounding only.)
+Every entry point runs it: :func:`convcli.convolve` with one band covering the whole input,
+images in bands of rows side by side, inputs over the memory budget in bands read from their
+files, Dask in chunks of rows. Each band of output rows is computed from just the input rows
+it depends on (its halo). The numbers do not depend on the cut, bit for bit, on every backend
+and method: a row is computed from exactly the same extended values by the same plan and
+call form, and the steps whose rows are not computed independently (an FFT's transform size,
+OpenCV's own DFT, torch's algorithm choice) run in tiles of rows at fixed places.
 
 Rows are the only axis split; every band spans the full width, so columns are extended as in
 memory. Where a boundary reaches past the image edge, the rows it needs are found with
-:func:`convcli.compute.boundary.source_index`, which also covers ``wrap`` (whose top rows come from
-the bottom of the image) and chains, where each step extends its own input.
+:func:`convcli.compute.boundary.source_index`, which also covers ``wrap`` (whose top rows come
+from the bottom of the image) and chains, where each step extends its own input.
 """
 
 from __future__ import annotations
