@@ -17,7 +17,7 @@ from PIL import Image
 
 import convcli
 from conftest import ROOT, write_png
-from convcli.run.batch import discover, read_list
+from convcli.run.sources import discover, read_list
 
 CONVCLI = shutil.which("convcli")
 needs_script = pytest.mark.skipif(CONVCLI is None, reason="the convcli script is not on PATH")
@@ -448,7 +448,10 @@ def test_only_the_input_that_kills_its_worker_fails(monkeypatch):
     import itertools
 
     from convcli.kernels.registry import get_kernel
-    from convcli.run import batch
+    from convcli.run import pool
+    from convcli.run.process import Outcome
+    from convcli.run.request import Request
+    from convcli.run.sources import Source
 
     rounds = []
 
@@ -458,17 +461,17 @@ def test_only_the_input_that_kills_its_worker_fails(monkeypatch):
             if any(s.label == "poison" for s in taken):
                 return False, taken  # the pool broke: all in flight lost
             for source in taken:
-                if record(batch.Outcome(source)):
+                if record(Outcome(source)):
                     return True, []
         return False, []
 
-    monkeypatch.setattr(batch, "_pool_round", pool_round)
+    monkeypatch.setattr(pool, "_pool_round", pool_round)
     labels = [f"in{i}" for i in range(10)]
     labels[5] = "poison"
     outcomes = []
-    request = batch.Request(operation=get_kernel("box"), label="box", conv={})
-    summary = batch.run(
-        [batch.Source(label) for label in labels], request, jobs=2, on_outcome=outcomes.append
+    request = Request(operation=get_kernel("box"), label="box", conv={})
+    summary = pool.run(
+        [Source(label) for label in labels], request, jobs=2, on_outcome=outcomes.append
     )
     assert sorted(o.source.label for o in outcomes) == sorted(labels)  # each reported once
     failed = [o for o in outcomes if o.error]

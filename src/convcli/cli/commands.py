@@ -28,7 +28,7 @@ from convcli.errors import ConvcliError, Stopped, UsageError
 from convcli.vocabulary import Alpha, Boundary, Combine, Compat, Depth, Method, Mode, Range
 
 if TYPE_CHECKING:
-    from convcli.run.batch import Outcome
+    from convcli.run.process import Outcome
 
 
 class BackendName(StrEnum):
@@ -592,8 +592,10 @@ def apply(
     from convcli.compute.imaging import PixelOptions, parse_offset
     from convcli.compute.stream import parse_size
     from convcli.io.image_io import format_for, max_pixels
-    from convcli.run.batch import OutputSpec, Request, discover, read_list, stack_labels
     from convcli.run.cluster import scheduler_address
+    from convcli.run.naming import OutputSpec, stack_labels
+    from convcli.run.request import Request
+    from convcli.run.sources import discover, read_list
 
     specs = list(kernel)
     if not specs:
@@ -693,7 +695,7 @@ def apply(
 def _explain(sources: list[Any], request: Any) -> int:
     """--explain: describe every input, write nothing."""
     from convcli.cli import render
-    from convcli.run.batch import explain
+    from convcli.run.explain import explain
 
     worst = 0
     for source in sources:
@@ -767,7 +769,7 @@ def _run_batch(
     scheduler: str | None = None,
 ) -> int:
     from convcli.cli.allocator import keep_freed_memory
-    from convcli.run.batch import run
+    from convcli.run.pool import run
 
     keep_freed_memory()
     worst = 0

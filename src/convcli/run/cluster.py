@@ -1,7 +1,7 @@
 """Running a batch on a Dask distributed cluster (``--scheduler ADDRESS``, ``CONVCLI_SCHEDULER``).
 
 Each input is one task: a worker runs exactly what a local worker runs
-(:func:`convcli.run.batch.process`), so results are identical and failures are reported per input
+(:func:`convcli.run.process.process`), so results are identical and failures are reported per input
 in the same words; outputs are written by the workers with the same atomic renames, so the
 files and directories must be visible to the workers under the same paths (a shared
 filesystem). A worker that dies mid-task makes Dask run the task again elsewhere; an input
@@ -25,17 +25,10 @@ import numpy as np
 
 from convcli.compute.imaging import Filtered
 from convcli.errors import BackendError, ConvcliError, UsageError
-from convcli.run.batch import (
-    Outcome,
-    Request,
-    Source,
-    StreamPlan,
-    Summary,
-    _too_big,
-    plan_stream,
-    process,
-    write_streamed,
-)
+from convcli.run.pool import Summary
+from convcli.run.process import Outcome, StreamPlan, plan_stream, process, too_big, write_streamed
+from convcli.run.request import Request
+from convcli.run.sources import Source
 
 ENV = "CONVCLI_SCHEDULER"
 
@@ -74,7 +67,7 @@ def run(
     summary = Summary()
     record = summary.recorder(on_outcome, fail_fast)
 
-    huge = [s for s in sources if s.path is not None and _too_big(s, request)]
+    huge = [s for s in sources if s.path is not None and too_big(s, request)]
     small = [s for s in sources if s not in huge]
     shared = client.scatter(request, broadcast=True)
     futures = {client.submit(process, s, shared, pure=False): s for s in small}
