@@ -17,7 +17,6 @@ more than a few chunks. Dask is the optional ``dask`` extra; nothing here is imp
 from __future__ import annotations
 
 import os
-from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -29,6 +28,7 @@ from convcli.run.pool import Summary
 from convcli.run.process import Outcome, StreamPlan, plan_stream, process, too_big, write_streamed
 from convcli.run.request import Request
 from convcli.run.sources import Source
+from convcli.schedule import ordered
 
 ENV = "CONVCLI_SCHEDULER"
 
@@ -139,19 +139,13 @@ def _ordered(
 ) -> Iterator[tuple[int, int, np.ndarray]]:
     """The chunks' rows in order, with a few more in flight on the workers."""
     ahead = max(2, 2 * len(client.scheduler_info().get("workers", {})))
-    pending: deque[Any] = deque()
-    queue = iter(chunks)
-    for chunk in queue:
-        pending.append(client.submit(_chunk_rows, plan, shared, chunk, span, pure=False))
-        if len(pending) >= ahead:
-            break
-    while pending:
-        r0, r1, samples, clipped, total = pending.popleft().result()
+
+    def submit(chunk: tuple[int, int]) -> Any:
+        return client.submit(_chunk_rows, plan, shared, chunk, span, pure=False)
+
+    for r0, r1, samples, clipped, total in ordered(submit, chunks, ahead):
         stats.clipped += clipped
         stats.total += total
-        for chunk in queue:
-            pending.append(client.submit(_chunk_rows, plan, shared, chunk, span, pure=False))
-            break
         yield r0, r1, samples
 
 

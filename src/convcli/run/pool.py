@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +23,7 @@ from convcli.run.naming import clashing_outputs
 from convcli.run.process import Outcome, process
 from convcli.run.request import Request
 from convcli.run.sources import Source
+from convcli.schedule import Window
 
 
 @dataclass
@@ -194,48 +195,60 @@ def _pool_round(
     """One pool's run over the queue: whether --fail-fast stopped it, and the inputs in
     flight when a worker died (the pool is then gone)."""
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    pending: dict[Future[Outcome], Source] = {}
     with ProcessPoolExecutor(
         max_workers=jobs,
         mp_context=_worker_context(),
         initializer=_init_worker,
         initargs=(request, threads),
     ) as pool:
-
-        def top_up() -> None:
-            for source in queue:
-                pending[pool.submit(_work, source)] = source
-                if len(pending) >= 2 * jobs:
-                    break
-
         try:
-            top_up()
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                stop = False
-                for future in done:
-                    source = pending.pop(future)
+            with Window(_submitter(pool), queue, 2 * jobs, in_order=False) as window:
+                for source, future in window:
                     try:
                         outcome = future.result()
                     except BrokenProcessPool:
-                        lost, stop = [source], False
-                        for other, other_source in pending.items():
-                            if other.done() and other.exception() is None:
-                                # finished before the death
-                                stop = record(other.result()) or stop
-                            else:
-                                lost.append(other_source)
-                        pending.clear()
-                        return (True, []) if stop else (False, lost)
-                    stop = record(outcome) or stop
-                if stop:
-                    for future in pending:
-                        future.cancel()
-                    for future in wait([f for f in pending if not f.cancelled()]).done:
-                        record(future.result())
-                    return True, []
-                top_up()
+                        return _after_death(source, window, record)
+                    if record(outcome):
+                        _finish_running(window, record)
+                        return True, []
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)
             raise
     return False, []
+
+
+def _submitter(pool: ProcessPoolExecutor) -> Callable[[Source], Future[Outcome]]:
+    def submit(source: Source) -> Future[Outcome]:
+        try:
+            return pool.submit(_work, source)
+        except BrokenProcessPool as exc:  # a worker died since: this input is in flight too
+            failed: Future[Outcome] = Future()
+            failed.set_exception(exc)
+            return failed
+
+    return submit
+
+
+def _after_death(
+    source: Source, window: Window[Source, Future[Outcome]], record: Callable[[Outcome], bool]
+) -> tuple[bool, list[Source]]:
+    """A worker died: record what finished before, and return the inputs it may have held."""
+    lost, stop = [source], False
+    for other_source, other in window.pending:
+        if other.done() and other.exception() is None:  # finished before the death
+            stop = record(other.result()) or stop
+        else:
+            lost.append(other_source)
+    window.cancel()
+    return (True, []) if stop else (False, lost)
+
+
+def _finish_running(
+    window: Window[Source, Future[Outcome]], record: Callable[[Outcome], bool]
+) -> None:
+    """--fail-fast stopped the batch: start nothing more; record what was already running."""
+    in_flight = window.pending
+    window.cancel()
+    for _, future in in_flight:
+        if not future.cancelled():
+            record(future.result())
