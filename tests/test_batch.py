@@ -7,7 +7,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -200,17 +199,12 @@ def test_stdin_needs_somewhere_to_write(cli, tree):
     assert "stdin is empty" in r.stderr
 
 
-def test_stdout_refused_on_a_terminal(cli, tree, monkeypatch):
-    monkeypatch.setattr(sys.stdout, "isatty", lambda: True, raising=False)
-    import convcli.cli.commands
+def test_stdout_refused_on_a_terminal():
+    from convcli.run.request import build_request
 
-    class Tty:
-        def isatty(self) -> bool:
-            return True
-
-    monkeypatch.setattr(convcli.cli.commands.sys, "stdout", Tty())
     with pytest.raises(convcli.UsageError, match="image bytes to the terminal"):
-        convcli.cli.commands._check_output_options(["a.png"], "-", None, False, False, False, "png")
+        build_request(["box"], output="-", format="png", stdout_is_terminal=True)
+    build_request(["box"], output="-", format="png", stdout_is_terminal=False)
 
 
 def test_in_place_replaces_atomically_and_keeps_the_format(cli, tree):
@@ -469,7 +463,7 @@ def test_only_the_input_that_kills_its_worker_fails(monkeypatch):
     labels = [f"in{i}" for i in range(10)]
     labels[5] = "poison"
     outcomes = []
-    request = Request(operation=get_kernel("box"), label="box", conv={})
+    request = Request(operation=get_kernel("box"), label="box")
     summary = pool.run(
         [Source(label) for label in labels], request, jobs=2, on_outcome=outcomes.append
     )

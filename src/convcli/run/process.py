@@ -203,7 +203,6 @@ class StreamPlan:
                     reader.shape,
                     reader.dtype,
                     self.pixels,
-                    request,
                     self.format in image_io.ARRAY_FORMATS.values(),
                 )
             yield plan_image(
@@ -317,7 +316,7 @@ def _compute(
             _warn_clipping(outcome, source, filtered)
             return filtered.pixels
         data = loaded.data
-        layout = array_layout(data.shape, data.dtype, pixels, request, to_array)
+        layout = array_layout(data.shape, data.dtype, pixels, to_array)
         if data.ndim == 1:  # a signal: one row, nothing to cut into bands
             result = convolve(data, request.operation, **request.conv)
             return to_samples(result, layout.in_max, layout.out_dtype, pixels)[0]
@@ -330,12 +329,12 @@ def _compute(
 
 
 def array_layout(
-    shape: tuple[int, ...], dtype: np.dtype, pixels: PixelOptions, request: Request, to_array: bool
+    shape: tuple[int, ...], dtype: np.dtype, pixels: PixelOptions, to_array: bool
 ) -> Layout:
     """How an array's numbers are filtered and written: as numbers in the precision they are
     computed in when written as an array, as samples of --depth (8-bit by default) when
     written as an image."""
-    compute = np.dtype(request.conv.get("dtype") or work_dtype(np.dtype(dtype)))
+    compute = work_dtype(np.dtype(dtype))
     if to_array and pixels.depth in ("same", "float"):
         out = compute
     else:
