@@ -591,6 +591,7 @@ def apply(
       find photos -name '*.jpg' | convcli apply -k gaussian:sigma=2 --files-from - -d out/
       convcli apply -k box-1d:size=4 --mode valid '[1,2,3,4,5,4,3,2,1]'
     """
+    from convcli.cli.allocator import keep_freed_memory
     from convcli.run.cluster import scheduler_address
     from convcli.run.request import build_request, kernel_specs
     from convcli.run.runner import Settings, check_sources
@@ -636,7 +637,12 @@ def apply(
     show_progress = (
         progress if progress is not None else sys.stderr.isatty() and not quiet and len(sources) > 1
     )
-    settings = Settings(jobs=jobs, fail_fast=fail_fast, scheduler=scheduler_address(scheduler))
+    settings = Settings(
+        jobs=jobs,
+        fail_fast=fail_fast,
+        scheduler=scheduler_address(scheduler),
+        worker_setup=keep_freed_memory,  # the command line's workers tune the allocator too
+    )
     view = _View(progress=show_progress, quiet=quiet, debug=debug, precision=precision)
     return _run_batch(sources, request, settings, view)
 

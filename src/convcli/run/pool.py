@@ -55,6 +55,9 @@ class Summary:
         return record
 
 
+#: what a worker runs as it starts (a module-level function: it is pickled for spawned workers)
+Setup = Callable[[], object]
+
 _worker_request: Request | None = None
 _worker_busy = False
 _worker_stopping = False
@@ -65,15 +68,15 @@ def _orphaned() -> bool:
     return os.getppid() != _worker_parent
 
 
-def _init_worker(request: Request, threads: int) -> None:
+def _init_worker(request: Request, threads: int, setup: Setup | None) -> None:
     """Runs once in each worker: keep the request, share the cores, and leave when orphaned."""
     global _worker_request
     _worker_request = request
-    from convcli.cli.allocator import keep_freed_memory
     from convcli.compute.backends import limit_threads
 
     limit_threads(threads)
-    keep_freed_memory()  # inherited when forked; a spawned worker sets its own
+    if setup is not None:
+        setup()  # the command line's allocator settings: a spawned worker sets its own
     global _worker_parent
     _worker_parent = parent = os.getppid()
 
@@ -123,8 +126,10 @@ def run(
     jobs: int = 1,
     fail_fast: bool = False,
     on_outcome: Callable[[Outcome], None] = lambda o: None,
+    worker_setup: Setup | None = None,
 ) -> Summary:
-    """Process every source, ``jobs`` at a time, reporting each outcome as it completes."""
+    """Process every source, ``jobs`` at a time, reporting each outcome as it completes;
+    ``worker_setup`` runs in each worker process as it starts (it must pickle)."""
     started = time.perf_counter()
     summary = Summary()
     items = list(sources)
@@ -140,13 +145,17 @@ def run(
             if record(process(source, request)):
                 break
     else:
-        _run_pool(items, request, jobs, record)
+        _run_pool(items, request, jobs, record, worker_setup)
     summary.seconds = time.perf_counter() - started
     return summary
 
 
 def _run_pool(
-    items: list[Source], request: Request, jobs: int, record: Callable[[Outcome], bool]
+    items: list[Source],
+    request: Request,
+    jobs: int,
+    record: Callable[[Outcome], bool],
+    setup: Setup | None = None,
 ) -> None:
     """Feed the workers a short queue (so --fail-fast stops soon) and record as they finish.
 
@@ -157,11 +166,11 @@ def _run_pool(
     """
     queue = iter(items)
     while True:
-        stopped, lost = _pool_round(queue, request, jobs, record)
+        stopped, lost = _pool_round(queue, request, jobs, record, setup)
         if stopped or not lost:
             return
         for source in lost:
-            stopped, died = _pool_round(iter([source]), request, 1, record)
+            stopped, died = _pool_round(iter([source]), request, 1, record, setup)
             if stopped:
                 return
             if died:
@@ -190,7 +199,11 @@ def _worker_context() -> Any:
 
 
 def _pool_round(
-    queue: Iterator[Source], request: Request, jobs: int, record: Callable[[Outcome], bool]
+    queue: Iterator[Source],
+    request: Request,
+    jobs: int,
+    record: Callable[[Outcome], bool],
+    setup: Setup | None = None,
 ) -> tuple[bool, list[Source]]:
     """One pool's run over the queue: whether --fail-fast stopped it, and the inputs in
     flight when a worker died (the pool is then gone)."""
@@ -199,7 +212,7 @@ def _pool_round(
         max_workers=jobs,
         mp_context=_worker_context(),
         initializer=_init_worker,
-        initargs=(request, threads),
+        initargs=(request, threads, setup),
     ) as pool:
         try:
             with Window(_submitter(pool), queue, 2 * jobs, in_order=False) as window:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from convcli.errors import UsageError
-from convcli.run.pool import Summary
+from convcli.run.pool import Setup, Summary
 from convcli.run.pool import run as run_locally
 from convcli.run.process import Outcome
 from convcli.run.request import Request
@@ -22,6 +22,7 @@ class Settings:
     jobs: int | None = None  # local worker processes; None: one per CPU
     fail_fast: bool = False  # stop at the first failed input
     scheduler: str | None = None  # a Dask scheduler's address; None runs locally
+    worker_setup: Setup | None = None  # run in each local worker process as it starts
 
 
 def check_sources(sources: list[Source], request: Request) -> None:
@@ -56,4 +57,5 @@ def execute(
         jobs=settings.jobs or os.cpu_count() or 1,
         fail_fast=settings.fail_fast,
         on_outcome=on_outcome,
+        worker_setup=settings.worker_setup,
     )
