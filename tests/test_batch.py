@@ -7,7 +7,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from PIL import Image
 
 import convcli
 from conftest import ROOT, write_png
-from convcli.run.batch import discover, read_list
+from convcli.run.sources import discover, read_list
 
 CONVCLI = shutil.which("convcli")
 needs_script = pytest.mark.skipif(CONVCLI is None, reason="the convcli script is not on PATH")
@@ -159,12 +158,12 @@ def test_skip_existing_resumes_without_decoding(cli, tree, tmp_path, monkeypatch
     cli("apply", "-k", "box", "-r", str(tree), "-d", str(out))
     (out / "b" / "cam.box.png").unlink()
     (out / "b" / "c" / "astro.box.jpg").unlink()
-    import convcli.io.decode
+    import convcli.run.process
 
     opened = []
-    real = convcli.io.decode.open_image
+    real = convcli.run.process.open_image
     monkeypatch.setattr(
-        convcli.io.decode, "open_image", lambda *a, **k: opened.append(a[0]) or real(*a, **k)
+        convcli.run.process, "open_image", lambda *a, **k: opened.append(a[0]) or real(*a, **k)
     )
     r = cli("apply", "-k", "box", "-r", str(tree), "-d", str(out), "--skip-existing", "-j", "1")
     assert r.exit_code == 0
@@ -200,17 +199,12 @@ def test_stdin_needs_somewhere_to_write(cli, tree):
     assert "stdin is empty" in r.stderr
 
 
-def test_stdout_refused_on_a_terminal(cli, tree, monkeypatch):
-    monkeypatch.setattr(sys.stdout, "isatty", lambda: True, raising=False)
-    import convcli.cli.commands
+def test_stdout_refused_on_a_terminal():
+    from convcli.run.request import build_request
 
-    class Tty:
-        def isatty(self) -> bool:
-            return True
-
-    monkeypatch.setattr(convcli.cli.commands.sys, "stdout", Tty())
     with pytest.raises(convcli.UsageError, match="image bytes to the terminal"):
-        convcli.cli.commands._check_output_options(["a.png"], "-", None, False, False, False, "png")
+        build_request(["box"], output="-", format="png", stdout_is_terminal=True)
+    build_request(["box"], output="-", format="png", stdout_is_terminal=False)
 
 
 def test_in_place_replaces_atomically_and_keeps_the_format(cli, tree):
@@ -448,27 +442,30 @@ def test_only_the_input_that_kills_its_worker_fails(monkeypatch):
     import itertools
 
     from convcli.kernels.registry import get_kernel
-    from convcli.run import batch
+    from convcli.run import pool
+    from convcli.run.process import Outcome
+    from convcli.run.request import Request
+    from convcli.run.sources import Source
 
     rounds = []
 
-    def pool_round(queue, request, jobs, record):
+    def pool_round(queue, request, jobs, record, setup=None):
         rounds.append(jobs)
         while taken := list(itertools.islice(queue, 2 * jobs)):
             if any(s.label == "poison" for s in taken):
                 return False, taken  # the pool broke: all in flight lost
             for source in taken:
-                if record(batch.Outcome(source)):
+                if record(Outcome(source)):
                     return True, []
         return False, []
 
-    monkeypatch.setattr(batch, "_pool_round", pool_round)
+    monkeypatch.setattr(pool, "_pool_round", pool_round)
     labels = [f"in{i}" for i in range(10)]
     labels[5] = "poison"
     outcomes = []
-    request = batch.Request(operation=get_kernel("box"), label="box", conv={})
-    summary = batch.run(
-        [batch.Source(label) for label in labels], request, jobs=2, on_outcome=outcomes.append
+    request = Request(operation=get_kernel("box"), label="box")
+    summary = pool.run(
+        [Source(label) for label in labels], request, jobs=2, on_outcome=outcomes.append
     )
     assert sorted(o.source.label for o in outcomes) == sorted(labels)  # each reported once
     failed = [o for o in outcomes if o.error]

@@ -273,12 +273,12 @@ class TestApplyErrors:
         assert "larger than the 2x2 input" in r.stderr
 
     def test_debug_shows_the_traceback_of_internal_errors(self, cli, gray, monkeypatch):
-        import convcli.run.batch
+        import convcli.run.process
 
         def boom(*a, **k):
             raise RuntimeError("kaboom")
 
-        monkeypatch.setattr(convcli.run.batch, "filter_image", boom)
+        monkeypatch.setattr(convcli.run.process, "filter_image", boom)
         r = cli("apply", "-k", "box", str(gray))
         assert r.exit_code == 1
         assert "internal error: RuntimeError: kaboom" in r.stderr

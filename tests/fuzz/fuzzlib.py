@@ -1670,7 +1670,8 @@ def import_target_modules(target: str) -> None:
     if target == "cli":
         modules += [
             "convcli.cli.commands",
-            "convcli.run.batch",
+            "convcli.run.process",
+            "convcli.run.pool",
             "convcli.cli.render",
             "convcli.compute.compat",
         ]

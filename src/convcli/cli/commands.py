@@ -10,6 +10,7 @@ import contextlib
 import os
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -28,7 +29,10 @@ from convcli.errors import ConvcliError, Stopped, UsageError
 from convcli.vocabulary import Alpha, Boundary, Combine, Compat, Depth, Method, Mode, Range
 
 if TYPE_CHECKING:
-    from convcli.run.batch import Outcome
+    from convcli.run.process import Outcome
+    from convcli.run.request import Request
+    from convcli.run.runner import Settings
+    from convcli.run.sources import Source
 
 
 class BackendName(StrEnum):
@@ -587,20 +591,66 @@ def apply(
       find photos -name '*.jpg' | convcli apply -k gaussian:sigma=2 --files-from - -d out/
       convcli apply -k box-1d:size=4 --mode valid '[1,2,3,4,5,4,3,2,1]'
     """
-    from convcli.compute.compat import adapt, get_preset
-    from convcli.compute.engine import as_operation, check_request
-    from convcli.compute.pixels import PixelOptions, parse_offset
-    from convcli.io.formats import format_for
-    from convcli.io.limits import max_pixels
-    from convcli.memory import parse_size
-    from convcli.run.batch import OutputSpec, Request, discover, read_list, stack_labels
+    from convcli.cli.allocator import keep_freed_memory
     from convcli.run.cluster import scheduler_address
+    from convcli.run.request import build_request, kernel_specs
+    from convcli.run.runner import Settings, check_sources
+    from convcli.run.sources import discover
 
-    specs = list(kernel)
-    if not specs:
-        raise UsageError(
-            "give at least one kernel with -k/--kernel (convcli list-kernels shows them)"
-        )
+    specs = kernel_specs(kernel)
+    items = _inputs(inputs, files_from, null)
+    request = build_request(
+        specs,
+        combine=combine,
+        mode=mode,
+        boundary=boundary,
+        fill_value=fill_value,
+        correlate=correlate,
+        normalize=normalize,
+        compat=compat,
+        method=method,
+        backend=backend.value,
+        device=device.value,
+        memory=memory,
+        offset=offset,
+        value_range=range_,
+        gray=gray,
+        alpha=alpha,
+        depth=depth,
+        output=output,
+        out_dir=out_dir,
+        name=name,
+        format=fmt,
+        quality=quality,
+        compress=compress,
+        in_place=in_place,
+        skip_existing=skip_existing,
+        print_result=print_,
+        inputs=items,
+        recursive=recursive,
+        stdout_is_terminal=output == "-" and sys.stdout.isatty(),
+    )
+    sources = list(discover(items, recursive=recursive, stdin=sys.stdin.buffer.read))
+    if explain:
+        return _explain(sources, request)
+    check_sources(sources, request)
+    show_progress = (
+        progress if progress is not None else sys.stderr.isatty() and not quiet and len(sources) > 1
+    )
+    settings = Settings(
+        jobs=jobs,
+        fail_fast=fail_fast,
+        scheduler=scheduler_address(scheduler),
+        worker_setup=keep_freed_memory,  # the command line's workers tune the allocator too
+    )
+    view = _View(progress=show_progress, quiet=quiet, debug=debug, precision=precision)
+    return _run_batch(sources, request, settings, view)
+
+
+def _inputs(inputs: list[str] | None, files_from: str | None, null: bool) -> list[str]:
+    """The inputs named on the command line and in --files-from."""
+    from convcli.run.sources import read_list
+
     items = list(inputs or [])
     stdin_used = items.count("-") + (files_from == "-")
     if stdin_used > 1:
@@ -611,90 +661,13 @@ def apply(
         raise UsageError("-0/--null goes with --files-from")
     if not items:
         raise UsageError("no input given (files, directories with -r, '-', or --files-from)")
-    _check_output_options(items, output, out_dir, in_place, print_, recursive, fmt)
-    offset_value, offset_percent = parse_offset(offset)
-    if fmt is not None:
-        format_for(None, fmt)  # an unknown --format is one usage error, not one per input
-    max_pixels()  # likewise a malformed CONVCLI_MAX_PIXELS
-    operation = as_operation(specs, combine.value if combine else None)
-    preset = get_preset(compat.value) if compat else None
-    pixels = PixelOptions(
-        gray=gray,
-        alpha=alpha.value,
-        depth=(depth or Depth.SAME).value,
-        range=range_.value,
-        offset=offset_value,
-        offset_percent=offset_percent,
-        quantize=preset.quantize if preset else "nearest",
-    )
-    correlate_value = correlate if correlate is not None else bool(preset and preset.correlate)
-    if preset is not None:
-        operation = adapt(operation, preset, correlate_value)
-    conv: dict[str, Any] = dict(
-        mode=(mode.value if mode else preset.mode if preset else "same"),
-        boundary=(boundary.value if boundary else preset.boundary if preset else "reflect"),
-        fill_value=fill_value,
-        correlate=correlate_value,
-        normalize=normalize,
-        method=method.value,
-        backend=backend.value,
-        device=device.value,
-        keep_edges=bool(preset and preset.keep_edges),
-    )
-    check_request(operation, **conv)
-    out = OutputSpec(
-        path=output,
-        out_dir=None if out_dir is None else Path(out_dir),
-        template=name,
-        format=fmt,
-        quality=quality,
-        compress=compress,
-        in_place=in_place,
-        skip_existing=skip_existing,
-        print_result=print_,
-    )
-    request = Request(
-        operation=operation,
-        label=_label(operation, specs),
-        conv=conv,
-        pixels=pixels,
-        output=out,
-        depth_given=depth is not None,
-        stack_labels=stack_labels(operation),
-        memory=parse_size(memory) if memory else 0,
-    )
-    sources = list(discover(items, recursive=recursive, stdin=sys.stdin.buffer.read))
-    if explain:
-        return _explain(sources, request)
-    if output is not None and len(sources) > 1:
-        raise UsageError(f"-o takes one input, got {len(sources)}; use -d for many")
-    workers = jobs or os.cpu_count() or 1
-    show_progress = (
-        progress if progress is not None else sys.stderr.isatty() and not quiet and len(sources) > 1
-    )
-    address = scheduler_address(scheduler)
-    if address:
-        return _run_batch(
-            sources,
-            request,
-            workers,
-            fail_fast,
-            show_progress,
-            quiet,
-            debug,
-            print_,
-            precision,
-            scheduler=address,
-        )
-    return _run_batch(
-        sources, request, workers, fail_fast, show_progress, quiet, debug, print_, precision
-    )
+    return items
 
 
-def _explain(sources: list[Any], request: Any) -> int:
+def _explain(sources: list[Source], request: Request) -> int:
     """--explain: describe every input, write nothing."""
     from convcli.cli import render
-    from convcli.run.batch import explain
+    from convcli.run.explain import explain
 
     worst = 0
     for source in sources:
@@ -715,69 +688,28 @@ def _read_source(name: str) -> bytes:
         raise UsageError(f"--files-from {name}: {exc.strerror or exc}") from None
 
 
-def _check_output_options(
-    items: list[str],
-    output: str | None,
-    out_dir: str | None,
-    in_place: bool,
-    print_: bool,
-    recursive: bool,
-    fmt: str | None,
-) -> None:
-    if output is not None and out_dir is not None:
-        raise UsageError("-o and -d conflict: -o names one output file, -d a directory")
-    if in_place and (output is not None or out_dir is not None):
-        raise UsageError("--in-place conflicts with -o and -d (it writes over each input)")
-    if in_place and fmt is not None:
-        raise UsageError("--in-place keeps each file's format; drop --format (or use -d)")
-    if in_place and any(i == "-" or i.lstrip().startswith("[") for i in items):
-        raise UsageError("--in-place needs input files (not stdin or an inline array)")
-    if output == "-":
-        if print_:
-            raise UsageError("--print and -o - both write to stdout; choose one")
-        if sys.stdout.isatty():
-            raise UsageError(
-                "-o - would write image bytes to the terminal; redirect stdout or pipe it"
-            )
-    if output is not None and output != "-" and recursive:
-        raise UsageError("-o takes one input; use -d with -r")
+@dataclass(frozen=True)
+class _View:
+    """How a batch's outcomes are shown."""
+
+    progress: bool  # draw a progress bar
+    quiet: bool  # no warnings or summary
+    debug: bool  # tracebacks of internal errors
+    precision: int | None  # digits of printed arrays
 
 
-def _label(operation: Any, specs: list[str]) -> str:
-    """The {kernel} of output names: the kernel's name, or its file's stem."""
-    if len(specs) == 1:
-        spec = specs[0]
-        path = Path(spec)
-        if path.suffix.lower() in (".toml", ".json", ".mat") or "/" in spec:
-            from convcli.kernels.model import slug
-
-            return slug(path.stem)
-    return str(operation.label)
-
-
-def _run_batch(
-    sources: list[Any],
-    request: Any,
-    workers: int,
-    fail_fast: bool,
-    show_progress: bool,
-    quiet: bool,
-    debug: bool,
-    print_: bool,
-    precision: int | None,
-    scheduler: str | None = None,
-) -> int:
+def _run_batch(sources: list[Source], request: Request, settings: Settings, view: _View) -> int:
     from convcli.cli.allocator import keep_freed_memory
-    from convcli.run.batch import run
+    from convcli.run.runner import execute
 
     keep_freed_memory()
     worst = 0
     many = len(sources) > 1
     progress: Any = contextlib.nullcontext(lambda: None)
-    if show_progress or print_ or any(s.is_array for s in sources):
+    if view.progress or request.output.print_result or any(s.is_array for s in sources):
         from convcli.cli import render  # rich: only when there is something to draw
 
-        progress = render.progress(len(sources), show_progress)
+        progress = render.progress(len(sources), view.progress)
 
     with progress as advance:
 
@@ -787,48 +719,44 @@ def _run_batch(
             if outcome.error:
                 worst = max(worst, outcome.exit_code)
                 error(outcome.error)
-                if debug and outcome.detail:
+                if view.debug and outcome.detail:
                     sys.stderr.write(outcome.detail)
                 return
-            if not quiet:
+            if not view.quiet:
                 for warning in outcome.warnings:
                     sys.stderr.write(f"convcli: warning: {warning}\n")
             try:
-                if outcome.written:  # as bytes: file names need not be UTF-8
-                    sys.stdout.flush()
-                    sys.stdout.buffer.write(
-                        b"".join(os.fsencode(p) + b"\n" for p in outcome.written)
-                    )
-                if outcome.array is not None:
-                    title = outcome.source.label if many else ""
-                    from convcli.cli import render
-
-                    render.array(outcome.array, table=print_, precision=precision, title=title)
-                if outcome.data is not None:
-                    sys.stdout.flush()
-                    sys.stdout.buffer.write(outcome.data)
-                sys.stdout.flush()
+                _show(outcome, request, view, title=outcome.source.label if many else "")
             except BrokenPipeError:
                 raise _BrokenPipe() from None
 
-        if scheduler:
-            from convcli.run import cluster
-
-            client = cluster.connect(scheduler)
-            try:
-                summary = cluster.run(
-                    client, sources, request, fail_fast=fail_fast, on_outcome=report
-                )
-            finally:
-                client.close()
-        else:
-            summary = run(sources, request, jobs=workers, fail_fast=fail_fast, on_outcome=report)
-    if not quiet and (many or show_progress):
+        summary = execute(sources, request, settings, on_outcome=report)
+    if not view.quiet and (many or view.progress):
         sys.stderr.write(
             f"convcli: {summary.done} done, {summary.skipped} skipped, {summary.failed} failed "
             f"in {summary.seconds:.1f} s\n"
         )
     return worst
+
+
+def _show(outcome: Outcome, request: Request, view: _View, title: str) -> None:
+    """An outcome's data on stdout: the files written, a printed array, or encoded bytes."""
+    if outcome.written:  # as bytes: file names need not be UTF-8
+        sys.stdout.flush()
+        sys.stdout.buffer.write(b"".join(os.fsencode(p) + b"\n" for p in outcome.written))
+    if outcome.array is not None:
+        from convcli.cli import render
+
+        render.array(
+            outcome.array,
+            table=request.output.print_result,
+            precision=view.precision,
+            title=title,
+        )
+    if outcome.data is not None:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(outcome.data)
+    sys.stdout.flush()
 
 
 def main() -> None:

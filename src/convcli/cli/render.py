@@ -183,7 +183,7 @@ def _cell(value: Any, digits: int) -> str:
 
 # -- explain ----------------------------------------------------------------------------------
 def explanation(e: Any) -> None:
-    """Print a :class:`convcli.run.batch.Explanation` as plain lines."""
+    """Print a :class:`convcli.run.explain.Explanation` as plain lines."""
     shape = "x".join(map(str, e.input_shape))
     stdout.print(
         f"[bold]{e.source.label}[/bold]: {e.kind} {shape} {e.input_dtype}", highlight=False

@@ -1,1 +1,6 @@
-"""Running requests over inputs: naming outputs, one input at a time, local workers, Dask."""
+"""Running requests over inputs.
+
+request (build_request: everything needed to process any input, checked once), sources (what
+the inputs are), naming (where results go), process (one input), pool (local workers), cluster
+(Dask), runner (a batch, locally or on a cluster), explain (--explain).
+"""

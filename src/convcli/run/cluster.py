@@ -1,7 +1,7 @@
 """Running a batch on a Dask distributed cluster (``--scheduler ADDRESS``, ``CONVCLI_SCHEDULER``).
 
 Each input is one task: a worker runs exactly what a local worker runs
-(:func:`convcli.run.batch.process`), so results are identical and failures are reported per input
+(:func:`convcli.run.process.process`), so results are identical and failures are reported per input
 in the same words; outputs are written by the workers with the same atomic renames, so the
 files and directories must be visible to the workers under the same paths (a shared
 filesystem). A worker that dies mid-task makes Dask run the task again elsewhere; an input
@@ -17,7 +17,6 @@ more than a few chunks. Dask is the optional ``dask`` extra; nothing here is imp
 from __future__ import annotations
 
 import os
-from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -25,17 +24,11 @@ import numpy as np
 
 from convcli.compute.pixels import Filtered
 from convcli.errors import BackendError, ConvcliError, UsageError
-from convcli.run.batch import (
-    Outcome,
-    Request,
-    Source,
-    StreamPlan,
-    Summary,
-    _too_big,
-    plan_stream,
-    process,
-    write_streamed,
-)
+from convcli.run.pool import Summary
+from convcli.run.process import Outcome, StreamPlan, plan_stream, process, too_big, write_streamed
+from convcli.run.request import Request
+from convcli.run.sources import Source
+from convcli.schedule import ordered
 
 ENV = "CONVCLI_SCHEDULER"
 
@@ -74,7 +67,7 @@ def run(
     summary = Summary()
     record = summary.recorder(on_outcome, fail_fast)
 
-    huge = [s for s in sources if s.path is not None and _too_big(s, request)]
+    huge = [s for s in sources if s.path is not None and too_big(s, request)]
     small = [s for s in sources if s not in huge]
     shared = client.scatter(request, broadcast=True)
     futures = {client.submit(process, s, shared, pure=False): s for s in small}
@@ -146,19 +139,13 @@ def _ordered(
 ) -> Iterator[tuple[int, int, np.ndarray]]:
     """The chunks' rows in order, with a few more in flight on the workers."""
     ahead = max(2, 2 * len(client.scheduler_info().get("workers", {})))
-    pending: deque[Any] = deque()
-    queue = iter(chunks)
-    for chunk in queue:
-        pending.append(client.submit(_chunk_rows, plan, shared, chunk, span, pure=False))
-        if len(pending) >= ahead:
-            break
-    while pending:
-        r0, r1, samples, clipped, total = pending.popleft().result()
+
+    def submit(chunk: tuple[int, int]) -> Any:
+        return client.submit(_chunk_rows, plan, shared, chunk, span, pure=False)
+
+    for r0, r1, samples, clipped, total in ordered(submit, chunks, ahead):
         stats.clipped += clipped
         stats.total += total
-        for chunk in queue:
-            pending.append(client.submit(_chunk_rows, plan, shared, chunk, span, pure=False))
-            break
         yield r0, r1, samples
 
 
