@@ -278,7 +278,7 @@ class TestApplyErrors:
         def boom(*a, **k):
             raise RuntimeError("kaboom")
 
-        monkeypatch.setattr(convcli.run.process, "filter_image", boom)
+        monkeypatch.setattr(convcli.run.process, "input_job", boom)
         r = cli("apply", "-k", "box", str(gray))
         assert r.exit_code == 1
         assert "internal error: RuntimeError: kaboom" in r.stderr

@@ -30,7 +30,7 @@ def test_an_image_explained_and_nothing_written(cli, tmp_path, photos):
     assert "kernel sobel-y (in bank sobel): 3x3, sum 0, rank 1" in text
     # the method and why
     assert "method separable: a separable kernel: 2 passes of 1-D taps instead of 289" in text
-    assert "  output: 120x160x3 uint8; rounded to nearest, clipped to 0..255" in text
+    assert "  output: 120x160x3 uint8; rounded to nearest (ties to even), clipped to 0..255" in text
     assert "  memory: in memory" in text
     assert lines[-1] == f"  -> {tmp_path / 'coffee.gaussian-sigma2+sobel.png'}"
 

@@ -185,33 +185,39 @@ def _cell(value: Any, digits: int) -> str:
 def explanation(e: Any) -> None:
     """Print a :class:`convcli.run.explain.Explanation` as plain lines."""
     shape = "x".join(map(str, e.input_shape))
+    plan = e.plan
     stdout.print(
         f"[bold]{e.source.label}[/bold]: {e.kind} {shape} {e.input_dtype}", highlight=False
     )
-    stdout.print(f"  backend: {e.backend}", highlight=False)
-    for step in e.steps:
-        plan = step.plan
-        k = step.kernel
+    fill = f" {_num(plan.fill_value)}" if plan.boundary == "fill" else ""
+    edges = "; edge pixels the kernel does not fit over copied" if plan.keep_edges else ""
+    stdout.print(
+        f"  backend: {plan.backend}, computed in {plan.work_dtype}; "
+        f"{'correlation' if plan.correlate else 'convolution'}, {plan.mode} mode, "
+        f"boundary {plan.boundary}{fill}{edges}",
+        highlight=False,
+    )
+    for step in plan.steps:
         member = f" (in bank {step.member_of})" if step.member_of else ""
-        kh, kw = plan.shape
+        kh, kw = len(step.matrix), len(step.matrix[0])
         stdout.print(
-            f"  kernel {k.name}{member}: {k.size_text}, sum {_num(k.sum)}, "
-            f"rank {k.rank}; {step.in_shape[0]}x{step.in_shape[1]} -> "
+            f"  kernel {step.kernel}{member}: {step.size}, sum {_num(step.sum)}, "
+            f"rank {step.rank}; {step.in_shape[0]}x{step.in_shape[1]} -> "
             f"{step.out_shape[0]}x{step.out_shape[1]}",
             highlight=False,
         )
-        for row in k.as_2d() if k.as_2d().size <= 49 else []:
+        for row in step.matrix if kh * kw <= 49 else []:
             stdout.print("    " + " ".join(f"{_num(v):>7}" for v in row), highlight=False)
-        pads = plan.pads
+        pads = step.pads
         stdout.print(
-            f"    method {plan.method}: {step.reason}; weights on the output pixel "
-            f"at row {plan.centre[0]}, column {plan.centre[1]} of the {kh}x{kw} "
+            f"    method {step.method}: {step.reason}; weights on the output pixel "
+            f"at row {step.centre[0]}, column {step.centre[1]} of the {kh}x{kw} "
             f"correlation weights; extended by {pads[0][0]}/{pads[0][1]} rows and "
             f"{pads[1][0]}/{pads[1][1]} columns",
             highlight=False,
         )
     out = "x".join(map(str, e.output_shape))
-    stdout.print(f"  output: {out} {e.output_dtype}; {e.mapping}", highlight=False)
+    stdout.print(f"  output: {out} {plan.out_dtype}; {plan.mapping}", highlight=False)
     stdout.print(f"  memory: {e.memory}", highlight=False)
     for target in e.destination:
         stdout.print(f"  -> {target}", highlight=False)

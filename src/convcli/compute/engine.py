@@ -27,6 +27,7 @@ __all__ = [
     "StepInfo",
     "as_operation",
     "check_request",
+    "check_signal_kernels",
     "choose_method",
     "convolve",
     "describe",
@@ -142,7 +143,7 @@ def convolve(
     if arr.size == 0:
         raise InputError("the input array is empty")
     if arr.ndim == 1:
-        _check_1d(operation)
+        check_signal_kernels(operation)
     compute = np.dtype(dtype) if dtype is not None else work_dtype(arr.dtype)
     planes, restore = _to_planes(arr, channel_axis, compute)
     chosen = get_backend(backend, boundary=options.boundary, fill=options.fill_value, device=device)
@@ -159,7 +160,8 @@ def _rows_of(planes: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return planes[:, rows]
 
 
-def _check_1d(operation: AnyKernel) -> None:
+def check_signal_kernels(operation: AnyKernel) -> None:
+    """A 1-D signal takes only 1-D kernels (one row)."""
     kernels = [operation] if isinstance(operation, Kernel) else operation.leaves()
     for k in kernels:
         if k.ndim == 2 and k.shape[0] != 1:

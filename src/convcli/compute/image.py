@@ -63,6 +63,8 @@ class ComputePlan:
     mode: str
     boundary: str
     fill_value: float
+    correlate: bool  # the kernels as given (else flipped: convolution)
+    keep_edges: bool  # the pixels a kernel does not fit over are copied (Pillow's way)
     steps: tuple[StepFacts, ...]
     in_shape: tuple[int, ...]
     in_dtype: str
@@ -114,6 +116,8 @@ class BandJob:
             mode=opts.mode.value,
             boundary=opts.boundary.value,
             fill_value=opts.fill_value,
+            correlate=opts.correlate,
+            keep_edges=opts.keep_edges,
             steps=tuple(_facts(s) for s in self.colour.steps()),
             in_shape=tuple(self.reader.shape),
             in_dtype=str(self.reader.dtype),

@@ -45,6 +45,18 @@ class ArrayRows:
         return self.array[r0:r1]
 
 
+@dataclass(frozen=True)
+class HeaderRows:
+    """The shape and sample type of an input, from its header, without its rows: enough to
+    plan its filtering (``--explain``), never read."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+
+    def read(self, r0: int, r1: int) -> np.ndarray:
+        raise RuntimeError("a header has no rows to read")
+
+
 class NpyRows(ArrayRows):
     """Rows of a ``.npy`` file through a read-only memory map."""
 

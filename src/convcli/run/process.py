@@ -12,16 +12,16 @@ from pathlib import Path
 
 import numpy as np
 
-from convcli.compute.engine import convolve, work_dtype
-from convcli.compute.image import BAND_BYTES, BandJob, filter_image, plan_image
-from convcli.compute.pixels import Filtered, Layout, PixelOptions, output_dtype, to_samples
+from convcli.compute.engine import check_signal_kernels, work_dtype
+from convcli.compute.image import BAND_BYTES, BandJob, ComputePlan, plan_image
+from convcli.compute.pixels import Filtered, Layout, PixelOptions, output_dtype
 from convcli.errors import ConvcliError, InputError, LimitError, OutputError, UsageError
 from convcli.io.arrays import npy_header, parse_array, read_array
 from convcli.io.atomic import write_bands
 from convcli.io.decode import open_image, probe_image
 from convcli.io.encode import encode, write_image
 from convcli.io.formats import ARRAY_FORMATS
-from convcli.io.rows import ArrayRows, open_rows
+from convcli.io.rows import ArrayRows, RowReader, open_rows
 from convcli.memory import default_budget, format_size
 from convcli.run.naming import format_and_ext, guard_targets, output_targets
 from convcli.run.request import Request
@@ -42,6 +42,7 @@ class Outcome:
     detail: str | None = None  # traceback, shown with --debug
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    plan: ComputePlan | None = None  # what was computed (what --explain shows)
 
 
 @dataclass
@@ -190,21 +191,12 @@ class StreamPlan:
         assert self.source.path is not None
         reader = open_rows(self.source.path)
         try:
-            layout = None
-            if self.source.is_array:
-                layout = array_layout(
-                    reader.shape,
-                    reader.dtype,
-                    self.pixels,
-                    self.format in ARRAY_FORMATS.values(),
-                )
-            yield plan_image(
+            yield input_job(
                 reader,
-                request.operation,
-                self.pixels,
+                replace(request, pixels=self.pixels),
+                is_array=self.source.is_array,
+                to_array=self.format in ARRAY_FORMATS.values(),
                 band_bytes=self.band_bytes,
-                layout=layout,
-                **request.conv,
             )
         finally:
             close = getattr(reader, "close", None)
@@ -267,6 +259,7 @@ def _stream(source: Source, request: Request, outcome: Outcome) -> None:
     """Filter an input too large for the memory budget band by band, from file to file."""
     plan = plan_stream(source, request)
     with plan.job(request) as job:
+        outcome.plan = job.plan
         stats = Filtered(np.empty(0), job.stacked)
         write_streamed(plan, job, request, outcome, job.bands(stats), stats)
 
@@ -290,31 +283,51 @@ def load(source: Source) -> Loaded:
 CLIP_WARNING_SHARE = 0.01
 
 
-def _compute(
-    loaded: Loaded, source: Source, request: Request, outcome: Outcome, to_array: bool
-) -> np.ndarray:
-    """The result as output samples.
+def input_job(
+    reader: RowReader, request: Request, *, is_array: bool, to_array: bool, band_bytes: int = 0
+) -> BandJob:
+    """The plan of one input, made once: the run executes it and ``--explain`` prints it.
 
     Images keep their depth (``--depth``) unless written as an array, which holds the float
     result in the input's units. Arrays are numbers: offset, abs and rescale apply and nothing
     is clipped, unless they are written as an image, where they are sample values of the
-    output depth (8-bit by default).
+    output depth (8-bit by default). A 1-D signal is one row.
     """
     pixels = request.pixels
     if to_array and not request.depth_given:
         pixels = replace(pixels, depth="float")
+    layout = array_layout(reader.shape, reader.dtype, pixels, to_array) if is_array else None
+    return plan_image(
+        reader,
+        request.operation,
+        pixels,
+        layout=layout,
+        band_bytes=band_bytes or BAND_BYTES,
+        **request.conv,
+    )
+
+
+def signal_rows(data: np.ndarray, request: Request) -> np.ndarray:
+    """A 1-D signal as an array of one row (its kernels must be 1-D), others as they are."""
+    if data.ndim != 1:
+        return data
+    check_signal_kernels(request.operation)
+    return data[np.newaxis]
+
+
+def _compute(
+    loaded: Loaded, source: Source, request: Request, outcome: Outcome, to_array: bool
+) -> np.ndarray:
+    """The result as output samples (see :func:`input_job`)."""
     try:
+        data = signal_rows(loaded.data, request)
+        job = input_job(ArrayRows(data), request, is_array=loaded.is_array, to_array=to_array)
+        outcome.plan = job.plan
+        stats = Filtered(np.empty(0), job.stacked)
+        result = job.collect(stats)
         if not loaded.is_array:
-            filtered = filter_image(loaded.data, request.operation, pixels, **request.conv)
-            _warn_clipping(outcome, source, filtered)
-            return filtered.pixels
-        data = loaded.data
-        layout = array_layout(data.shape, data.dtype, pixels, to_array)
-        if data.ndim == 1:  # a signal: one row, nothing to cut into bands
-            result = convolve(data, request.operation, **request.conv)
-            return to_samples(result, layout.in_max, layout.out_dtype, pixels)[0]
-        job = plan_image(ArrayRows(data), request.operation, pixels, layout=layout, **request.conv)
-        return job.collect()
+            _warn_clipping(outcome, source, stats)
+        return result[..., 0, :] if loaded.data.ndim == 1 else result
     except InputError as exc:
         if exc.subject is None:
             exc.subject = source.label

@@ -1,0 +1,100 @@
+"""One plan: --explain shows the plan the run executes, made once by the same function, for
+every --compat preset, sample type, method and memory route."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import write_png
+from convcli.run.explain import explain
+from convcli.run.process import process
+from convcli.run.request import build_request
+from convcli.run.sources import discover
+from convcli.vocabulary import Compat, values
+
+pytest.importorskip("tifffile")
+
+
+@pytest.fixture
+def inputs(tmp_path, photos):
+    """One input of each kind: 8-bit RGB, 16-bit gray, RGBA, JPEG, float32/float64/int16
+    arrays and a 1-D signal."""
+    root = tmp_path / "in"
+    root.mkdir()
+    write_png(root / "rgb8.png", photos["astronaut"][:40, :52])
+    write_png(root / "gray16.png", (photos["camera"][:36, :44].astype(np.uint16) * 257))
+    rgba = np.dstack([photos["astronaut"][:30, :30], np.full((30, 30), 200, np.uint8)])
+    Image.fromarray(rgba, "RGBA").save(root / "rgba.png")
+    Image.fromarray(photos["astronaut"][:40, :50]).save(root / "photo.jpg")
+    rng = np.random.default_rng(5)
+    np.save(root / "f32.npy", rng.random((20, 24)).astype(np.float32))
+    np.save(root / "f64.npy", rng.random((20, 24)))
+    np.save(root / "i16.npy", rng.integers(-300, 300, (20, 24)).astype(np.int16))
+    np.save(root / "signal.npy", rng.random(50))
+    return root
+
+
+def _pairs(root, out, **options):
+    request = build_request(out_dir=out, **options)
+    for source in discover([str(root)], recursive=True):
+        if source.path.name == "signal.npy" and options["kernels"][0] != "box-1d:size=5":
+            continue
+        explained = explain(source, request)
+        outcome = process(source, request)
+        assert outcome.error is None, outcome.error
+        yield source, explained.plan, outcome.plan
+
+
+@pytest.mark.parametrize("compat", [None, *values(Compat)])
+def test_every_compat_preset(inputs, tmp_path, compat):
+    for source, explained, executed in _pairs(
+        inputs, tmp_path / "out", kernels=["sobel-x", "box:size=5"], compat=compat
+    ):
+        assert explained == executed, source.label
+
+
+@pytest.mark.parametrize("method", ["auto", "direct", "separable", "fft"])
+@pytest.mark.parametrize("kernel", ["gaussian:sigma=2", "box-1d:size=5", "laplacian"])
+def test_every_method(inputs, tmp_path, method, kernel):
+    for source, explained, executed in _pairs(
+        inputs, tmp_path / "out", kernels=[kernel], method=method, value_range="abs"
+    ):
+        assert explained == executed, source.label
+        assert {s.method for s in executed.steps} <= {"direct", "separable", "fft"}
+
+
+def test_what_the_plan_says_about_the_samples(inputs, tmp_path):
+    """The facts that --explain used to re-derive wrongly: a float32 array is computed in
+    float32; Pillow rounds half up; ImageMagick truncates 8-bit results."""
+    plans = {}
+    for compat in (None, "pillow", "imagemagick"):
+        for source, explained, _ in _pairs(
+            inputs, tmp_path / str(compat), kernels=["gaussian:sigma=1"], compat=compat
+        ):
+            plans[compat, source.path.name] = explained
+    assert plans[None, "f32.npy"].work_dtype == "float32"
+    assert plans[None, "f64.npy"].work_dtype == "float64"
+    assert plans[None, "rgb8.png"].work_dtype == "float32"
+    assert plans[None, "gray16.png"].work_dtype == "float64"
+    assert "rounded to nearest" in plans[None, "rgb8.png"].mapping
+    assert "rounded half up" in plans["pillow", "rgb8.png"].mapping
+    assert plans["pillow", "rgb8.png"].keep_edges
+    assert "truncated to 8" in plans["imagemagick", "rgb8.png"].mapping
+    assert plans[None, "rgba.png"].out_shape == (30, 30, 4)
+
+
+def test_a_streamed_input(tmp_path, photos):
+    """Over the memory budget the plan has the streamed bands, and is still the run's."""
+    tifffile = pytest.importorskip("tifffile")
+    root = tmp_path / "in"
+    root.mkdir()
+    tifffile.imwrite(root / "big.tif", np.tile(photos["camera"], (3, 3)))
+    request = build_request(["gaussian:sigma=2"], out_dir=tmp_path / "out", memory="8MiB")
+    (source,) = discover([str(root)], recursive=True)
+    explained = explain(source, request)
+    outcome = process(source, request)
+    assert "streamed" in explained.memory
+    assert explained.plan == outcome.plan
+    assert outcome.plan.band_rows < outcome.plan.out_shape[0]
