@@ -12,7 +12,7 @@ import numpy as np
 
 from convcli.errors import InputError
 from convcli.io.arrays import check_array, npy_header
-from convcli.io.tiff import import_tifffile, tiff_header
+from convcli.io.tiff import tiff_header
 
 
 class RowReader(Protocol):
@@ -66,9 +66,11 @@ class TiffRows:
     """Rows of a (striped or tiled) TIFF, decoding only the segments a band touches."""
 
     def __init__(self, path: Path) -> None:
+        import tifffile
+
         self.path = path
         try:
-            self._tif = import_tifffile().TiffFile(path)
+            self._tif = tifffile.TiffFile(path)
         except Exception as exc:
             raise InputError(
                 f"not a TIFF that can be streamed ({exc})", subject=str(path)
