@@ -155,6 +155,30 @@ def test_tiff_rows_read_any_range(tmp_path, rng, layout, channels):
         reader.close()
 
 
+@pytest.mark.parametrize(
+    "layout, touched", [({"tile": (16, 32)}, [3, 4, 5]), ({"rowsperstrip": 7}, [2, 3])]
+)
+def test_tiff_rows_decode_only_the_segments_a_band_touches(
+    tmp_path, rng, monkeypatch, layout, touched
+):
+    x = (rng.random((53, 70, 3)) * 255).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "x.tif", x, compression="zlib", photometric="rgb", **layout)
+    read = []
+    real = tifffile.FileHandle.read_segments
+
+    def spy(self, offsets, counts, *args, indices=None, **kwargs):
+        read.extend(indices)
+        return real(self, offsets, counts, *args, indices=indices, **kwargs)
+
+    monkeypatch.setattr(tifffile.FileHandle, "read_segments", spy)
+    reader = TiffRows(tmp_path / "x.tif")
+    try:
+        np.testing.assert_array_equal(reader.read(16, 26), x[16:26])
+        assert sorted(read) == touched
+    finally:
+        reader.close()
+
+
 def test_array_rows():
     x = np.arange(12).reshape(4, 3)
     assert read_rows(ArrayRows(x), np.array([0, 2, 3])).tolist() == [

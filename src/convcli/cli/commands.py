@@ -24,6 +24,7 @@ except ImportError:  # pragma: no cover - older typer uses click itself
     import click  # type: ignore[no-redef]
 
 from convcli import __version__
+from convcli.cli import process
 from convcli.cli.coercion import QuickParsing
 from convcli.errors import ConvcliError, Stopped, UsageError
 from convcli.vocabulary import Alpha, Boundary, Combine, Compat, Depth, Method, Mode, Range
@@ -205,6 +206,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     version: Annotated[
         bool,
         typer.Option(
@@ -222,6 +224,7 @@ def _root(
       convcli list-kernels --tag edge
       convcli show-kernel gaussian:sigma=1
     """
+    ctx.with_resource(process.command_settings())  # until the command ends
 
 
 # -- list-kernels / show-kernel ------------------------------------------------------------------

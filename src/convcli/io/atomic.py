@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 
 from convcli.errors import OutputError
-from convcli.io.tiff import import_tifffile
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -108,7 +107,8 @@ def write_bands(
         raise OutputError(
             f"a streamed result is written as TIFF or .npy, not {fmt}", subject=str(path)
         )
-    tifffile = import_tifffile()
+    import tifffile
+
     channels = shape[2] if len(shape) == 3 else 1
     photometric = "rgb" if channels >= 3 else "minisblack"
     extras = ["unassalpha"] if channels in (2, 4) else None

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import struct
-import sys
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from convcli.errors import ConvcliError, InputError
-from convcli.io.inputs import check_readable, quiet_decoders, reason
-from convcli.io.limits import check_pixels
+from convcli.io.inputs import check_readable, reason
+from convcli.io.limits import check_pixels, pillow_limit_error
 from convcli.io.tiff import decode_tiff, is_tiff, needs_tifffile, probe_tiff
 from convcli.machine import has_opencv, has_tifffile
 from convcli.numeric import finite
@@ -57,28 +55,25 @@ def read_image(path: str | Path) -> np.ndarray:
 
 @contextlib.contextmanager
 def _pillow_open(source: Path | bytes, label: str) -> Iterator[Any]:
-    """Pillow's lazily decoded image of ``source``, with the decoders' warnings and log lines
-    kept off stderr and Pillow's own pixel limit off (ours names itself and how to raise it)."""
+    """Pillow's lazily decoded image of ``source`` (a file checked to be readable first)."""
     from PIL import Image
 
     if isinstance(source, Path):
         check_readable(source, label)
-    Image.MAX_IMAGE_PIXELS = None
-    quiet_decoders()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
-            yield im
+    with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
+        yield im
 
 
 def open_image(source: Path | bytes, name: str | None = None) -> Picture:
     """Decode an image from a path or from bytes (stdin), naming it in every error.
 
     Whatever a decoder raises on a malformed file (decoders raise anything: TypeError,
-    KeyError, struct.error, ...) becomes one InputError; their warnings and log lines are
-    kept off stderr.
+    KeyError, struct.error, ...) becomes one InputError. Nothing outside convcli is changed:
+    the decoders' warnings and log records go where the program running convcli sends them
+    (the command line keeps them off stderr), and Pillow's own pixel limit is the program's
+    (see :mod:`convcli.io.limits`).
     """
-    from PIL import UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError
 
     label = name or str(source if isinstance(source, Path) else "<stdin>")
     try:
@@ -86,6 +81,8 @@ def open_image(source: Path | bytes, name: str | None = None) -> Picture:
             return _decode(im, source, label)
     except ConvcliError:
         raise
+    except Image.DecompressionBombError:
+        raise pillow_limit_error(source, label) from None
     except UnidentifiedImageError:
         if is_tiff(source) and has_tifffile():
             try:  # float colour and other TIFFs Pillow does not open
@@ -110,14 +107,13 @@ def _decode(im: Any, source: Path | bytes, label: str) -> Picture:
 
     width, height = im.size
     check_pixels(width, height, label)
-    if im.format == "PNG":
-        _check_png_chunks(source, label)
+    png_complete = _check_png_chunks(source, label) if im.format == "PNG" else False
     fmt = im.format
     icc = im.info.get("icc_profile")
     special = _special_decoder(im, source, label)
     if special is not None:
         return Picture(special, fmt, icc)
-    fast = _opencv_decode(im, source)
+    fast = _opencv_decode(im, source, png_complete)
     if fast is not None:
         return Picture(orient(fast, _orientation(im)), fmt, icc)
     im.load()
@@ -127,9 +123,10 @@ def _decode(im: Any, source: Path | bytes, label: str) -> Picture:
     return Picture(pixels, fmt, icc)
 
 
-def _check_png_chunks(source: Path | bytes, label: str) -> None:
+def _check_png_chunks(source: Path | bytes, label: str) -> bool:
     """Refuse a PNG whose chunk lengths run past the end of the file before a decoder
-    allocates what they claim (a 56-byte file can claim a 4 GB chunk)."""
+    allocates what they claim (a 56-byte file can claim a 4 GB chunk). True if the chunks
+    reach the IEND chunk, False if the file ends before it (cut between two chunks)."""
     stream: Any = io.BytesIO(source) if isinstance(source, bytes) else source.open("rb")
     with stream:
         size = stream.seek(0, io.SEEK_END)
@@ -144,8 +141,33 @@ def _check_png_chunks(source: Path | bytes, label: str) -> None:
                     subject=label,
                 )
             if kind == b"IEND":
-                return
+                return True
             pos += 12 + length
+    return False
+
+
+def _complete(im: Any, source: Path | bytes) -> bool:
+    """Whether a JPEG ends with its end-of-image marker, and a TIFF's strips or tiles lie
+    within the file; other formats are taken as complete (a PNG's chunks are walked by
+    :func:`_check_png_chunks`)."""
+    size = len(source) if isinstance(source, bytes) else source.stat().st_size
+    if im.format == "JPEG":
+        if isinstance(source, bytes):
+            tail = source[-64:]
+        else:
+            with source.open("rb") as fh:
+                fh.seek(max(0, size - 64))
+                tail = fh.read()
+        return tail.rstrip(b"\0").endswith(b"\xff\xd9")  # the end-of-image marker
+    if im.format == "TIFF":
+        tags = im.tag_v2
+        offsets, counts = tags.get(324, tags.get(273)), tags.get(325, tags.get(279))
+        if isinstance(offsets, int) and isinstance(counts, int):
+            offsets, counts = (offsets,), (counts,)
+        if not isinstance(offsets, tuple) or not isinstance(counts, tuple) or not counts:
+            return False
+        return all(o + c <= size for o, c in zip(offsets, counts, strict=False))
+    return True
 
 
 #: Pillow mode -> (channels, sample type) of the array convcli reads it as
@@ -175,7 +197,7 @@ _MODE_LAYOUT = {
 
 def probe_image(source: Path | bytes, name: str | None = None) -> tuple[tuple[int, ...], str]:
     """The shape and sample type an image would be read as, from its header alone."""
-    from PIL import UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError
 
     label = name or str(source if isinstance(source, Path) else "<stdin>")
     try:
@@ -192,6 +214,8 @@ def probe_image(source: Path | bytes, name: str | None = None) -> tuple[tuple[in
             orientation = _orientation(im)
     except ConvcliError:
         raise
+    except Image.DecompressionBombError:
+        raise pillow_limit_error(source, label) from None
     except UnidentifiedImageError:
         if is_tiff(source) and has_tifffile():
             return probe_tiff(source, label)
@@ -229,29 +253,32 @@ def _png_bit_depth(source: Path | bytes) -> int:
 #: formats and Pillow modes that OpenCV decodes faster than Pillow (libjpeg-turbo, libpng,
 #: libtiff straight into a numpy array), giving the same pixels
 _OPENCV_READS = {"JPEG", "PNG", "TIFF", "BMP", "WEBP"}
-
-
 _OPENCV_MODES = {"L": 2, "RGB": 3, "RGBA": 4}  # mode -> dimensions or channels it decodes to
 
 
-def _opencv_decode(im: Any, source: Path | bytes) -> np.ndarray | None:
-    """The pixels decoded by OpenCV, as RGB(A), for the plain 8-bit cases; None otherwise
-    (Pillow then decodes, as it does every other mode and format)."""
+def _opencv_decode(im: Any, source: Path | bytes, png_complete: bool) -> np.ndarray | None:
+    """The pixels decoded by OpenCV, as RGB(A), for the plain 8-bit cases of complete files;
+    None otherwise (Pillow then decodes, as it does every other mode and format).
+
+    libpng, libjpeg and libtiff print their complaints about a truncated file on file
+    descriptor 2, which belongs to the program that runs convcli; Pillow raises an exception
+    instead (or decodes a PNG that lacks only its IEND chunk, which OpenCV refuses).
+    """
     if im.format not in _OPENCV_READS or im.mode not in _OPENCV_MODES or not has_opencv():
         return None
     if im.format == "PNG" and (im.info.get("transparency") is not None or "gamma" in im.info):
         return None  # tRNS and gAMA are Pillow's business
     if getattr(im, "n_frames", 1) > 1:
         return None
+    if not (png_complete if im.format == "PNG" else _complete(im, source)):
+        return None
     import cv2
 
-    pixels = None
-    with c_stderr_silenced():  # libpng/libjpeg/libtiff print their complaints on fd 2
-        if isinstance(source, Path) and str(source).isprintable() and str(source).isascii():
-            pixels = cv2.imread(str(source), cv2.IMREAD_UNCHANGED)  # no copy of the bytes
-        if pixels is None:
-            data = source if isinstance(source, bytes) else source.read_bytes()
-            pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if isinstance(source, Path) and str(source).isprintable() and str(source).isascii():
+        pixels = cv2.imread(str(source), cv2.IMREAD_UNCHANGED)  # no copy of the bytes
+    else:  # (a file that imread could not decode is not tried again: Pillow says why)
+        data = source if isinstance(source, bytes) else source.read_bytes()
+        pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if pixels is None or pixels.dtype != np.uint8:
         return None
     channels = 1 if pixels.ndim == 2 else pixels.shape[2]
@@ -259,26 +286,6 @@ def _opencv_decode(im: Any, source: Path | bytes) -> np.ndarray | None:
     if channels != wanted or pixels.shape[:2] != (im.size[1], im.size[0]):
         return None
     return bgr_to_rgb(pixels, in_place=True)
-
-
-@contextlib.contextmanager
-def c_stderr_silenced() -> Iterator[None]:
-    """Send what C libraries write to file descriptor 2 to /dev/null meanwhile: a damaged
-    file's problem reaches the user as one error line of ours (or, when the decoder
-    recovers, not at all, as Pillow does)."""
-    try:
-        saved = os.dup(2)
-    except OSError:
-        yield
-        return
-    try:
-        with open(os.devnull, "wb") as devnull:
-            sys.stderr.flush()
-            os.dup2(devnull.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def _orientation(im: Any) -> int:
@@ -321,8 +328,7 @@ def _decode_png16(data: bytes) -> np.ndarray:
             return _to_array(im)
     import cv2
 
-    with c_stderr_silenced():
-        pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if pixels is None:
         raise OSError("OpenCV could not decode the 16-bit PNG (corrupt or truncated)")
     if data[25] == 4 and pixels.ndim == 3 and pixels.shape[2] == 4:  # gray + alpha, as BGRA

@@ -15,7 +15,6 @@ from convcli.io.atomic import atomic_file
 from convcli.io.decode import bgr_to_rgb
 from convcli.io.formats import ARRAY_FORMATS, format_for
 from convcli.io.inputs import reason
-from convcli.io.tiff import import_tifffile
 from convcli.machine import has_opencv, has_tifffile, threads_per_worker
 
 
@@ -167,7 +166,9 @@ def _encode_float_colour(out: Any, pixels: np.ndarray, fmt: str) -> None:
 def _write_tifffile(out: Any, pixels: np.ndarray, compress: int | None) -> None:
     photometric = "rgb" if pixels.shape[2] >= 3 else "minisblack"
     extras = ["unassalpha"] if pixels.shape[2] in (2, 4) else None
-    import_tifffile().imwrite(
+    import tifffile
+
+    tifffile.imwrite(
         out,
         pixels,
         photometric=photometric,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 
@@ -27,13 +26,3 @@ def reason(exc: BaseException) -> str:
     """A decoder's exception in a few words: its first line, or its type's name."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return text[:120]
-
-
-def quiet_decoders() -> None:
-    """Keep Pillow's and tifffile's log records off stderr: their problems reach users as
-    one error line of ours."""
-    for name in ("PIL", "tifffile"):
-        log = logging.getLogger(name)
-        if not any(isinstance(h, logging.NullHandler) for h in log.handlers):
-            log.addHandler(logging.NullHandler())
-            log.propagate = False

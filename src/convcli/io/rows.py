@@ -4,15 +4,16 @@ read band by band (TIFF strips or tiles through tifffile, ``.npy`` through a mem
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, cast
 
 import numpy as np
 
 from convcli.errors import InputError
 from convcli.io.arrays import check_array, npy_header
-from convcli.io.tiff import import_tifffile, tiff_header
+from convcli.io.tiff import tiff_header
 
 
 class RowReader(Protocol):
@@ -78,9 +79,11 @@ class TiffRows:
     """Rows of a (striped or tiled) TIFF, decoding only the segments a band touches."""
 
     def __init__(self, path: Path) -> None:
+        import tifffile
+
         self.path = path
         try:
-            self._tif = import_tifffile().TiffFile(path)
+            self._tif = tifffile.TiffFile(path)
         except Exception as exc:
             raise InputError(
                 f"not a TIFF that can be streamed ({exc})", subject=str(path)
@@ -106,9 +109,10 @@ class TiffRows:
         self._page = page
         self.shape = shape
         self.dtype = dtype
+        # a band of rows is one strip, or one row of tiles (segments are numbered across)
         self._rows_per_segment = page.tilelength if page.is_tiled else page.rowsperstrip
-        across = -(-page.imagewidth // page.tilewidth) if page.is_tiled else 1
-        self._segments_per_band = across
+        self._segment_width = page.tilewidth if page.is_tiled else page.imagewidth
+        self._segments_per_band = -(-page.imagewidth // self._segment_width)
         self._cache: dict[int, np.ndarray] = {}
         self._lock = threading.Lock()  # bands are read from several threads
 
@@ -131,23 +135,31 @@ class TiffRows:
         cached = self._cache.get(band)
         if cached is not None:
             return cached
-        page, fh = self._page, self._tif.filehandle
-        rps = self._rows_per_segment
+        page, rps = self._page, self._rows_per_segment
         height = min(rps, self.shape[0] - band * rps)
         rows = np.empty((height, *self.shape[1:]), dtype=self.dtype)
         first = band * self._segments_per_band
         indices = list(range(first, first + self._segments_per_band))
-        offsets = [page.dataoffsets[i] for i in indices]
-        counts = [page.databytecounts[i] for i in indices]
-        for data, index in fh.read_segments(offsets, counts, indices=indices):
-            decoded, (_, _, _, x, _), _ = page.decode(data, index)
-            if decoded is None:
+        # FileHandle.read_segments yields (bytes or None, index); TiffPage.decode returns the
+        # decoded segment (None if empty), its position and its shape, the segment in the
+        # normalized shape (depth, length, width, samples). Where it lies comes from its
+        # index, the number of the tile across the band.
+        segments = self._tif.filehandle.read_segments(
+            [page.dataoffsets[i] for i in indices],
+            [page.databytecounts[i] for i in indices],
+            indices=indices,
+            flat=True,
+        )
+        for data, index in cast(Iterator[tuple[bytes | None, int]], segments):
+            segment, _position, _shape = page.decode(data, index, jpegtables=page.jpegtables)
+            if segment is None:
                 raise InputError(f"TIFF segment {index} is empty", subject=str(self.path))
-            segment = decoded[0]  # drop the depth axis
+            pixels = segment.reshape(-1, *segment.shape[-2:])  # (length, width, samples)
             if len(self.shape) == 2:
-                segment = segment[..., 0]
-            width = min(segment.shape[1], self.shape[1] - x)
-            rows[:, x : x + width] = segment[:height, :width]
+                pixels = pixels[..., 0]
+            x = (index - first) * self._segment_width
+            width = min(pixels.shape[1], self.shape[1] - x)
+            rows[:, x : x + width] = pixels[:height, :width]
         if len(self._cache) >= 4:
             self._cache.pop(next(iter(self._cache)))
         self._cache[band] = rows

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from convcli.errors import ConvcliError, InputError
-from convcli.io.inputs import quiet_decoders, reason
+from convcli.io.inputs import reason
 from convcli.io.limits import check_pixels
 from convcli.machine import has_tifffile
 from convcli.numeric import finite
@@ -70,7 +70,8 @@ def decode_tiff(source: Path | bytes, label: str) -> np.ndarray:
         raise InputError(
             "16-bit or float colour TIFF needs tifffile: pip install 'convcli[tiff]'", subject=label
         )
-    tifffile = import_tifffile()
+    import tifffile
+
     with tifffile.TiffFile(io.BytesIO(source) if isinstance(source, bytes) else source) as tif:
         shape, dtype = tiff_header(tif, label)
         page = tif.pages.first
@@ -88,21 +89,14 @@ def decode_tiff(source: Path | bytes, label: str) -> np.ndarray:
 
 
 def probe_tiff(source: Path | bytes, label: str) -> tuple[tuple[int, ...], str]:
+    """The shape and sample type tifffile would decode, from the header."""
+    import tifffile
+
     try:
-        with import_tifffile().TiffFile(
-            io.BytesIO(source) if isinstance(source, bytes) else source
-        ) as tif:
+        with tifffile.TiffFile(io.BytesIO(source) if isinstance(source, bytes) else source) as tif:
             shape, dtype = tiff_header(tif, label)
     except ConvcliError:
         raise
     except Exception as exc:
         raise InputError(f"corrupt or unsupported TIFF ({reason(exc)})", subject=label) from None
     return shape, str(dtype)
-
-
-def import_tifffile() -> Any:
-    """tifffile, with its log warnings kept off our stderr (errors reach users as ours)."""
-    import tifffile
-
-    quiet_decoders()
-    return tifffile
