@@ -30,7 +30,6 @@ __all__ = [
     "check_signal_kernels",
     "choose_method",
     "convolve",
-    "describe",
     "output_shape",
     "work_dtype",
 ]
@@ -214,30 +213,11 @@ def output_shape(
 
 
 def check_request(
-    operation: AnyKernel, *, backend: str = "auto", device: str = "auto", **options: Any
+    operation: AnyKernel, options: Options, *, backend: str = "auto", device: str = "auto"
 ) -> None:
     """Raise the usage errors a request has before any input is read: an unknown or missing
-    backend, a zero-sum kernel to normalize, a bad option value."""
-    opts = Options.make(**options)
-    get_backend(backend, boundary=opts.boundary, fill=opts.fill_value, device=device)
+    backend, a zero-sum kernel to normalize."""
+    get_backend(backend, boundary=options.boundary, fill=options.fill_value, device=device)
     leaves = [operation] if isinstance(operation, Kernel) else operation.leaves()
     for leaf in leaves:
-        plan_kernel(leaf, opts)
-
-
-def describe(
-    operation: AnyKernel,
-    image_shape: tuple[int, int],
-    *,
-    backend: str = "auto",
-    device: str = "auto",
-    dtype: Any = np.float64,
-    **options: Any,
-) -> tuple[str, list[StepInfo], tuple[int, int]]:
-    """What ``convolve`` would do on an image of ``image_shape`` computed in ``dtype``: the
-    backend, every kernel's plan (method and why) and the output shape, from the very plans
-    the evaluator runs. Nothing is computed."""
-    opts = Options.make(**options)
-    chosen = get_backend(backend, boundary=opts.boundary, fill=opts.fill_value, device=device)
-    engine = StripEngine(operation, opts, chosen, image_shape, dtype=dtype)
-    return chosen.name, engine.steps(), engine.out_shape
+        plan_kernel(leaf, options)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -30,6 +31,7 @@ from convcli.errors import InputError, UsageError
 from convcli.io.rows import ArrayRows, RowReader
 from convcli.kernels.model import AnyKernel, Kernel, KernelBank, KernelChain
 from convcli.machine import threads_per_worker
+from convcli.schedule import ordered
 
 
 # -- the evaluation ----------------------------------------------------------------------------
@@ -402,25 +404,8 @@ def ordered_map(work: Any, ranges: list[tuple[int, int]]) -> Iterator[Any]:
         for r0, r1 in ranges:
             yield work(r0, r1)
         return
-    from collections import deque
-    from concurrent.futures import ThreadPoolExecutor
-
     with ThreadPoolExecutor(threads, thread_name_prefix=BAND_THREAD) as pool:
-        pending: deque[Any] = deque()
-        queue = iter(ranges)
-        try:
-            for r0, r1 in queue:
-                pending.append(pool.submit(work, r0, r1))
-                if len(pending) > threads:
-                    break
-            while pending:
-                yield pending.popleft().result()
-                for r0, r1 in queue:
-                    pending.append(pool.submit(work, r0, r1))
-                    break
-        finally:
-            for future in pending:
-                future.cancel()
+        yield from ordered(lambda band: pool.submit(work, *band), ranges, ahead=threads + 1)
 
 
 def thread_count() -> int:

@@ -27,6 +27,7 @@ from convcli.compute.evaluate import (
 from convcli.compute.evaluate import bands as stream_bands
 from convcli.compute.pixels import Filtered, Layout, PixelOptions
 from convcli.io.rows import ArrayRows, RowReader
+from convcli.kernels.model import AnyKernel
 
 #: working memory of one band of rows (input window, blocks, results): large enough that the
 #: per-band overhead vanishes, small enough to stay in the caches' neighbourhood
@@ -205,28 +206,28 @@ class BandJob:
 
 def plan_image(
     reader: RowReader,
-    kernel: Any,
-    options: PixelOptions = PixelOptions(),
+    operation: AnyKernel,
+    pixels: PixelOptions = PixelOptions(),
     *,
+    options: Options = Options(),
+    backend: str = "auto",
+    device: str = "auto",
     band_bytes: int = BAND_BYTES,
     layout: Layout | None = None,
-    **conv: Any,
+    dtype: Any = None,
 ) -> BandJob:
     """Prepare filtering an image (or a 2-D/3-D array, given its ``layout``) read band by
-    band: ``reader`` gives its rows."""
-    conv = dict(conv)
-    operation = as_operation(kernel, conv.pop("combine", None))
-    backend_name, device = conv.pop("backend", "auto"), conv.pop("device", "auto")
-    compute = conv.pop("dtype", None)
-    opts = Options.make(**conv)
+    band: ``reader`` gives its rows. ``dtype`` is the working dtype (by default float32 for
+    8-bit and float32 samples, float64 otherwise)."""
+    opts, compute = options, dtype
     if layout is None:
-        layout = Layout.of(reader.dtype, reader.shape, options, compute)
-    backend = get_backend(backend_name, boundary=opts.boundary, fill=opts.fill_value, device=device)
+        layout = Layout.of(reader.dtype, reader.shape, pixels, compute)
+    chosen = get_backend(backend, boundary=opts.boundary, fill=opts.fill_value, device=device)
     shape = (reader.shape[0], reader.shape[1])
-    colour = StripEngine(operation, opts, backend, shape, dtype=layout.compute)
+    colour = StripEngine(operation, opts, chosen, shape, dtype=layout.compute)
     alpha = None
     if layout.has_alpha and not layout.alpha_filtered:
-        alpha = StripEngine(operation, opts, backend, shape, align=True, dtype=layout.compute)
+        alpha = StripEngine(operation, opts, chosen, shape, align=True, dtype=layout.compute)
     planes = layout.colour_planes + (1 if layout.has_alpha else 0)
     rows = strip_height(
         shape[1],
@@ -258,7 +259,20 @@ def filter_image(
     done in bands of rows (``band_bytes`` of working memory each) with the same numbers as
     filtering the whole image at once.
     """
-    job = plan_image(ArrayRows(np.asarray(pixels)), kernel, options, band_bytes=band_bytes, **conv)
+    conv = dict(conv)
+    operation = as_operation(kernel, conv.pop("combine", None))
+    backend, device = conv.pop("backend", "auto"), conv.pop("device", "auto")
+    dtype = conv.pop("dtype", None)
+    job = plan_image(
+        ArrayRows(np.asarray(pixels)),
+        operation,
+        options,
+        options=Options.make(**conv),
+        backend=backend,
+        device=device,
+        band_bytes=band_bytes,
+        dtype=dtype,
+    )
     stats = Filtered(np.empty(0), job.stacked)
     stats.pixels = job.collect(stats)
     return stats

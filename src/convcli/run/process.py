@@ -301,9 +301,11 @@ def input_job(
         reader,
         request.operation,
         pixels,
+        options=request.options,
+        backend=request.backend,
+        device=request.device,
         layout=layout,
         band_bytes=band_bytes or BAND_BYTES,
-        **request.conv,
     )
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from convcli.compute.compat import Preset, adapt, get_preset
 from convcli.compute.engine import Options, as_operation, check_request
@@ -39,26 +38,6 @@ class Request:
     depth_given: bool = False  # --depth was given (else arrays written from images are float)
     stack_labels: tuple[str, ...] = ()  # member labels when the result is a stack
     memory: int = 0  # bytes an input may use in memory before it is streamed (0: default)
-
-    @property
-    def conv(self) -> dict[str, Any]:
-        """The options as the keyword arguments of compute's ``convolve``, ``describe``,
-        ``filter_image`` and ``plan_image`` (a fresh dict each time)."""
-        return _engine_keywords(self.options, self.backend, self.device)
-
-
-def _engine_keywords(options: Options, backend: str, device: str) -> dict[str, Any]:
-    return dict(
-        mode=options.mode,
-        boundary=options.boundary,
-        fill_value=options.fill_value,
-        correlate=options.correlate,
-        normalize=options.normalize,
-        method=options.method,
-        keep_edges=options.keep_edges,
-        backend=backend,
-        device=device,
-    )
 
 
 def kernel_specs(kernels: Iterable[str]) -> list[str]:
@@ -131,7 +110,7 @@ def build_request(
     if preset is not None:
         operation = adapt(operation, preset, correlate)
     options = _options(preset, mode, boundary, fill_value, correlate, normalize, method)
-    check_request(operation, **_engine_keywords(options, backend, device))
+    check_request(operation, options, backend=backend, device=device)
     out = OutputSpec(
         path=output,
         out_dir=None if out_dir is None else Path(out_dir),
