@@ -12,7 +12,7 @@ import typer
 
 from convcli.cli import app
 from convcli.cli import coercion as cli_coercion
-from convcli.cli.commands import ConvcliCommand
+from convcli.cli.program import ConvcliCommand
 from convcli.vocabulary import Method, Mode
 
 ARGS = [

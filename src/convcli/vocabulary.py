@@ -63,6 +63,24 @@ class Range(StrEnum):
     RESCALE = "rescale"
 
 
+class BackendName(StrEnum):
+    """Computing libraries (see convcli.compute.backends)."""
+
+    AUTO = "auto"
+    SCIPY = "scipy"
+    OPENCV = "opencv"
+    TORCH = "torch"
+
+
+class Device(StrEnum):
+    """Where torch computes."""
+
+    AUTO = "auto"
+    CPU = "cpu"
+    CUDA = "cuda"
+    MPS = "mps"
+
+
 class Compat(StrEnum):
     """Libraries whose conventions --compat adopts (see convcli.compute.compat)."""
 

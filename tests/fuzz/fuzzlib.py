@@ -1669,7 +1669,8 @@ def import_target_modules(target: str) -> None:
     ]
     if target == "cli":
         modules += [
-            "convcli.cli.commands",
+            "convcli.cli.program",
+            "convcli.cli.apply_command",
             "convcli.run.process",
             "convcli.run.pool",
             "convcli.cli.render",

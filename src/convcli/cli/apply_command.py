@@ -1,33 +1,30 @@
-"""The convcli command line: parse, call the library once, render.
-
-The only module that imports typer. Heavy modules (numpy, scipy, Pillow, rich) are imported
-inside the commands that need them, so ``convcli --help`` starts fast.
-"""
+"""``convcli apply``: declare the options, build the request through the library
+(:func:`convcli.run.request.build_request`), run it and render what happened."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import sys
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from typer.core import TyperCommand, TyperGroup
 
-try:  # recent typer vendors its own copy of click
-    from typer import _click as click
-except ImportError:  # pragma: no cover - older typer uses click itself
-    import click  # type: ignore[no-redef]
-
-from convcli import __version__
-from convcli.cli import process
-from convcli.cli.coercion import QuickParsing
-from convcli.errors import ConvcliError, Stopped, UsageError
-from convcli.vocabulary import Alpha, Boundary, Combine, Compat, Depth, Method, Mode, Range
+from convcli.errors import ConvcliError, UsageError
+from convcli.vocabulary import (
+    Alpha,
+    BackendName,
+    Boundary,
+    Combine,
+    Compat,
+    Depth,
+    Device,
+    Method,
+    Mode,
+    Range,
+)
 
 if TYPE_CHECKING:
     from convcli.run.process import Outcome
@@ -35,272 +32,9 @@ if TYPE_CHECKING:
     from convcli.run.runner import Settings
     from convcli.run.sources import Source
 
+from convcli.cli.program import BrokenPipe, ConvcliCommand, app, complete_kernel, error
 
-class BackendName(StrEnum):
-    AUTO = "auto"
-    SCIPY = "scipy"
-    OPENCV = "opencv"
-    TORCH = "torch"
-
-
-class Device(StrEnum):
-    AUTO = "auto"
-    CPU = "cpu"
-    CUDA = "cuda"
-    MPS = "mps"
-
-
-class _BrokenPipe(Exception):
-    """stdout was closed by the reader (``| head``): stop quietly."""
-
-
-def error(message: str) -> None:
-    """One line on stderr: ``convcli: error: ...``.
-
-    Control characters (a newline in a file name) are escaped so that the line stays one
-    line; file names that are not UTF-8 are written as their raw bytes, as on stdout.
-    """
-    line = "convcli: error: " + message.translate(_ESCAPES) + "\n"
-    sys.stderr.flush()
-    stream = getattr(sys.stderr, "buffer", None)
-    if stream is None:
-        sys.stderr.write(line.encode("utf-8", "backslashreplace").decode("utf-8"))
-    else:
-        stream.write(line.encode("utf-8", "surrogateescape"))
-        stream.flush()
-
-
-_ESCAPES = {c: f"\\x{c:02x}" for c in range(32)} | {10: "\\n", 13: "\\r", 9: "\\t"}
-
-
-def _stop_on_sigterm() -> Callable[[], None]:
-    """Make SIGTERM (kill, timeout, a service manager) stop the command as Ctrl-C does:
-    unwinding, so that no partial output is left, and ending with status 143. Returns what
-    puts the previous handler back (for callers such as test runners)."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None  # signal handlers belong to the main thread
-    previous = signal.getsignal(signal.SIGTERM)
-    stopping = False
-
-    def stop(signum: int, frame: Any) -> None:
-        nonlocal stopping
-        if not stopping:  # a second signal must not cut the clean-up short
-            stopping = True
-            raise Stopped(signum)
-
-    signal.signal(signal.SIGTERM, stop)
-
-    def restore() -> None:
-        signal.signal(signal.SIGTERM, previous)
-
-    return restore
-
-
-class ConvcliCommand(QuickParsing, TyperCommand):
-    """A convcli command: Typer's, parsing plain values without pydantic."""
-
-
-class ConvcliGroup(QuickParsing, TyperGroup):
-    """Turns every failure into one ``convcli: error:`` line and the SPEC's exit code."""
-
-    def main(
-        self,
-        args: Sequence[str] | None = None,
-        prog_name: str | None = None,
-        complete_var: str | None = None,
-        standalone_mode: bool = True,
-        windows_expand_args: bool = True,
-        **extra: Any,
-    ) -> Any:
-        argv = list(sys.argv[1:] if args is None else args)
-        debug = "--debug" in argv
-        restore_sigterm = _stop_on_sigterm()
-        try:
-            code = super().main(
-                args=argv,
-                prog_name=prog_name or "convcli",
-                complete_var=complete_var,
-                standalone_mode=False,
-                **extra,
-            )
-            code = code if isinstance(code, int) else 0
-        except click.exceptions.NoArgsIsHelpError as exc:
-            click.echo(exc.ctx.get_help() if exc.ctx else str(exc))
-            code = 0
-        except click.exceptions.UsageError as exc:
-            error(_usage_message(exc))
-            code = 2
-        except (typer.Abort, KeyboardInterrupt):
-            code = 130
-        except Stopped as stop:
-            code = 128 + stop.signum
-        except _BrokenPipe:
-            _silence_stdout()
-            code = 141
-        except ConvcliError as exc:
-            if debug:
-                import traceback
-
-                traceback.print_exc()
-            error(str(exc))
-            code = exc.exit_code
-        except BrokenPipeError:
-            _silence_stdout()
-            code = 141
-        except Exception as exc:  # a bug: still one line, the traceback with --debug
-            if debug:
-                raise
-            error(f"internal error: {type(exc).__name__}: {exc} (--debug shows where)")
-            code = 1
-        finally:
-            restore_sigterm()
-        if standalone_mode:
-            sys.exit(code)
-        return code
-
-
-def _usage_message(exc: click.exceptions.UsageError) -> str:
-    return " ".join(exc.format_message().replace("Value error, ", "").split()).rstrip(".")
-
-
-def _silence_stdout() -> None:
-    """After EPIPE, make the interpreter's final flush of stdout harmless."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):
-        pass
-
-
-app = typer.Typer(
-    cls=ConvcliGroup,
-    name="convcli",
-    help="Convolve images and numeric arrays with named kernels, exactly as scipy does.",
-    no_args_is_help=True,
-    add_completion=True,
-    rich_markup_mode=None,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
-)
-
-
-def complete_kernel(incomplete: str) -> list[str]:
-    """Shell completion for -k: built-in and user kernel names (and files, by the shell)."""
-    from convcli.kernels.registry import default_registry
-
-    try:
-        names = default_registry().names()
-    except ConvcliError:
-        return []
-    return [n for n in names if n.startswith(incomplete.lower())]
-
-
-def _version(value: bool) -> None:
-    if value:
-        print(f"convcli {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _root(
-    ctx: typer.Context,
-    version: Annotated[
-        bool,
-        typer.Option(
-            "--version", callback=_version, is_eager=True, help="Print the version and exit."
-        ),
-    ] = False,
-) -> None:
-    """Convolve images and numeric arrays with named kernels, exactly as scipy does.
-
-    \b
-    Examples:
-      convcli apply -k sobel photo.png              # writes photo.sobel.png
-      convcli apply -k gaussian:sigma=2 -d out/ -r photos/
-      convcli apply -k box-1d:size=4 --mode valid '[1,2,3,4,5,4,3,2,1]'
-      convcli list-kernels --tag edge
-      convcli show-kernel gaussian:sigma=1
-    """
-    ctx.with_resource(process.command_settings())  # until the command ends
-
-
-# -- list-kernels / show-kernel ------------------------------------------------------------------
-@app.command("list-kernels", cls=ConvcliCommand)
-def list_kernels_cmd(
-    tag: Annotated[
-        str | None,
-        typer.Option(
-            "--tag", "-t", help="Only kernels with this tag (edge, blur, sharpen, seed, 1d, ...)."
-        ),
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
-) -> None:
-    """List the named kernels: built-ins and your own (CONVCLI_KERNEL_PATH,
-    ~/.config/convcli/kernels).
-
-    \b
-    Example:
-      convcli list-kernels --tag edge
-    """
-    from convcli.cli import render
-    from convcli.kernels.registry import list_kernels
-
-    render.kernel_list(list_kernels(tag), as_json)
-
-
-class KernelFormat(StrEnum):
-    TOML = "toml"
-    JSON = "json"
-    IMAGEMAGICK = "imagemagick"
-    VIPS = "vips"
-
-
-@app.command("show-kernel", cls=ConvcliCommand)
-def show_kernel_cmd(
-    spec: Annotated[
-        str,
-        typer.Argument(
-            help="Kernel spec: a name, name:params, a file or a JSON array.",
-            autocompletion=complete_kernel,
-        ),
-    ],
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print the matrix, sum and rank as JSON.")
-    ] = False,
-    fmt: Annotated[
-        KernelFormat | None,
-        typer.Option(
-            "--format",
-            help="Write the kernel as a convcli TOML/JSON kernel file, an ImageMagick kernel "
-            "string or a libvips .mat file (each gives the same pixels).",
-        ),
-    ] = None,
-) -> None:
-    """Print a kernel's matrix (each member of a bank), its sum and whether it is separable.
-
-    \b
-    Examples:
-      convcli show-kernel sobel
-      convcli show-kernel gaussian:sigma=1.5 --json
-      convcli show-kernel sobel-x --format vips > sobel-x.mat
-    """
-    from convcli.kernels.registry import get_kernel
-
-    kernel = get_kernel(spec)
-    if fmt is not None:
-        from convcli.kernels.formats import export
-
-        sys.stdout.write(export(kernel, fmt.value))
-        return
-    from convcli.cli import render
-
-    render.show_kernel(kernel, as_json)
-
-
-# -- apply --------------------------------------------------------------------------------------
+#: the panels of apply --help
 _OUT = "Output"
 _CONV = "Convolution"
 _PIX = "Pixels"
@@ -731,7 +465,7 @@ def _run_batch(sources: list[Source], request: Request, settings: Settings, view
             try:
                 _show(outcome, request, view, title=outcome.source.label if many else "")
             except BrokenPipeError:
-                raise _BrokenPipe() from None
+                raise BrokenPipe() from None
 
         summary = execute(sources, request, settings, on_outcome=report)
     if not view.quiet and (many or view.progress):
@@ -760,8 +494,3 @@ def _show(outcome: Outcome, request: Request, view: _View, title: str) -> None:
         sys.stdout.flush()
         sys.stdout.buffer.write(outcome.data)
     sys.stdout.flush()
-
-
-def main() -> None:
-    """Entry point of the ``convcli`` script."""
-    app()

@@ -1,0 +1,87 @@
+"""``convcli list-kernels`` and ``convcli show-kernel``."""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    pass
+
+from convcli.cli.program import ConvcliCommand, app, complete_kernel
+
+
+# -- list-kernels / show-kernel ------------------------------------------------------------------
+@app.command("list-kernels", cls=ConvcliCommand)
+def list_kernels_cmd(
+    tag: Annotated[
+        str | None,
+        typer.Option(
+            "--tag", "-t", help="Only kernels with this tag (edge, blur, sharpen, seed, 1d, ...)."
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List the named kernels: built-ins and your own (CONVCLI_KERNEL_PATH,
+    ~/.config/convcli/kernels).
+
+    \b
+    Example:
+      convcli list-kernels --tag edge
+    """
+    from convcli.cli import render
+    from convcli.kernels.registry import list_kernels
+
+    render.kernel_list(list_kernels(tag), as_json)
+
+
+class KernelFormat(StrEnum):
+    TOML = "toml"
+    JSON = "json"
+    IMAGEMAGICK = "imagemagick"
+    VIPS = "vips"
+
+
+@app.command("show-kernel", cls=ConvcliCommand)
+def show_kernel_cmd(
+    spec: Annotated[
+        str,
+        typer.Argument(
+            help="Kernel spec: a name, name:params, a file or a JSON array.",
+            autocompletion=complete_kernel,
+        ),
+    ],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the matrix, sum and rank as JSON.")
+    ] = False,
+    fmt: Annotated[
+        KernelFormat | None,
+        typer.Option(
+            "--format",
+            help="Write the kernel as a convcli TOML/JSON kernel file, an ImageMagick kernel "
+            "string or a libvips .mat file (each gives the same pixels).",
+        ),
+    ] = None,
+) -> None:
+    """Print a kernel's matrix (each member of a bank), its sum and whether it is separable.
+
+    \b
+    Examples:
+      convcli show-kernel sobel
+      convcli show-kernel gaussian:sigma=1.5 --json
+      convcli show-kernel sobel-x --format vips > sobel-x.mat
+    """
+    from convcli.kernels.registry import get_kernel
+
+    kernel = get_kernel(spec)
+    if fmt is not None:
+        from convcli.kernels.formats import export
+
+        sys.stdout.write(export(kernel, fmt.value))
+        return
+    from convcli.cli import render
+
+    render.show_kernel(kernel, as_json)
