@@ -6,6 +6,9 @@ Each is a ``str`` Enum, so a value compares equal to its text (``Mode.SAME == "s
 from __future__ import annotations
 
 from enum import Enum, StrEnum
+from typing import TypeVar
+
+from convcli.errors import UsageError
 
 
 class Mode(StrEnum):
@@ -90,6 +93,18 @@ class Compat(StrEnum):
     IMAGEMAGICK = "imagemagick"
     PILLOW = "pillow"
     TORCH = "torch"
+
+
+E = TypeVar("E", bound=StrEnum)
+
+
+def parse(enum: type[E], value: str | E, what: str) -> E:
+    """``value`` as a member of ``enum``, or a UsageError naming the choices."""
+    try:
+        return enum(value)
+    except ValueError:
+        choices = ", ".join(m.value for m in enum)
+        raise UsageError(f"{what} {value!r} is not one of {choices}") from None
 
 
 def values(enum: type[Enum]) -> tuple[str, ...]:

@@ -21,8 +21,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from convcli.errors import UsageError
-from convcli.vocabulary import Boundary, Mode
+from convcli.vocabulary import Boundary, Mode, parse
 
 if TYPE_CHECKING:
     import numpy as np
@@ -69,19 +68,11 @@ TORCH_PAD = {  # F.pad has no symmetric ("reflect" in our words) mode
 
 
 def as_mode(value: str | Mode) -> Mode:
-    try:
-        return Mode(value)
-    except ValueError:
-        choices = ", ".join(m.value for m in Mode)
-        raise UsageError(f"mode {value!r} is not one of {choices}") from None
+    return parse(Mode, value, "mode")
 
 
 def as_boundary(value: str | Boundary) -> Boundary:
-    try:
-        return Boundary(value)
-    except ValueError:
-        choices = ", ".join(b.value for b in Boundary)
-        raise UsageError(f"boundary {value!r} is not one of {choices}") from None
+    return parse(Boundary, value, "boundary")
 
 
 def pad_widths(mode: Mode, size: int, centre: int) -> tuple[int, int]:

@@ -93,9 +93,7 @@ def open_image(source: Path | bytes, name: str | None = None) -> Picture:
                 raise InputError(
                     f"corrupt or unsupported TIFF ({reason(exc)})", subject=label
                 ) from None
-        raise InputError(
-            "not an image Pillow can read (unknown or corrupt format)", subject=label
-        ) from None
+        raise unknown_format(label) from None
     except MemoryError:
         raise
     except Exception as exc:
@@ -219,9 +217,7 @@ def probe_image(source: Path | bytes, name: str | None = None) -> tuple[tuple[in
     except UnidentifiedImageError:
         if is_tiff(source) and has_tifffile():
             return probe_tiff(source, label)
-        raise InputError(
-            "not an image Pillow can read (unknown or corrupt format)", subject=label
-        ) from None
+        raise unknown_format(label) from None
     except MemoryError:
         raise
     except Exception as exc:
@@ -365,3 +361,7 @@ def _to_array(im: Any) -> np.ndarray:
     elif mode.startswith("I;16"):
         return np.array(im, dtype=np.uint16)
     return np.array(im)
+
+
+def unknown_format(label: str) -> InputError:
+    return InputError("not an image Pillow can read (unknown or corrupt format)", subject=label)
