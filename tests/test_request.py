@@ -158,3 +158,22 @@ def test_a_request_made_by_hand_runs_too(folder, tmp_path):
     )
     summary = execute(list(discover([str(folder / "cam.png")])), request, Settings(jobs=1))
     assert summary.done == 1 and (tmp_path / "o" / "cam.box.png").is_file()
+
+
+def test_the_readme_example(tmp_path, monkeypatch):
+    """The README's build_request example runs as written."""
+    import re
+    import shutil
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    (code,) = [b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "build_request" in b]
+    (tmp_path / "photos").mkdir()
+    shutil.copy(
+        Path(__file__).resolve().parents[1] / "examples/images/coffee.jpg", tmp_path / "photos"
+    )
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(code, scope)
+    assert scope["summary"].done == 1 and scope["summary"].failed == 0
+    out = convcli.read_image(tmp_path / "blurred" / "coffee.gaussian-sigma2.png")
+    assert out.dtype == np.uint16 and out.shape == (400, 600, 3)
