@@ -203,6 +203,10 @@ class StripEngine:
             out_rows = np.unique(
                 np.minimum(starts[:, np.newaxis] + np.arange(done.tile), done.h_out - 1)
             )
+        kh, top = done.plan.shape[0], done.plan.pads[0][0]
+        one_run = len(out_rows) and len(out_rows) == out_rows[-1] - out_rows[0] + 1
+        if one_run and out_rows[0] - top <= 0 and out_rows[-1] - top + kh >= done.h_in:
+            return np.arange(done.h_in)  # one run that reads every row (the whole input)
         src = self._sources(done, out_rows)
         return np.unique(src[src >= 0])
 
@@ -213,11 +217,12 @@ class StripEngine:
         return source_index(ext, step.h_in, self.options.boundary)
 
     def _sources(self, step: _Step, out_rows: np.ndarray) -> np.ndarray:
-        """Source row of every extended row the outputs read, -1 for fill rows."""
+        """Source row of every extended row the outputs read, -1 for fill rows (a run of
+        consecutive outputs reads one range of extended rows: no row counted kh times)."""
         kh = step.plan.shape[0]
         top = step.plan.pads[0][0]
-        ext = (out_rows[:, np.newaxis] - top + np.arange(kh)).ravel()
-        return source_index(ext, step.h_in, self.options.boundary)
+        ext = [np.arange(int(r[0]) - top, int(r[-1]) - top + kh) for r in _runs(out_rows)]
+        return source_index(np.concatenate(ext), step.h_in, self.options.boundary)
 
     # the numbers
     def evaluate(
