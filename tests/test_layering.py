@@ -42,3 +42,31 @@ def test_no_private_names_from_other_modules(path):
         if n.startswith("_")
     ]
     assert not private
+
+
+#: what each package may import of convcli: dependencies point one way
+#: (cli -> run -> compute/io -> kernels -> the bottom modules)
+BOTTOM = {"errors", "vocabulary", "numeric", "paths", "machine", "memory", "schedule"}
+ALLOWED = {
+    "kernels": BOTTOM | {"kernels"},
+    "io": BOTTOM | {"io"},
+    "compute": BOTTOM | {"kernels", "io", "compute"},
+    "run": BOTTOM | {"kernels", "io", "compute", "run"},
+}
+
+
+@pytest.mark.parametrize("package", sorted(ALLOWED))
+def test_dependencies_point_one_way(package):
+    for path in sorted((SRC / package).rglob("*.py")):
+        for module, _ in _imports(path):
+            if module.startswith("convcli."):
+                top = module.split(".")[1]
+                assert top in ALLOWED[package], f"{path.relative_to(SRC)} imports {module}"
+
+
+@pytest.mark.parametrize("path", sorted(SRC.rglob("*.py")), ids=lambda p: str(p.relative_to(SRC)))
+def test_no_private_names_across_modules(path):
+    for module, names in _imports(path):
+        if module.startswith("convcli"):
+            private = [n for n in names if n.startswith("_") and not n.startswith("__")]
+            assert not private, f"{path.relative_to(SRC)} takes {private} from {module}"
