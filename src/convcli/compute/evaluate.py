@@ -332,7 +332,7 @@ def _in_order(work: Any, pieces: list[Any]) -> Iterator[Any]:
     beside others."""
     if len(pieces) == 1 or threading.current_thread().name.startswith(BAND_THREAD):
         return map(work, pieces)
-    return ordered_map(lambda r0, r1: work(pieces[r0]), [(i, i + 1) for i in range(len(pieces))])
+    return ordered_map(work, pieces)
 
 
 def _runs(rows: np.ndarray) -> list[np.ndarray]:
@@ -401,16 +401,15 @@ def evaluate_bands(
 BAND_THREAD = "convcli-band"
 
 
-def ordered_map(work: Any, ranges: list[tuple[int, int]]) -> Iterator[Any]:
-    """``work(r0, r1)`` for every band, on up to :func:`thread_count` threads, in order;
-    at most one band more than there are threads is held at a time."""
-    threads = min(thread_count(), len(ranges))
+def ordered_map(work: Any, items: list[Any]) -> Iterator[Any]:
+    """``work(item)`` for every item (a band, a tile), on up to :func:`thread_count`
+    threads, in order; at most one more than there are threads is held at a time."""
+    threads = min(thread_count(), len(items))
     if threads <= 1:
-        for r0, r1 in ranges:
-            yield work(r0, r1)
+        yield from map(work, items)
         return
     with ThreadPoolExecutor(threads, thread_name_prefix=BAND_THREAD) as pool:
-        yield from ordered(lambda band: pool.submit(work, *band), ranges, ahead=threads + 1)
+        yield from ordered(lambda item: pool.submit(work, item), items, ahead=threads + 1)
 
 
 def thread_count() -> int:

@@ -149,7 +149,8 @@ class BandJob:
         if self.layout.options.range == "rescale" and span is None:
             span = self.span(rows)
 
-        def work(r0: int, r1: int) -> tuple[int, int, np.ndarray, Filtered]:
+        def work(band: tuple[int, int]) -> tuple[int, int, np.ndarray, Filtered]:
+            r0, r1 = band
             result, alpha = self._band(r0, r1)
             counts = Filtered(np.empty(0), None)
             out = [self.layout.samples(m, alpha, counts, span) for m in self._members(result)]
@@ -174,8 +175,8 @@ class BandJob:
     def span(self, rows: tuple[int, int] | None = None) -> tuple[float, float]:
         """min and max of the mapped results (within ``rows``): what rescale stretches."""
 
-        def work(r0: int, r1: int) -> tuple[float, float]:
-            spans = [self.layout.span(m) for m in self._members(self._band(r0, r1)[0])]
+        def work(band: tuple[int, int]) -> tuple[float, float]:
+            spans = [self.layout.span(m) for m in self._members(self._band(*band)[0])]
             return min(s[0] for s in spans), max(s[1] for s in spans)
 
         found = list(ordered_map(work, self._ranges(rows)))

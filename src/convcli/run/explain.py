@@ -12,6 +12,7 @@ import numpy as np
 
 from convcli.compute.image import ComputePlan
 from convcli.errors import LimitError
+from convcli.io.arrays import npy_header
 from convcli.io.decode import probe_image
 from convcli.io.formats import ARRAY_FORMATS
 from convcli.io.rows import ArrayRows, HeaderRows, RowReader
@@ -45,22 +46,10 @@ class Explanation:
 
 
 def explain(source: Source, request: Request) -> Explanation:
-    """Describe the work for one input from its header (images) or contents (arrays)."""
-    reader: RowReader
-    if source.is_array:
-        data = load(source).data
-        shape, dtype, kind = data.shape, str(data.dtype), "array"
-        reader = ArrayRows(signal_rows(data, request))
-    else:
-        image = source.stdin if source.stdin is not None else source.path
-        assert image is not None
-        shape, dtype = probe_image(image, source.label)
-        kind = "image"
-        reader = HeaderRows(tuple(shape), np.dtype(dtype))
+    """Describe the work for one input from its header (images, and arrays too large to
+    hold) or contents (arrays); the plan is made once, by the run's own functions."""
     fmt, ext = format_and_ext(source, request, None if source.stdin is None else "PNG")
-    to_array = fmt in ARRAY_FORMATS.values()
-    plan = input_job(reader, request, is_array=source.is_array, to_array=to_array).plan
-    memory = "in memory"
+    plan, memory = None, "in memory"
     if source.path is not None and not writes_stdout(request) and too_big(source, request):
         try:
             streamed = plan_stream(source, request)
@@ -72,19 +61,43 @@ def explain(source: Source, request: Request) -> Explanation:
             )
         except LimitError as exc:
             memory = f"refused: {exc.message}"
+    shape = plan.in_shape if plan is not None else ()
+    if plan is None:  # held in memory (or refused: what it would have computed)
+        reader, shape = _reader(source, request, header_only=memory != "in memory")
+        to_array = fmt in ARRAY_FORMATS.values()
+        plan = input_job(reader, request, is_array=source.is_array, to_array=to_array).plan
     out_shape = plan.out_shape
     if len(shape) == 1:  # the signal's one row
         out_shape = (*out_shape[:-2], out_shape[-1])
     return Explanation(
         source,
-        kind,
+        "array" if source.is_array else "image",
         tuple(shape),
-        dtype,
+        plan.in_dtype,
         plan,
         out_shape,
         _destination(source, request, fmt, ext),
         memory,
     )
+
+
+def _reader(
+    source: Source, request: Request, header_only: bool
+) -> tuple[RowReader, tuple[int, ...]]:
+    """What to plan from, and the input's shape: an array's contents, or only the header of
+    an image (and of a .npy array too large to hold)."""
+    if source.is_array and not header_only:
+        data = load(source).data
+        return ArrayRows(signal_rows(data, request)), data.shape
+    if source.is_array:
+        assert source.path is not None
+        shape, dtype = npy_header(source.path, source.label)
+    else:
+        image = source.stdin if source.stdin is not None else source.path
+        assert image is not None
+        shape, sample_type = probe_image(image, source.label)
+        dtype = np.dtype(sample_type)
+    return HeaderRows(tuple(shape), dtype), tuple(shape)
 
 
 def _destination(source: Source, request: Request, fmt: str, ext: str) -> list[str]:
