@@ -940,6 +940,9 @@ CASES = [
         names=("--files-from", "list.txt"),
         words=("no such file",),
     ),
+    # --- second round: outputs, streams, printing and the library ------------------------
+    # (cases for outputs that are not regular files, in-place, printing and warnings go here)
+
     # --- outputs --------------------------------------------------------------------------
     case(
         "out-dir-under-a-regular-file",
@@ -1117,6 +1120,8 @@ CASES = [
         files={"bomb.png": png_bomb()},
         pillow="fresh",
     ),
+    # --- second round: inputs, formats, lists and limits ---------------------------------
+    # (cases for format allow-lists, container bombs, endless streams and size bounds go here)
 ]
 
 
