@@ -225,6 +225,15 @@ def apply(
             rich_help_panel=_OUT,
         ),
     ] = None,
+    frames: Annotated[
+        str | None,
+        typer.Option(
+            help="Frames of animated GIF/APNG/WebP and multi-page TIFF inputs to filter, from "
+            "0, e.g. 0,2-5 [default: all].",
+            metavar="LIST",
+            rich_help_panel=_OUT,
+        ),
+    ] = None,
     print_: Annotated[
         bool,
         typer.Option("--print", help="Print the result as a numeric table.", rich_help_panel=_OUT),
@@ -363,6 +372,7 @@ def apply(
         in_place=in_place,
         skip_existing=skip_existing,
         print_result=print_,
+        frames=frames,
         inputs=items,
         recursive=recursive,
         stdout_is_terminal=output == "-" and sys.stdout.isatty(),

@@ -219,8 +219,30 @@ def explanation(e: Any) -> None:
     out = "x".join(map(str, e.output_shape))
     stdout.print(f"  output: {out} {plan.out_dtype}; {plan.mapping}", highlight=False)
     stdout.print(f"  memory: {e.memory}", highlight=False)
+    if e.frames is not None:
+        _frames(e.frames)
     for target in e.destination:
         stdout.print(f"  -> {target}", highlight=False)
+
+
+def _frames(frames: Any) -> None:
+    """A multi-frame input's frames: which, how each differs from the first, what is kept."""
+    selected = frames.selected
+    which = "all" if len(selected) == frames.count else ", ".join(map(str, selected))
+    stdout.print(
+        f"  frames: {len(selected)} of the {frames.count} of this {frames.name} ({which}), "
+        "each filtered on its own as a viewer shows it",
+        highlight=False,
+    )
+    first = frames.plans[0]
+    for index, plan in zip(selected, frames.plans, strict=True):
+        if (plan.in_shape, plan.in_dtype) != (first.in_shape, first.in_dtype):
+            shape, out = "x".join(map(str, plan.in_shape)), "x".join(map(str, plan.out_shape))
+            stdout.print(
+                f"    frame {index}: {shape} {plan.in_dtype} -> {out} {plan.out_dtype}",
+                highlight=False,
+            )
+    stdout.print(f"  written as {frames.kept}", highlight=False)
 
 
 # -- progress ----------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ so it is the plan the run executes.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -30,6 +31,9 @@ from convcli.run.process import (
 from convcli.run.request import Request
 from convcli.run.sources import Source
 
+if TYPE_CHECKING:
+    from convcli.run.frames import FramesPlan
+
 
 @dataclass
 class Explanation:
@@ -43,11 +47,29 @@ class Explanation:
     output_shape: tuple[int, ...]  # as written (a 1-D signal's result is 1-D)
     destination: list[str]
     memory: str = "in memory"  # or how it would be streamed, or why it cannot be
+    frames: FramesPlan | None = None  # a multi-frame input: its frames and their plans
 
 
 def explain(source: Source, request: Request) -> Explanation:
     """Describe the work for one input from its header (images, and arrays too large to
     hold) or contents (arrays); the plan is made once, by the run's own functions."""
+    from convcli.run.frames import plan_frames, probe_source
+
+    animation = probe_source(source, request)
+    if animation is not None:  # every frame, each on its own, in memory
+        frames = plan_frames(source, request, animation)
+        first = frames.plans[0]
+        return Explanation(
+            source,
+            "image",
+            first.in_shape,
+            first.in_dtype,
+            first,
+            first.out_shape,
+            list(frames.targets),
+            "in memory, one frame at a time",
+            frames,
+        )
     fmt, ext = format_and_ext(source, request, None if source.stdin is None else "PNG")
     plan, memory = None, "in memory"
     if source.path is not None and not writes_stdout(request) and too_big(source, request):

@@ -108,6 +108,15 @@ def output_targets(source: Source, request: Request, fmt_ext: str) -> list[Path]
     return targets
 
 
+def frame_target(target: Path, frame: int, width: int) -> Path:
+    """The file of one frame of a multi-frame input written to a format that holds one
+    frame: the frame number, zero-padded to ``width`` digits so that names sort in frame
+    order, before the extension (``in.box.png`` -> ``in.box.03.png``)."""
+    name, suffix = target.name, target.suffix
+    stem = name[: -len(suffix)] if suffix else name
+    return target.with_name(f"{stem}.{frame:0{width}d}{suffix}")
+
+
 def format_and_ext(source: Source, request: Request, detected: str | None) -> tuple[str, str]:
     """Output format name and the {ext} of output names."""
     out = request.output

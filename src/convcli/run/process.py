@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -27,6 +28,9 @@ from convcli.run.naming import format_and_ext, guard_targets, output_targets
 from convcli.run.request import Request
 from convcli.run.sources import Source
 
+if TYPE_CHECKING:
+    from convcli.run.frames import FramesPlan
+
 
 @dataclass
 class Outcome:
@@ -43,6 +47,7 @@ class Outcome:
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
     plan: ComputePlan | None = None  # what was computed (what --explain shows)
+    frames: FramesPlan | None = None  # a multi-frame input's frames and their plans
 
 
 @dataclass
@@ -82,6 +87,12 @@ def process(source: Source, request: Request) -> Outcome:
 
 
 def _process(source: Source, request: Request, outcome: Outcome) -> None:
+    from convcli.run.frames import probe_source, process_frames
+
+    animation = probe_source(source, request)
+    if animation is not None:  # every frame, each on its own
+        _warn_clipping(outcome, source, process_frames(source, request, animation, outcome))
+        return
     out = request.output
     writes = out.path is not None or out.out_dir is not None or out.in_place
     if not writes and (source.is_array or out.print_result):

@@ -21,6 +21,7 @@ from convcli.io.limits import max_pixels
 from convcli.kernels.model import AnyKernel, slug
 from convcli.memory import parse_size
 from convcli.run.naming import DEFAULT_TEMPLATE, OutputSpec, stack_labels
+from convcli.run.selection import FrameSelection, parse_frames
 from convcli.vocabulary import Alpha, Boundary, Combine, Compat, Depth, Method, Mode, Range
 
 
@@ -38,6 +39,7 @@ class Request:
     depth_given: bool = False  # --depth was given (else arrays written from images are float)
     stack_labels: tuple[str, ...] = ()  # member labels when the result is a stack
     memory: int = 0  # bytes an input may use in memory before it is streamed (0: default)
+    frames: FrameSelection | None = None  # --frames: the frames of multi-frame inputs
 
 
 def kernel_specs(kernels: Iterable[str]) -> list[str]:
@@ -78,15 +80,17 @@ def build_request(
     in_place: bool = False,
     skip_existing: bool = False,
     print_result: bool = False,
+    frames: str | None = None,
     inputs: Sequence[str] = (),
     recursive: bool = False,
     stdout_is_terminal: bool = False,
 ) -> Request:
     """Check everything ``convcli apply`` checks and make the request, raising the same
     errors (UsageError, KernelError, BackendError). The keywords are apply's options
-    (``value_range`` is --range, ``print_result`` --print); mode, boundary and correlate left
-    unset come from the ``compat`` preset. ``inputs`` and ``recursive`` are checked against the
-    output options only; ``stdout_is_terminal`` refuses ``-o -`` onto a terminal."""
+    (``value_range`` is --range, ``print_result`` --print, ``frames`` --frames); mode,
+    boundary and correlate left unset come from the ``compat`` preset. ``inputs`` and
+    ``recursive`` are checked against the output options only; ``stdout_is_terminal``
+    refuses ``-o -`` onto a terminal."""
     specs = kernel_specs(kernels)
     check_outputs(
         inputs,
@@ -99,6 +103,7 @@ def build_request(
         stdout_is_terminal=stdout_is_terminal,
     )
     offset_value, offset_percent = parse_offset(offset)
+    selection = parse_frames(frames) if frames is not None else None
     if format is not None:
         format_for(None, format)  # an unknown --format is one usage error, not one per input
     max_pixels()  # likewise a malformed CONVCLI_MAX_PIXELS
@@ -133,6 +138,7 @@ def build_request(
         depth_given=depth is not None,
         stack_labels=stack_labels(operation),
         memory=parse_size(memory) if memory else 0,
+        frames=selection,
     )
 
 
