@@ -111,8 +111,9 @@ def _route(source: Source, request: Request, animation: Animation, selected: lis
     return _Route(fmt, whole, targets)
 
 
-def _kept(animation: Animation, route: _Route, request: Request, count: int) -> str:
+def _kept(animation: Animation, route: _Route, request: Request, selected: list[int]) -> str:
     """What the output keeps of the input, in words (for --explain)."""
+    count = len(selected)
     if not route.whole:
         timing = "; their timing is not kept" if animation.kind != "TIFF" else ""
         return (
@@ -121,7 +122,7 @@ def _kept(animation: Animation, route: _Route, request: Request, count: int) -> 
         )
     if animation.kind == "TIFF":
         return f"one multi-page TIFF of {count} pages, in order, each at its own sample type"
-    delays = sorted({round(animation.duration_ms(i)) for i in range(animation.count)})
+    delays = sorted({round(animation.duration_ms(i)) for i in selected})
     shown = ", ".join(f"{d} ms" for d in delays[:4]) + (", ..." if len(delays) > 4 else "")
     loop = (
         "loops forever"
@@ -162,7 +163,7 @@ def plan_frames(source: Source, request: Request, animation: Animation) -> Frame
         animation.count,
         tuple(selected),
         plans,
-        _kept(animation, route, request, len(selected)),
+        _kept(animation, route, request, selected),
         tuple(str(t) for t in route.targets) or (f"stdout as {route.format}",),
     )
 
@@ -236,7 +237,7 @@ def process_frames(
         animation.count,
         tuple(selected),
         tuple(plans),
-        _kept(animation, route, request, len(selected)),
+        _kept(animation, route, request, selected),
         tuple(str(t) for t in route.targets) or (f"stdout as {route.format}",),
     )
     return stats
