@@ -134,6 +134,54 @@ def tiff_bomb(width: int, height: int) -> bytes:
     return bytes(out + bytes(width))
 
 
+def animated_gif(frames: int = 3) -> bytes:
+    """A valid animated GIF of ``frames`` different 16x20 frames."""
+    rng = np.random.default_rng(11)
+    images = [
+        Image.fromarray((rng.random((16, 20, 3)) * 255).astype(np.uint8)) for _ in range(frames)
+    ]
+    buffer = io.BytesIO()
+    images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:], duration=40)
+    return buffer.getvalue()
+
+
+def gif_frame_bomb(width: int, height: int, frames: int) -> bytes:
+    """A small GIF of ``frames`` 1x1 frames on a ``width`` x ``height`` canvas: a viewer (and
+    a decoder that composes frames) holds a whole canvas per frame."""
+    from convcli.io import gif
+
+    palette, data, _ = gif.frame_bytes(np.zeros((1, 1, 3), np.uint8))
+    one = (
+        b"!\xf9\x04\x04\x01\x00\x00\x00"
+        + b","
+        + struct.pack("<HHHHB", 0, 0, 1, 1, 0x87)
+        + palette
+        + data
+    )
+    return b"GIF89a" + struct.pack("<HHBBB", width, height, 0, 0, 0) + one * frames + b";"
+
+
+def apng_frame_bomb(width: int, height: int, frames: int) -> bytes:
+    """An APNG header declaring ``frames`` frames of ``width`` x ``height`` (no pixel data
+    to speak of: refused from the chunks alone)."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    actl = struct.pack(">II", frames, 0)
+    controls = b"".join(
+        _png_chunk(b"fcTL", struct.pack(">IIIIIHHBB", i, width, height, 0, 0, 1, 10, 0, 0))
+        for i in range(frames)
+    )
+    rows = zlib.compress(b"\0" * (width + 1), 9)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", ihdr)
+        + _png_chunk(b"acTL", actl)
+        + controls[: len(controls) // frames]
+        + _png_chunk(b"IDAT", rows)
+        + controls[len(controls) // frames :]
+        + _png_chunk(b"IEND", b"")
+    )
+
+
 # A GIF with a header, a 10x10 logical screen, no image block and the trailer: zero frames.
 GIF_NO_FRAMES = b"GIF89a" + struct.pack("<HHBBB", 10, 10, 0, 0, 0) + b";"
 # A TIFF whose first IFD has no entries (a page with no tags: no size, no pixels).
@@ -142,6 +190,7 @@ TIFF_EMPTY_IFD = b"II*\0" + struct.pack("<IHI", 8, 0, 0)
 TIFF_NO_PAGES = b"II*\0" + struct.pack("<I", 0)
 
 IMG = image_bytes("png")  # the good input of most cases
+ANIM_GIF = animated_gif()  # a good multi-frame input
 
 
 def kernel_path(tmp: Path) -> None:
@@ -942,7 +991,6 @@ CASES = [
     ),
     # --- second round: outputs, streams, printing and the library ------------------------
     # (cases for outputs that are not regular files, in-place, printing and warnings go here)
-
     # --- outputs --------------------------------------------------------------------------
     case(
         "out-dir-under-a-regular-file",
@@ -1122,6 +1170,135 @@ CASES = [
     ),
     # --- second round: inputs, formats, lists and limits ---------------------------------
     # (cases for format allow-lists, container bombs, endless streams and size bounds go here)
+    # --- frames: bad --frames selections and frame bombs ---------------------------------
+    *(
+        case(
+            f"frames-{name}",
+            *K,
+            "--frames",
+            value,
+            *OUT,
+            "anim.gif",
+            code=2,
+            names=("--frames",),
+            words=(word,),
+            files={"anim.gif": ANIM_GIF},
+        )
+        for name, value, word in [
+            ("not-a-number", "one", "not a number"),
+            ("empty", "", "empty"),
+            ("empty-item", "0,,2", "empty"),
+            ("backwards-range", "3-1", "backwards"),
+            ("decreasing", "2,1", "increasing"),
+            ("repeated", "1,1", "increasing"),
+            ("negative", "-1", "not a number"),
+            ("huge", "99999999999", "beyond"),
+        ]
+    ),
+    case(
+        "frames-out-of-range",
+        *K,
+        "--frames",
+        "1-5",
+        *OUT,
+        "anim.gif",
+        code=1,
+        names=("anim.gif",),
+        words=("3 frames", "frame 5"),
+        files={"anim.gif": ANIM_GIF},
+    ),
+    case(
+        "frames-of-a-one-frame-image",
+        *K,
+        "--frames",
+        "1",
+        *OUT,
+        "in.png",
+        code=1,
+        names=("in.png",),
+        words=("1 frame",),
+        files={"in.png": IMG},
+    ),
+    case(
+        "frames-of-an-array",
+        *K,
+        "--frames",
+        "0",
+        *OUT,
+        "a.npy",
+        code=1,
+        names=("a.npy",),
+        words=("array",),
+        files={"a.npy": npy_bytes(np.zeros((4, 4)))},
+    ),
+    case(
+        "frames-to-stdout-in-a-one-frame-format",
+        *K,
+        "-o",
+        "-",
+        "--format",
+        "png",
+        "anim.gif",
+        code=2,
+        names=("anim.gif",),
+        words=("one frame",),
+        files={"anim.gif": ANIM_GIF},
+    ),
+    case(
+        "frames-truncated-animation",
+        *K,
+        *OUT,
+        "cut.gif",
+        code=1,
+        names=("cut.gif",),
+        words=("truncated",),
+        files={"cut.gif": ANIM_GIF[: len(ANIM_GIF) * 2 // 3]},
+    ),
+    case(
+        "frame-bomb-gif-large-canvas",
+        *K,
+        *OUT,
+        "bomb.gif",
+        code=1,
+        names=("bomb.gif",),
+        words=("frames", "CONVCLI_MAX_PIXELS"),
+        files={"bomb.gif": gif_frame_bomb(16000, 16000, 2)},
+        seconds=10,
+    ),
+    case(
+        "frame-bomb-gif-many-frames",
+        *K,
+        *OUT,
+        "many.gif",
+        code=1,
+        names=("many.gif",),
+        words=("3000 frames", "CONVCLI_MAX_PIXELS"),
+        files={"many.gif": gif_frame_bomb(200, 200, 3000)},
+        env={"CONVCLI_MAX_PIXELS": "1000000"},
+        seconds=10,
+    ),
+    case(
+        "frame-bomb-apng",
+        *K,
+        *OUT,
+        "bomb.png",
+        code=1,
+        names=("bomb.png",),
+        words=("frames", "CONVCLI_MAX_PIXELS"),
+        files={"bomb.png": apng_frame_bomb(12000, 12000, 3)},
+        seconds=10,
+    ),
+    case(
+        "frame-bomb-explain",
+        *K,
+        "--explain",
+        "bomb.gif",
+        code=1,
+        names=("bomb.gif",),
+        words=("frames", "CONVCLI_MAX_PIXELS"),
+        files={"bomb.gif": gif_frame_bomb(16000, 16000, 2)},
+        seconds=10,
+    ),
 ]
 
 

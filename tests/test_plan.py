@@ -98,3 +98,26 @@ def test_a_streamed_input(tmp_path, photos):
     assert "streamed" in explained.memory
     assert explained.plan == outcome.plan
     assert outcome.plan.band_rows < outcome.plan.out_shape[0]
+
+
+def test_a_multi_frame_input(tmp_path, photos):
+    """An animated GIF and a multi-page TIFF whose pages differ in depth and size: the plan
+    of every frame, from the file's structure, is the plan the run executes."""
+    tifffile = pytest.importorskip("tifffile")
+    root = tmp_path / "in"
+    root.mkdir()
+    frames = [Image.fromarray(photos["astronaut"][i * 20 : i * 20 + 30, :40]) for i in range(3)]
+    frames[0].save(root / "anim.gif", save_all=True, append_images=frames[1:], duration=50)
+    with tifffile.TiffWriter(root / "pages.tif") as tw:
+        tw.write(photos["camera"][:30, :40], contiguous=False)
+        tw.write(photos["astronaut"][:20, :24].astype(np.uint16) * 257, contiguous=False)
+    for fmt in (None, "png"):
+        request = build_request(["sobel-x", "box:size=5"], out_dir=tmp_path / "out", format=fmt)
+        for source in discover([str(root)], recursive=True):
+            explained = explain(source, request)
+            outcome = process(source, request)
+            assert outcome.error is None, outcome.error
+            assert explained.frames is not None and explained.frames == outcome.frames
+            assert explained.plan == outcome.plan
+            assert explained.destination == outcome.written
+    assert [p.in_dtype for p in outcome.frames.plans] == ["uint8", "uint16"]
