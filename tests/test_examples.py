@@ -36,3 +36,19 @@ def test_committed_pictures_exist():
     for name in ("gallery.png", "seed-kernels.png"):
         with Image.open(ROOT / "docs" / name) as im:
             assert im.size[0] > 1000
+
+
+def test_frames_picture_shows_every_frame_blurred(tmp_path):
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "frames.py"), "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
+    assert out.stdout.split() == [str(tmp_path / "frames.png")]
+    with (
+        Image.open(tmp_path / "frames.png") as made,
+        Image.open(ROOT / "docs" / "frames.png") as doc,
+    ):
+        assert made.size == doc.size == (110 + 4 * (192 + 6), 2 * (192 + 6))

@@ -404,3 +404,82 @@ def test_frames_count_against_the_pixel_limit(opaque_gif, monkeypatch):
         probe(opaque_gif, "anim.gif")
     monkeypatch.setenv("CONVCLI_MAX_PIXELS", str(4 * 64 * 64))
     assert probe(opaque_gif, "anim.gif") is not None
+
+
+def test_lossy_webp_stays_lossy_with_its_background(webp, cli, tmp_path):
+    _, frames = webp
+    lossy = tmp_path / "lossy.webp"
+    images = [Image.fromarray(f) for f in frames]
+    images[0].save(
+        lossy, save_all=True, append_images=images[1:], duration=[40, 70, 100], loop=2,
+        quality=80, background=(10, 20, 30, 255),
+    )  # fmt: skip
+    out = tmp_path / "out.webp"
+    r = cli("apply", "-k", "box", str(lossy), "-o", str(out), "--quality", "95")
+    assert r.exit_code == 0, r.stderr
+    before, after = probe(lossy, "lossy.webp"), probe(out, "out.webp")
+    assert before is not None and after is not None
+    assert not after.lossless
+    assert (after.count, after.delays, after.loop) == (3, before.delays, 2)
+    assert after.background == before.background
+    shown = frames_of(lossy)  # what was filtered: the lossy frames as decoded
+    for i, got in enumerate(frames_of(out)):  # encoded lossy once more: near, not equal
+        want = box_reference(shown[i][..., :3])
+        assert np.abs(got[..., :3].astype(float) - want).mean() < 3
+
+
+def test_sixteen_bit_apng_is_refused(tmp_path, cli):
+    """Pillow reads APNG frames as 8-bit: refused rather than silently made 8-bit."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    rows = zlib.compress(b"".join(b"\0" + b"\x12\x34" * 4 for _ in range(4)))
+    control = [struct.pack(">IIIIIHHBB", i, 4, 4, 0, 0, 1, 10, 0, 0) for i in (0, 1, 3)]
+    data = (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", 4, 4, 16, 0, 0, 0, 0))
+        + chunk(b"acTL", struct.pack(">II", 2, 0))
+        + chunk(b"fcTL", control[0])
+        + chunk(b"IDAT", rows)
+        + chunk(b"fcTL", control[1])
+        + chunk(b"fdAT", struct.pack(">I", 2) + rows)
+        + chunk(b"IEND", b"")
+    )
+    (tmp_path / "deep.png").write_bytes(data)
+    r = cli("apply", "-k", "box", "deep.png", "-d", "out", cwd=tmp_path)
+    assert r.exit_code == 1
+    assert "deep.png" in r.stderr and "16-bit APNG" in r.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_float_and_alpha_tiff_pages(tmp_path, cli, photos):
+    tifffile = pytest.importorskip("tifffile")
+    floats = photos["camera"][:20, :30].astype(np.float32) / 7
+    rgba = np.dstack([photos["astronaut"][:20, :30], np.full((20, 30), 128, np.uint8)])
+    path = tmp_path / "mixed.tif"
+    with tifffile.TiffWriter(path) as tw:
+        tw.write(floats, contiguous=False)
+        tw.write(rgba, photometric="rgb", extrasamples=["unassalpha"], contiguous=False)
+    out = tmp_path / "out.tif"
+    r = cli("apply", "-k", "box", str(path), "-o", str(out))
+    assert r.exit_code == 0, r.stderr
+    with tifffile.TiffFile(out) as tif:
+        got = [page.asarray() for page in tif.pages]
+    assert got[0].dtype == np.float32
+    np.testing.assert_allclose(got[0], box_reference(floats), rtol=1e-5, atol=1e-4)
+    assert got[1].shape == (20, 30, 4) and (got[1][..., 3] == 128).all()
+    close_to(got[1], box_reference(rgba), 255)
+
+
+def test_frame_file_names_sort_in_frame_order():
+    from pathlib import Path
+
+    from convcli.run.naming import frame_target
+
+    assert frame_target(Path("d/a.box.png"), 3, 2) == Path("d/a.box.03.png")
+    assert frame_target(Path("noext"), 12, 3) == Path("noext.012")
