@@ -483,3 +483,39 @@ def test_frame_file_names_sort_in_frame_order():
 
     assert frame_target(Path("d/a.box.png"), 3, 2) == Path("d/a.box.03.png")
     assert frame_target(Path("noext"), 12, 3) == Path("noext.012")
+
+
+def test_the_library_reads_every_frame_and_never_just_the_first(opaque_gif, pages):
+    import convcli
+    from convcli.errors import InputError
+
+    with pytest.raises(InputError, match="animated GIF of 4 frames"):
+        convcli.read_image(opaque_gif)
+    path, want = pages
+    with pytest.raises(InputError, match="multi-page TIFF of 3 frames"):
+        convcli.read_image(path)
+    got = list(convcli.read_frames(path))
+    assert all(np.array_equal(g, w) for g, w in zip(got, want, strict=True))
+    assert len(list(convcli.read_frames(opaque_gif, [1, 3]))) == 2
+    with pytest.raises(InputError, match="4 frame"):
+        list(convcli.read_frames(opaque_gif, [4]))
+
+
+def test_a_multi_page_tiff_over_the_memory_budget_is_not_streamed_as_its_first_page(
+    tmp_path, cli, photos
+):
+    """Only one-frame TIFFs are streamed; the pages of a multi-page TIFF are filtered one
+    at a time, and a page over the budget is refused (never just the first page written)."""
+    tifffile = pytest.importorskip("tifffile")
+    path = tmp_path / "big.tif"
+    with tifffile.TiffWriter(path) as tw:
+        for _ in range(2):
+            tw.write(np.tile(photos["camera"], (3, 3)), contiguous=False)
+    r = cli("apply", "-k", "box", str(path), "-o", str(tmp_path / "o.tif"), "--memory", "8MiB")
+    assert r.exit_code == 1
+    assert "big.tif" in r.stderr and "not streamed" in r.stderr
+    assert not (tmp_path / "o.tif").exists()
+    r = cli("apply", "-k", "box", str(path), "-o", str(tmp_path / "o.tif"), "--memory", "200MiB")
+    assert r.exit_code == 0, r.stderr
+    with tifffile.TiffFile(tmp_path / "o.tif") as tif:
+        assert len(tif.pages) == 2

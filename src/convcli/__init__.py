@@ -30,6 +30,7 @@ _PUBLIC = {
     "convolve": "compute.engine",
     "choose_method": "compute.engine",
     "read_image": "io.decode",
+    "read_frames": "io.frames",
     "write_image": "io.encode",
     "read_array": "io.arrays",
     "filter_image": "compute.image",
@@ -52,6 +53,7 @@ __all__ = [
     "get_kernel",
     "list_kernels",
     "read_array",
+    "read_frames",
     "read_image",
     "write_image",
 ]
@@ -64,6 +66,7 @@ if TYPE_CHECKING:
     from .io.arrays import read_array
     from .io.decode import read_image
     from .io.encode import write_image
+    from .io.frames import read_frames
     from .kernels.model import Kernel, KernelBank, KernelChain
     from .kernels.registry import get_kernel, list_kernels
 

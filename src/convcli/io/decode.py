@@ -49,7 +49,19 @@ def read_image(path: str | Path) -> np.ndarray:
     >>> write_image(np.zeros((2, 3), np.uint8), p)
     >>> read_image(p).shape
     (2, 3)
+
+    An image of several frames (an animation, a multi-page TIFF) is refused rather than read
+    as its first frame: :func:`convcli.read_frames` reads every frame.
     """
+    from convcli.io.frames import probe
+
+    animation = probe(Path(path), str(path))
+    if animation is not None:
+        raise InputError(
+            f"is an {animation.name} of {animation.count} frames, and read_image reads one "
+            "image; read its frames with convcli.read_frames",
+            subject=str(path),
+        )
     return open_image(Path(path)).pixels
 
 

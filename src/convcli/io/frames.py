@@ -551,6 +551,39 @@ def _write_tiff(
 
 
 # -- the entry points ------------------------------------------------------------------------
+def read_frames(path: str | Path, frames: Iterable[int] | None = None) -> Iterator[np.ndarray]:
+    """The frames of an image file, one array at a time, each as a viewer shows it (the
+    frames of an animation composed; the pages of a TIFF as they are); a one-frame image
+    gives its one frame. ``frames`` selects some (increasing indices, from 0).
+
+    >>> import numpy as np, tempfile, os
+    >>> from PIL import Image
+    >>> p = os.path.join(tempfile.mkdtemp(), "a.gif")
+    >>> red, blue = (Image.new("RGB", (4, 2), c) for c in ("red", "blue"))
+    >>> red.save(p, save_all=True, append_images=[blue], duration=100)
+    >>> [f[0, 0, :3].tolist() for f in read_frames(p)]
+    [[255, 0, 0], [0, 0, 255]]
+    """
+    source = Path(path)
+    label = str(path)
+    animation = probe(source, label)
+    count = animation.count if animation is not None else 1
+    selected = list(range(count)) if frames is None else [int(i) for i in frames]
+    if any(i < 0 or i >= count for i in selected) or selected != sorted(set(selected)):
+        raise InputError(
+            f"has {count} frame(s); frames {selected} are not increasing indices below it",
+            subject=label,
+        )
+    if animation is None:
+        from convcli.io.decode import open_image
+
+        if selected:
+            yield open_image(source).pixels
+        return
+    if selected:
+        yield from read(source, label, animation, selected)
+
+
 def read(
     source: Path | bytes, label: str, animation: Animation, selected: list[int]
 ) -> Iterator[np.ndarray]:

@@ -22,6 +22,7 @@ from convcli.io.atomic import write_bands
 from convcli.io.decode import open_image, probe_image
 from convcli.io.encode import encode, write_image
 from convcli.io.formats import ARRAY_FORMATS
+from convcli.io.frames import probe as probe_frames
 from convcli.io.rows import ArrayRows, RowReader, open_rows
 from convcli.memory import default_budget, format_size
 from convcli.run.naming import format_and_ext, guard_targets, output_targets
@@ -183,7 +184,18 @@ def too_big(source: Source, request: Request) -> bool:
     members = max(1, len(request.stack_labels))
     # the decoded input, the result's samples (up to float64), its encoded copy, one band
     needed = pixels * (itemsize + 2 * 8 * members) + BAND_BYTES
-    return needed > memory_budget(request)
+    if needed <= memory_budget(request):
+        return False
+    return source.is_array or _one_frame(source.path, source.label)
+
+
+def _one_frame(path: Path, label: str) -> bool:
+    """Whether an image holds a single frame: only those are streamed (the frames of a
+    multi-page TIFF are filtered one at a time, and a bad one is named by that route)."""
+    try:
+        return probe_frames(path, label) is None
+    except ConvcliError:
+        return False
 
 
 @dataclass
