@@ -337,6 +337,9 @@ def test_apng_stays_apng_with_timing_loop_and_disposal(apng, cli, tmp_path):
     assert r.exit_code == 0, r.stderr
     n, durations, disposals, loop = timing_of(out)
     assert (n, durations, disposals, loop) == (3, [50, 120, 80], [0, 1, 0], 4)
+    written, given = probe(out, "out.png"), probe(path, "anim.png")
+    assert written is not None and given is not None
+    assert written.delays == given.delays and written.blends == (0, 0, 0)  # whole frames
     for i, got in enumerate(frames_of(out)):
         close_to(got, box_reference(frames[i]), 255)
         assert np.array_equal(got[..., 3], frames[i][..., 3])
@@ -350,6 +353,7 @@ def test_lossless_webp_stays_a_lossless_animation(webp, cli, tmp_path):
     assert r.exit_code == 0, r.stderr
     animation = probe(out, "out.webp")
     assert animation is not None and animation.lossless
+    assert animation.blends == (0, 0, 0)  # whole frames, not blended
     n, durations, _, loop = timing_of(out)
     assert (n, durations, loop) == (3, [40, 70, 100], 0)
     for i, got in enumerate(frames_of(out)):
@@ -519,3 +523,28 @@ def test_a_multi_page_tiff_over_the_memory_budget_is_not_streamed_as_its_first_p
     assert r.exit_code == 0, r.stderr
     with tifffile.TiffFile(tmp_path / "o.tif") as tif:
         assert len(tif.pages) == 2
+
+
+@pytest.mark.parametrize("kind", ["gif", "png", "webp"])
+def test_a_damaged_animation_is_refused_cleanly_or_read_whole(kind, tmp_path, cli):
+    """Bytes flipped inside an animation's frame data: a decoder may notice or not; either
+    a clean one-line refusal or a complete animation of every frame, never a traceback."""
+    rng = np.random.default_rng(3)
+    images = [Image.fromarray((rng.random((24, 32, 3)) * 255).astype(np.uint8)) for _ in range(3)]
+    src = tmp_path / f"anim.{kind}"
+    options = {"lossless": True} if kind == "webp" else {}
+    images[0].save(src, save_all=True, append_images=images[1:], duration=50, **options)
+    data = bytearray(src.read_bytes())
+    for i in range(len(data) * 2 // 3, len(data) * 2 // 3 + 12):
+        data[i] ^= 0x5A
+    src.write_bytes(bytes(data))
+    r = cli("apply", "-k", "box", src.name, "-d", "out", cwd=tmp_path)
+    assert "Traceback" not in r.stderr and "internal error" not in r.stderr, r.stderr
+    if r.exit_code == 0:
+        out = tmp_path / "out" / f"anim.box.{kind}"
+        assert probe(out, out.name).count == 3
+    else:
+        assert r.exit_code == 1
+        lines = r.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("convcli: error: anim."), r.stderr
+        assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())

@@ -24,11 +24,12 @@ from typing import Any
 
 import numpy as np
 
-from convcli.errors import InputError, LimitError, OutputError
+from convcli.errors import ConvcliError, InputError, LimitError, OutputError
 from convcli.io import gif
-from convcli.io.inputs import check_readable
-from convcli.io.limits import max_pixels
+from convcli.io.inputs import check_readable, reason
+from convcli.io.limits import max_pixels, pillow_limit_error
 from convcli.machine import has_tifffile
+from convcli.numeric import finite
 
 #: the kinds of multi-frame file, and the output format that keeps all their frames
 KIND_FORMAT = {"GIF": "GIF", "APNG": "PNG", "WEBP": "WEBP", "TIFF": "TIFF"}
@@ -125,7 +126,10 @@ def check_frame_pixels(animation: Animation, label: str) -> None:
 
 # -- GIF -------------------------------------------------------------------------------------
 def _probe_gif(data: bytes, label: str) -> Animation | None:
-    parsed = gif.parse(data, label)
+    try:
+        parsed = gif.parse(data, label)
+    except gif.NoImages:
+        return None  # not a GIF after all: the ordinary decoder says so
     if len(parsed.frames) < 2:
         return None
     channels = 4 if gif.has_alpha(parsed) else 3
@@ -267,7 +271,7 @@ def _read_pillow(
     shape = animation.shapes[0]
     channels = 1 if len(shape) == 2 else shape[2]
     mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[channels]
-    with Image.open(_open(source)) as im:
+    with _open(source) as fh, Image.open(fh) as im:
         for index in range(max(wanted) + 1):
             im.seek(index)
             if index in wanted:
@@ -474,7 +478,7 @@ def _probe_tiff(source: Path | bytes, label: str) -> Animation | None:
     import tifffile
 
     try:
-        with tifffile.TiffFile(_open(source)) as tif:
+        with _open(source) as fh, tifffile.TiffFile(fh) as tif:
             pages = [_page_layout(page, label) for page in tif.pages]
     except (InputError, LimitError):
         raise
@@ -509,15 +513,19 @@ def _page_layout(page: Any, label: str) -> tuple[tuple[int, ...], str]:
     dtype = np.dtype(page.dtype)
     if dtype == np.bool_:
         return shape, "uint8"
-    if str(dtype) not in _TIFF_TYPES:
-        raise InputError(f"unsupported TIFF page samples ({dtype})", subject=label)
-    return shape, _TIFF_TYPES[str(dtype)]
+    if str(dtype) in _TIFF_TYPES:
+        return shape, _TIFF_TYPES[str(dtype)]
+    if dtype.kind == "f":  # as one-page TIFFs are read: float32, and int32 for integers
+        return shape, "float32"
+    if dtype.kind in "iu" and dtype.itemsize <= 4:
+        return shape, "int32"
+    raise InputError(f"unsupported TIFF page samples ({dtype})", subject=label)
 
 
 def _read_tiff(source: Path | bytes, animation: Animation, wanted: set[int]) -> Iterator[Any]:
     import tifffile
 
-    with tifffile.TiffFile(_open(source)) as tif:
+    with _open(source) as fh, tifffile.TiffFile(fh) as tif:
         for index in sorted(wanted):
             page: Any = tif.pages[index]
             pixels = page.asarray()
@@ -526,7 +534,9 @@ def _read_tiff(source: Path | bytes, animation: Animation, wanted: set[int]) -> 
             pixels = pixels.reshape(animation.shapes[index])
             if pixels.dtype == np.bool_:
                 pixels = pixels.astype(np.uint8) * np.uint8(255)
-            yield np.ascontiguousarray(pixels)
+            if pixels.dtype == np.uint32:  # as int32, clipped: the documented 32-bit type
+                pixels = np.minimum(pixels, np.iinfo(np.int32).max)
+            yield np.ascontiguousarray(pixels, dtype=animation.dtypes[index])
 
 
 def _write_tiff(
@@ -588,13 +598,38 @@ def read(
     source: Path | bytes, label: str, animation: Animation, selected: list[int]
 ) -> Iterator[np.ndarray]:
     """The selected frames (increasing indices), one at a time, as a viewer shows them."""
+    from PIL import Image
+
     wanted = set(selected)
     if animation.kind == "GIF":
-        yield from _read_gif(_bytes(source, label), label, animation, wanted)
+        frames = _read_gif(_bytes(source, label), label, animation, wanted)
     elif animation.kind == "TIFF":
-        yield from _read_tiff(source, animation, wanted)
+        frames = _read_tiff(source, animation, wanted)
     else:
-        yield from _read_pillow(source, animation, wanted)
+        frames = _read_pillow(source, animation, wanted)
+    done = 0
+    try:
+        for pixels in frames:
+            if pixels.shape != animation.shapes[selected[done]]:
+                raise InputError(
+                    f"frame {selected[done]} decodes to {pixels.shape}, not the "
+                    f"{animation.shapes[selected[done]]} its file declares",
+                    subject=label,
+                )
+            if pixels.dtype.kind == "f" and not finite(pixels):
+                raise InputError(f"frame {selected[done]} holds NaN or infinity", subject=label)
+            done += 1
+            yield pixels
+    except (ConvcliError, MemoryError):
+        raise
+    except Image.DecompressionBombError:
+        raise pillow_limit_error(source, label) from None
+    except Exception as exc:  # decoders raise anything on a damaged file
+        index = selected[done] if done < len(selected) else selected[-1]
+        raise InputError(
+            f"corrupt or truncated {animation.name} (frame {index}: {reason(exc)})",
+            subject=label,
+        ) from None
 
 
 def write(

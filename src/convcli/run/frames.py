@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from convcli.compute.image import BAND_BYTES, ComputePlan
+from convcli.compute.image import BAND_BYTES, BandJob, ComputePlan
 from convcli.compute.pixels import Filtered
 from convcli.errors import InputError, LimitError, UsageError
 from convcli.io import frames
@@ -133,8 +133,8 @@ def _kept(animation: Animation, route: _Route, request: Request, selected: list[
     if animation.kind == "GIF":
         return text + (
             "each frame's disposal (disposed to the background where the next frame has "
-            "transparent pixels); every frame whole, colours reduced to 256 per frame, alpha "
-            "on or off"
+            "transparent pixels); every frame whole, its colours reduced to 256 where it has "
+            "more, alpha on or off"
         )
     if animation.kind == "APNG":
         return text + "each frame's disposal; every frame whole, replacing the canvas"
@@ -148,15 +148,13 @@ def plan_frames(source: Source, request: Request, animation: Animation) -> Frame
     selected = _selected(source, request, animation)
     route = _route(source, request, animation, selected)
     to_array = route.format in ARRAY_FORMATS.values()
-    plans = tuple(
-        input_job(
-            HeaderRows(animation.shapes[i], np.dtype(animation.dtypes[i])),
-            request,
-            is_array=False,
-            to_array=to_array,
-        ).plan
-        for i in selected
-    )
+    known: dict[tuple[tuple[int, ...], str], ComputePlan] = {}
+    for i in selected:  # frames of one layout have one plan
+        key = (animation.shapes[i], animation.dtypes[i])
+        if key not in known:
+            header = HeaderRows(key[0], np.dtype(key[1]))
+            known[key] = input_job(header, request, is_array=False, to_array=to_array).plan
+    plans = tuple(known[animation.shapes[i], animation.dtypes[i]] for i in selected)
     _check_memory(source, request, animation, selected)
     return FramesPlan(
         animation.name,
@@ -202,11 +200,17 @@ def process_frames(
     stats = Filtered(np.empty(0), None)
     plans: list[ComputePlan] = []
 
+    jobs: dict[tuple[tuple[int, ...], str], tuple[BandJob, ComputePlan]] = {}
+
     def filtered() -> Iterator[np.ndarray]:
         for pixels in frames.read(image, source.label, animation, selected):
-            job = input_job(ArrayRows(pixels), request, is_array=False, to_array=to_array)
-            plans.append(job.plan)
-            yield job.collect(stats)
+            key = (pixels.shape, str(pixels.dtype))
+            if key not in jobs:  # frames of one layout run one plan (made once)
+                job = input_job(ArrayRows(pixels), request, is_array=False, to_array=to_array)
+                jobs[key] = job, job.plan
+            job, plan = jobs[key]
+            plans.append(plan)
+            yield replace(job, reader=ArrayRows(pixels)).collect(stats)
 
     icc = _icc_profile(image) if animation.kind != "GIF" else None  # GIF has none
     options: dict[str, Any] = {
