@@ -276,6 +276,19 @@ def test_identical_frames_are_not_merged(tmp_path, cli):
     r = cli("apply", "-k", "[[0]]", "--offset", "7", str(src), "-o", str(out))
     assert r.exit_code == 0, r.stderr
     assert timing_of(out)[:2] == (2, [30, 40])
+    flat = Image.fromarray(np.full((10, 12, 3), 7, np.uint8))
+    merged = tmp_path / "pillow.gif"  # what Pillow's GIF writer makes of the same frames
+    flat.save(merged, save_all=True, append_images=[flat.copy()], duration=[30, 40])
+    with Image.open(merged) as im:
+        assert getattr(im, "n_frames", 1) == 1
+
+
+def test_an_animation_to_another_animation_format_is_one_file_per_frame(opaque_gif, cli):
+    out = opaque_gif.parent / "w.webp"
+    r = cli("apply", "-k", "box", str(opaque_gif), "-o", str(out))
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout.split() == [str(opaque_gif.parent / f"w.{i}.webp") for i in range(4)]
+    assert all(probe(opaque_gif.parent / f"w.{i}.webp", "w") is None for i in range(4))
 
 
 def test_a_single_frame_gif_behaves_as_before(tmp_path, cli, photos):
@@ -315,7 +328,7 @@ def test_an_animation_to_stdout(opaque_gif, cli):
         assert im.n_frames == 4
     r = cli("apply", "-k", "box", str(opaque_gif), "-o", "-", "--format", "png")
     assert r.exit_code == 2
-    assert "holds one frame" in r.stderr
+    assert "one file per frame" in r.stderr
 
 
 # -- APNG ------------------------------------------------------------------------------------

@@ -1241,7 +1241,7 @@ CASES = [
         "anim.gif",
         code=2,
         names=("anim.gif",),
-        words=("one frame",),
+        words=("one file per frame",),
         files={"anim.gif": ANIM_GIF},
     ),
     case(

@@ -97,8 +97,10 @@ def _route(source: Source, request: Request, animation: Animation, selected: lis
     if out.path == "-":
         if not whole:
             raise UsageError(
-                f"{source.label}: {fmt} holds one frame and this {animation.name} has "
-                f"{len(selected)}; write them to files with -o or -d"
+                f"{source.label}: an {animation.name} is written whole only as "
+                f"{animation.format}, and {fmt} would take one file per frame "
+                f"({len(selected)}); write them with -o or -d, or give --format "
+                f"{animation.format.lower()}"
             )
         return _Route(fmt, True, [])
     (target,) = output_targets(source, request, ext)
@@ -117,8 +119,8 @@ def _kept(animation: Animation, route: _Route, request: Request, selected: list[
     if not route.whole:
         timing = "; their timing is not kept" if animation.kind != "TIFF" else ""
         return (
-            f"{count} {route.format} files, one per frame ({route.format} holds one frame; "
-            f"named with the frame number){timing}"
+            f"{count} {route.format} files, one per frame, named with the frame number (an "
+            f"{animation.name} is kept whole only as {animation.format}){timing}"
         )
     if animation.kind == "TIFF":
         return f"one multi-page TIFF of {count} pages, in order, each at its own sample type"
