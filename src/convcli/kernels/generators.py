@@ -87,11 +87,29 @@ def gaussian_1d(sigma: float, taps: int, order: int = 0) -> np.ndarray:
     return phi
 
 
-def gaussian(*, sigma: float | None = None, size: int | None = None) -> np.ndarray:
-    """Gaussian blur, normalised to sum 1 (params: sigma, size)."""
+def _check_ndim(ndim: int | None) -> int:
+    if ndim is None:
+        return 2
+    if ndim not in (1, 2, 3):
+        raise ValueError(f"ndim must be 1, 2 or 3, got {ndim}")
+    return int(ndim)
+
+
+def _outer(vector: np.ndarray, ndim: int) -> np.ndarray:
+    """The product of ``vector`` along each of ``ndim`` axes."""
+    out = vector
+    for _ in range(ndim - 1):
+        out = np.multiply.outer(out, vector)
+    return out
+
+
+def gaussian(
+    *, sigma: float | None = None, size: int | None = None, ndim: int | None = None
+) -> np.ndarray:
+    """Gaussian blur, normalised to sum 1 (params: sigma, size, ndim: 1, 2 or 3)."""
+    dims = _check_ndim(ndim)
     s, n = _sigma_and_taps(sigma, size)
-    g = gaussian_1d(s, n)
-    return np.outer(g, g)
+    return _outer(gaussian_1d(s, n), dims)
 
 
 def gaussian_1d_kernel(*, sigma: float | None = None, size: int | None = None) -> np.ndarray:
@@ -100,10 +118,11 @@ def gaussian_1d_kernel(*, sigma: float | None = None, size: int | None = None) -
     return gaussian_1d(s, n)
 
 
-def box(*, size: int = 3) -> np.ndarray:
-    """Box (mean) filter of size x size taps, sum 1."""
+def box(*, size: int = 3, ndim: int | None = None) -> np.ndarray:
+    """Box (mean) filter of size taps along each axis, sum 1 (params: size, ndim: 1-3)."""
+    dims = _check_ndim(ndim)
     n = _check_size(size)
-    return np.full((n, n), 1.0 / (n * n))
+    return np.full((n,) * dims, 1.0 / n**dims)
 
 
 def box_1d(*, size: int = 3) -> np.ndarray:
@@ -171,6 +190,9 @@ class Generator:
         except ValueError as exc:
             raise KernelError(f"kernel {kernel_name!r}: {exc}") from None
 
+
+#: generators whose kernels can be made in any number of dimensions (their ``ndim``)
+DIMENSIONAL = ("gaussian", "box")
 
 GENERATORS: dict[str, Generator] = {
     g.name: g

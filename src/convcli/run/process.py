@@ -15,6 +15,7 @@ import numpy as np
 from convcli.compute.engine import check_signal_kernels, work_dtype
 from convcli.compute.image import BAND_BYTES, BandJob, ComputePlan, plan_image
 from convcli.compute.pixels import Filtered, Layout, PixelOptions, output_dtype
+from convcli.compute.volume import VolumePlan
 from convcli.errors import ConvcliError, InputError, LimitError, OutputError, UsageError
 from convcli.io.arrays import npy_header, parse_array, read_array
 from convcli.io.atomic import write_bands
@@ -22,6 +23,7 @@ from convcli.io.decode import open_image, probe_image
 from convcli.io.encode import encode, write_image
 from convcli.io.formats import ARRAY_FORMATS
 from convcli.io.rows import ArrayRows, RowReader, open_rows
+from convcli.kernels.registry import for_ndim
 from convcli.memory import default_budget, format_size
 from convcli.run.naming import format_and_ext, guard_targets, output_targets
 from convcli.run.request import Request
@@ -42,7 +44,7 @@ class Outcome:
     detail: str | None = None  # traceback, shown with --debug
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
-    plan: ComputePlan | None = None  # what was computed (what --explain shows)
+    plan: ComputePlan | VolumePlan | None = None  # what was computed (what --explain shows)
 
 
 @dataclass
@@ -82,6 +84,11 @@ def process(source: Source, request: Request) -> Outcome:
 
 
 def _process(source: Source, request: Request, outcome: Outcome) -> None:
+    if request.volume:
+        from convcli.run.volume import process_volume
+
+        process_volume(source, request, outcome)
+        return
     out = request.output
     writes = out.path is not None or out.out_dir is not None or out.in_place
     if not writes and (source.is_array or out.print_result):
@@ -284,15 +291,24 @@ CLIP_WARNING_SHARE = 0.01
 
 
 def input_job(
-    reader: RowReader, request: Request, *, is_array: bool, to_array: bool, band_bytes: int = 0
+    reader: RowReader,
+    request: Request,
+    *,
+    is_array: bool,
+    to_array: bool,
+    band_bytes: int = 0,
+    signal: bool = False,
 ) -> BandJob:
     """The plan of one input, made once: the run executes it and ``--explain`` prints it.
 
     Images keep their depth (``--depth``) unless written as an array, which holds the float
     result in the input's units. Arrays are numbers: offset, abs and rescale apply and nothing
     is clipped, unless they are written as an image, where they are sample values of the
-    output depth (8-bit by default). A 1-D signal is one row.
+    output depth (8-bit by default). A 1-D signal is one row (``signal``), filtered by the 1-D
+    form of its parametric kernels (``box:size=4`` is the 1-D box).
     """
+    if signal:
+        request = replace(request, operation=for_ndim(request.operation, 1))
     pixels = request.pixels
     if to_array and not request.depth_given:
         pixels = replace(pixels, depth="float")
@@ -313,7 +329,7 @@ def signal_rows(data: np.ndarray, request: Request) -> np.ndarray:
     """A 1-D signal as an array of one row (its kernels must be 1-D), others as they are."""
     if data.ndim != 1:
         return data
-    check_signal_kernels(request.operation)
+    check_signal_kernels(for_ndim(request.operation, 1))
     return data[np.newaxis]
 
 
@@ -323,7 +339,13 @@ def _compute(
     """The result as output samples (see :func:`input_job`)."""
     try:
         data = signal_rows(loaded.data, request)
-        job = input_job(ArrayRows(data), request, is_array=loaded.is_array, to_array=to_array)
+        job = input_job(
+            ArrayRows(data),
+            request,
+            is_array=loaded.is_array,
+            to_array=to_array,
+            signal=loaded.data.ndim == 1,
+        )
         outcome.plan = job.plan
         stats = Filtered(np.empty(0), job.stacked)
         result = job.collect(stats)
