@@ -219,6 +219,8 @@ def explanation(e: Any) -> None:
             f"{pads[1][0]}/{pads[1][1]} columns",
             highlight=False,
         )
+    if plan.linear:
+        stdout.print(f"  linear light: {plan.linear}", highlight=False)
     out = "x".join(map(str, e.output_shape))
     stdout.print(f"  output: {out} {plan.out_dtype}; {plan.mapping}", highlight=False)
     stdout.print(f"  memory: {e.memory}", highlight=False)

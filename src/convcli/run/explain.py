@@ -21,6 +21,7 @@ from convcli.memory import format_size
 from convcli.run.naming import format_and_ext, output_targets
 from convcli.run.process import (
     input_job,
+    linear_transfer,
     load,
     memory_budget,
     plan_stream,
@@ -81,7 +82,12 @@ def explain(source: Source, request: Request) -> Explanation:
         reader, shape = _reader(source, request, header_only=memory != "in memory")
         to_array = fmt in ARRAY_FORMATS.values()
         plan = input_job(
-            reader, request, is_array=source.is_array, to_array=to_array, signal=len(shape) == 1
+            reader,
+            request,
+            is_array=source.is_array,
+            to_array=to_array,
+            signal=len(shape) == 1,
+            transfer=linear_transfer(source, request),
         ).plan
     out_shape = plan.out_shape
     if len(shape) == 1:  # the signal's one row
