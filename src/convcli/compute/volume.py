@@ -658,17 +658,24 @@ class VolumeJob:
     def _members(self, result: np.ndarray) -> np.ndarray:
         return result.reshape(self.stacked or 1, -1, *result.shape[1:])
 
+    def _ranges(self, within: tuple[int, int] | None) -> list[tuple[int, int]]:
+        depth = self.engine.out_shape[0]
+        start, stop = within if within is not None else (0, depth)
+        stop = min(stop, depth)
+        return [(z0, min(z0 + self.slab, stop)) for z0 in range(start, stop, self.slab)]
+
     def slabs(
-        self, stats: Any = None, span: tuple[float, float] | None = None
+        self,
+        stats: Any = None,
+        span: tuple[float, float] | None = None,
+        within: tuple[int, int] | None = None,
     ) -> Iterator[tuple[int, int, np.ndarray]]:
-        """``(z0, z1, samples)`` for every slab of output slices in order (the stack axis
-        first when a bank stacked); ``--range rescale`` takes the whole result's span,
-        measured in a first pass when not given."""
+        """``(z0, z1, samples)`` for every slab of output slices in order (only those
+        within ``within`` when given; the stack axis first when a bank stacked); ``--range
+        rescale`` takes the whole result's span, measured in a first pass when not given."""
         if self.layout.options.range == "rescale" and span is None:
             span = self.span()
-        depth = self.engine.out_shape[0]
-        for z0 in range(0, depth, self.slab):
-            z1 = min(z0 + self.slab, depth)
+        for z0, z1 in self._ranges(within):
             members = []
             for member in self._members(self._result(z0, z1)):
                 n, dz, h, w = member.shape
@@ -676,12 +683,11 @@ class VolumeJob:
                 members.append(flat.reshape(dz, h, w))
             yield z0, z1, np.stack(members) if self.stacked else members[0]
 
-    def span(self) -> tuple[float, float]:
-        """min and max of the mapped results: what rescale stretches."""
+    def span(self, within: tuple[int, int] | None = None) -> tuple[float, float]:
+        """min and max of the mapped results (within ``within``): what rescale stretches."""
         low, high = math.inf, -math.inf
-        depth = self.engine.out_shape[0]
-        for z0 in range(0, depth, self.slab):
-            for member in self._members(self._result(z0, min(z0 + self.slab, depth))):
+        for z0, z1 in self._ranges(within):
+            for member in self._members(self._result(z0, z1)):
                 n, dz, h, w = member.shape
                 lo, hi = self.layout.span(member.reshape(n, dz * h, w))
                 low, high = min(low, lo), max(high, hi)

@@ -22,5 +22,5 @@ def probe_colour(source: Path | bytes) -> tuple[bytes | None, float | None, bool
                 float(gamma) if gamma else None,
                 "srgb" in info,
             )
-    except Exception:  # noqa: BLE001 (any decoder failure: the read reports it)
+    except Exception:  # any decoder failure: the read reports it
         return None, None, False

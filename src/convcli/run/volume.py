@@ -11,13 +11,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
 from convcli.compute.backends import get_backend
 from convcli.compute.pixels import Filtered, Layout
 from convcli.compute.volume import VolumeJob, VolumePlan, plan_volume
-from convcli.errors import InputError, LimitError, UsageError
+from convcli.errors import ConvcliError, InputError, LimitError, UsageError
 from convcli.io.volume import VolumeReader, write_volume
 from convcli.memory import format_size
 from convcli.run.naming import format_and_ext, guard_targets, output_targets
@@ -104,6 +105,55 @@ def memory_route(reader: VolumeReader, request: Request, fmt: str, targets: int)
     return f"streamed in slabs of z (over the memory budget of {budget})"
 
 
+def volume_targets(
+    source: Source, request: Request, reader: VolumeReader
+) -> tuple[str, list[Path]]:
+    """The output format and files of a volume, checked (one file, or one a stack member
+    for a stack written as TIFF)."""
+    fmt, ext = format_and_ext(source, request, "TIFF" if reader.kind == "image" else None)
+    if fmt not in VOLUME_FORMATS:
+        raise UsageError(f"a volume is written as .npy or a multi-page TIFF, not {fmt}")
+    targets = output_targets(source, request, ext)
+    guard_targets(source, request, targets)
+    return fmt, targets
+
+
+def too_big_volume(source: Source, request: Request) -> bool:
+    """Would this volume be streamed (it is larger than the memory budget)? A volume that
+    cannot be read is not: its processing names the problem."""
+    try:
+        with open_volume(source) as reader:
+            return not fits(reader, request)
+    except ConvcliError:
+        return False
+
+
+def slab_samples(
+    source: Source,
+    request: Request,
+    to_array: bool,
+    within: tuple[int, int],
+    span: tuple[float, float] | None,
+) -> tuple[int, int, np.ndarray, int, int]:
+    """On a cluster worker: the output samples of slices ``z0:z1`` of a volume (reading
+    their halo itself), and how many were clipped of how many."""
+    with open_volume(source) as reader:
+        job = volume_job(reader, request, to_array)
+        stats = Filtered(np.empty(0), job.stacked)
+        parts = [samples for _, _, samples in job.slabs(stats, span, within)]
+        axis = 1 if job.stacked else 0
+        samples = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=axis)
+        return within[0], within[1], samples, stats.clipped, stats.total
+
+
+def slab_span(
+    source: Source, request: Request, to_array: bool, within: tuple[int, int]
+) -> tuple[float, float]:
+    """On a cluster worker: the min and max of the mapped results of slices ``z0:z1``."""
+    with open_volume(source) as reader:
+        return volume_job(reader, request, to_array).span(within)
+
+
 def process_volume(source: Source, request: Request, outcome: Outcome) -> None:
     """Filter one volume and write (or return) its result."""
     out = request.output
@@ -119,11 +169,7 @@ def process_volume(source: Source, request: Request, outcome: Outcome) -> None:
             outcome.plan = job.plan
             outcome.array = job.collect()
             return
-        fmt, ext = format_and_ext(source, request, "TIFF" if reader.kind == "image" else None)
-        if fmt not in VOLUME_FORMATS:
-            raise UsageError(f"a volume is written as .npy or a multi-page TIFF, not {fmt}")
-        targets = output_targets(source, request, ext)
-        guard_targets(source, request, targets)
+        fmt, targets = volume_targets(source, request, reader)
         if out.skip_existing and all(t.exists() for t in targets):
             outcome.skipped = True
             return
@@ -180,4 +226,11 @@ def explain_volume(
         return job.plan, reader.shape, memory, [str(t) for t in targets]
 
 
-__all__ = ["explain_volume", "process_volume"]
+__all__ = [
+    "explain_volume",
+    "process_volume",
+    "slab_samples",
+    "slab_span",
+    "too_big_volume",
+    "volume_targets",
+]
