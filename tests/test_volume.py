@@ -292,3 +292,10 @@ def test_cli_explain_describes_the_nd_plan(stack, cli):
     assert "3-D convolution, same mode on every axis" in text
     assert "13x13x13" in text and "method separable" in text
     assert "extended by z 6/6; y 6/6; x 6/6" in text
+
+
+def test_a_3d_kernel_has_a_size_limit():
+    with pytest.raises(KernelError, match="more than a 3-D kernel may hold"):
+        get_kernel("gaussian:sigma=40,ndim=3")
+    with pytest.raises(KernelError, match="more taps than a 3-D kernel may hold"):
+        convcli.Kernel(np.zeros((257, 256, 256), np.float32))

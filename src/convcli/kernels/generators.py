@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from convcli.errors import KernelError
-from convcli.kernels.model import max_kernel_size
+from convcli.kernels.model import MAX_3D_TAPS, max_kernel_size
 
 TRUNCATE = 4.0  # scipy.ndimage's default: the kernel reaches 4 standard deviations
 
@@ -97,6 +97,13 @@ def _check_ndim(ndim: int | None) -> int:
 
 def _outer(vector: np.ndarray, ndim: int) -> np.ndarray:
     """The product of ``vector`` along each of ``ndim`` axes."""
+    taps = len(vector) ** ndim
+    if ndim == 3 and taps > MAX_3D_TAPS:
+        n = len(vector)
+        raise ValueError(
+            f"{n}x{n}x{n} is {taps} taps, more than a 3-D kernel may hold ({MAX_3D_TAPS}, "
+            "256 a side)"
+        )
     out = vector
     for _ in range(ndim - 1):
         out = np.multiply.outer(out, vector)
@@ -122,7 +129,7 @@ def box(*, size: int = 3, ndim: int | None = None) -> np.ndarray:
     """Box (mean) filter of size taps along each axis, sum 1 (params: size, ndim: 1-3)."""
     dims = _check_ndim(ndim)
     n = _check_size(size)
-    return np.full((n,) * dims, 1.0 / n**dims)
+    return _outer(np.full(n, 1.0 / n), dims)
 
 
 def box_1d(*, size: int = 3) -> np.ndarray:

@@ -24,6 +24,8 @@ from convcli.vocabulary import COMBINES
 #: Largest kernel side accepted, unless ``CONVCLI_MAX_KERNEL_SIZE`` says otherwise. A 1025-tap
 #: kernel is a Gaussian of sigma 256: anything larger is almost certainly a mistake.
 DEFAULT_MAX_KERNEL_SIZE = 1025
+#: most taps a 3-D kernel may hold (256^3: 128 MiB of float64)
+MAX_3D_TAPS = 1 << 24
 
 
 def max_kernel_size() -> int:
@@ -72,6 +74,12 @@ def short(text: str, limit: int = 60) -> str:
 
 
 def _check_side(shape: tuple[int, ...], name: str) -> None:
+    if len(shape) == 3 and int(np.prod(shape)) > MAX_3D_TAPS:
+        msg = (
+            f"kernel {short(name)!r}: {'x'.join(map(str, shape))} is more taps than a 3-D "
+            f"kernel may hold ({MAX_3D_TAPS}, 256 a side)"
+        )
+        raise KernelError(msg)
     limit = max_kernel_size()
     if shape and max(shape) > limit:
         msg = (
