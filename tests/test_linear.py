@@ -304,3 +304,19 @@ def test_the_readme_picture_is_made_by_its_script(tmp_path):
     assert abs(int(pixels[128, 450, 0]) - 188) <= 1
     with Image.open(ROOT / "docs" / "linear-light.png") as committed:
         assert committed.size == (600, 456)
+
+
+def test_a_streamed_image_in_linear_light_is_the_in_memory_one(tmp_path, cli, photos):
+    tifffile = pytest.importorskip("tifffile")
+    tifffile.imwrite(tmp_path / "big.tif", np.tile(photos["astronaut"], (2, 2, 1)))
+    outs = []
+    for memory in ("4GiB", "4MiB"):
+        target = tmp_path / f"o-{memory}.tif"
+        r = cli("apply", "--linear", "-k", "gaussian:sigma=2", "--memory", memory,
+                str(tmp_path / "big.tif"), "-o", str(target))  # fmt: skip
+        assert r.exit_code == 0, r.stderr
+        outs.append(tifffile.imread(target))
+    assert np.array_equal(outs[0], outs[1])
+    r = cli("apply", "--linear", "-k", "gaussian:sigma=2", "--memory", "4MiB",
+            str(tmp_path / "big.tif"), "-o", str(tmp_path / "x.tif"), "--explain")  # fmt: skip
+    assert "streamed" in r.stdout and "linear light: decoded" in r.stdout

@@ -299,3 +299,18 @@ def test_a_3d_kernel_has_a_size_limit():
         get_kernel("gaussian:sigma=40,ndim=3")
     with pytest.raises(KernelError, match="more taps than a 3-D kernel may hold"):
         convcli.Kernel(np.zeros((257, 256, 256), np.float32))
+
+
+@pytest.mark.parametrize("correlate", [False, True])
+def test_compat_ndimage_centres_even_kernels_as_ndimage(tmp_path, cli, correlate):
+    rng = np.random.default_rng(14)
+    vol = rng.random((9, 10, 11))
+    k = rng.random((2, 4, 3))
+    np.save(tmp_path / "v.npy", vol)
+    (tmp_path / "k.json").write_text(json.dumps({"matrix": k.tolist()}))
+    flags = ["--correlate"] if correlate else []
+    r = cli("apply", "--volume", "--compat", "ndimage", *flags, "-k", str(tmp_path / "k.json"),
+            str(tmp_path / "v.npy"), "-o", str(tmp_path / "o.npy"))  # fmt: skip
+    assert r.exit_code == 0, r.stderr
+    want = (ndimage.correlate if correlate else ndimage.convolve)(vol, k, mode="reflect")
+    np.testing.assert_allclose(np.load(tmp_path / "o.npy"), want, atol=1e-12)

@@ -290,10 +290,21 @@ class VolumeEngine:
         for run in _runs(out_z):
             for piece, keep in _pieces(run, step):
                 src = self._block_sources(step, piece)
-                block = window.get(src, self.options.fill_value)
-                if self._native(step):
+                whole = (
+                    step.tile is None
+                    and len(piece) == step.out_shape[0]
+                    and len(window.rows) == step.in_shape[0]
+                    and int(window.rows[-1]) == step.in_shape[0] - 1
+                )
+                if whole and self._native(step):
+                    # the whole volume at hand: ndimage extends z too, no gathered copy (the
+                    # same arithmetic for every voxel as a gathered slab's)
+                    out = _scipy_native(window.data, step, self.options, along_z=True)
+                elif self._native(step):
+                    block = window.get(src, self.options.fill_value)
                     out = _scipy_native(block, step, self.options)
                 else:
+                    block = window.get(src, self.options.fill_value)
                     ext = pad(
                         block,
                         (step.pads[1], step.pads[2]),
@@ -320,9 +331,12 @@ class VolumeEngine:
         )
 
 
-def _scipy_native(block: np.ndarray, step: VolumeStep, options: Options) -> np.ndarray:
+def _scipy_native(
+    block: np.ndarray, step: VolumeStep, options: Options, along_z: bool = False
+) -> np.ndarray:
     """ndimage on a block extended along z only: its own boundary rule extends the rows and
-    columns (same mode), and the slices whose window reaches past the block are dropped."""
+    columns (same mode), and the slices whose window reaches past the block are dropped.
+    ``along_z``: the block is the whole volume, which ndimage extends along z as well."""
     from scipy import ndimage
 
     from convcli.compute.boundary import NDIMAGE
@@ -330,11 +344,15 @@ def _scipy_native(block: np.ndarray, step: VolumeStep, options: Options) -> np.n
     mode, fill = NDIMAGE[options.boundary], options.fill_value
     origins = [c - n // 2 for c, n in zip(step.centre, step.shape, strict=True)]
     kz, cz = step.shape[0], step.centre[0]
-    depth = block.shape[1] - kz + 1
+    depth = block.shape[1] if along_z else block.shape[1] - kz + 1
     if step.method == "separable":
         assert step.factors is not None
         x = block
-        if kz > 1:
+        if kz > 1 and along_z:
+            x = ndimage.correlate1d(
+                x, step.factors[0], axis=1, mode=mode, cval=fill, origin=origins[0]
+            )
+        elif kz > 1:
             x = _crop(ndimage.correlate1d(x, step.factors[0], axis=1, mode="constant"), kz, 1)
         for axis in (2, 3):
             vector = step.factors[axis - 1]
@@ -347,7 +365,7 @@ def _scipy_native(block: np.ndarray, step: VolumeStep, options: Options) -> np.n
     weights = step.weights.astype(block.dtype)
     for n in range(block.shape[0]):
         full = ndimage.correlate(block[n], weights, mode=mode, cval=fill, origin=origins)
-        out[n] = full[cz : cz + depth]
+        out[n] = full if along_z else full[cz : cz + depth]
     return out
 
 
@@ -454,16 +472,21 @@ def _opencv(ext: np.ndarray, step: VolumeStep) -> np.ndarray:
             if kz == 1:
                 out[p] = flat.reshape(zo, ho, wo)
                 continue
-            along = cv2.filter2D(flat, -1, vz.reshape(kz, 1), anchor=(0, 0), borderType=border)
+            # (sepFilter2D never takes OpenCV's DFT, so each row is computed on its own)
+            one = np.ones(1, ext.dtype)
+            along = cv2.sepFilter2D(flat, -1, one, vz, anchor=(0, 0), borderType=border)
             out[p] = along[:zo].reshape(zo, ho, wo)
         return out
     weights = step.weights.astype(ext.dtype)
+    # slice by slice (also where filter2D takes its DFT, each slice is a call of its own),
+    # summed over the z taps in order
     for p in range(n):
         for i in range(zo):
-            total = None
-            for d in range(kz):
+            total = cv2.filter2D(ext[p, i], -1, weights[0], anchor=(0, 0), borderType=border)
+            total = np.ascontiguousarray(total[:ho, :wo])
+            for d in range(1, kz):
                 sl = cv2.filter2D(ext[p, i + d], -1, weights[d], anchor=(0, 0), borderType=border)
-                total = sl[:ho, :wo] if total is None else total + sl[:ho, :wo]
+                np.add(total, sl[:ho, :wo], out=total)
             out[p, i] = total
     return out
 
