@@ -314,3 +314,28 @@ def test_compat_ndimage_centres_even_kernels_as_ndimage(tmp_path, cli, correlate
     assert r.exit_code == 0, r.stderr
     want = (ndimage.correlate if correlate else ndimage.convolve)(vol, k, mode="reflect")
     np.testing.assert_allclose(np.load(tmp_path / "o.npy"), want, atol=1e-12)
+
+
+def test_inputs_that_are_not_volumes(tmp_path, cli):
+    import tifffile
+
+    write = tifffile.imwrite
+    (tmp_path / "a.png").write_bytes(b"")
+    write(tmp_path / "rgb.tif", np.zeros((4, 5, 6, 3), np.uint8), photometric="rgb")
+    with tifffile.TiffWriter(tmp_path / "ragged.tif") as tif:
+        tif.write(np.zeros((4, 5), np.uint8))
+        tif.write(np.zeros((4, 6), np.uint8))
+    np.save(tmp_path / "nan.npy", np.full((3, 4, 5), np.nan))
+    cases = {
+        "a.png": "a volume is read from a 3-D .npy array or a multi-page TIFF",
+        "rgb.tif": "a TIFF z-stack holds one gray sample per pixel",
+        "ragged.tif": "page 2 is 4x6 uint8, page 1 4x5 uint8: the slices of a volume must match",
+        "nan.npy": "NaN",
+    }
+    for name, message in cases.items():
+        r = cli("apply", "--volume", "-k", "box", str(tmp_path / name), "-d", str(tmp_path / "o"))
+        assert r.exit_code == 1, (name, r.stderr)
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0], (name, lines)
+        assert lines[0].startswith(f"convcli: error: {tmp_path / name}: ")
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
