@@ -303,6 +303,9 @@ class VolumeEngine:
                 elif self._native(step):
                     block = window.get(src, self.options.fill_value)
                     out = _scipy_native(block, step, self.options)
+                elif self._opencv_native(step):
+                    block = window.get(src, self.options.fill_value)
+                    out = _opencv(block, step, self.options.boundary)
                 else:
                     block = window.get(src, self.options.fill_value)
                     ext = pad(
@@ -328,6 +331,18 @@ class VolumeEngine:
             and step.method in ("direct", "separable")
             and o.mode.value == "same"
             and not (step.method == "separable" and o.boundary is Boundary.FILL and o.fill_value)
+        )
+
+    def _opencv_native(self, step: VolumeStep) -> bool:
+        """Whether OpenCV extends the rows and columns of each slice itself: same mode, a
+        boundary it knows (not wrap, nor a fill other than 0)."""
+        o = self.options
+        return (
+            self.backend.name == "opencv"
+            and step.method in ("direct", "separable")
+            and o.mode.value == "same"
+            and o.boundary is not Boundary.WRAP
+            and not (o.boundary is Boundary.FILL and o.fill_value)
         )
 
 
@@ -451,30 +466,41 @@ def _fft(ext: np.ndarray, step: VolumeStep) -> np.ndarray:
     return out.astype(ext.dtype, copy=False)
 
 
-def _opencv(ext: np.ndarray, step: VolumeStep) -> np.ndarray:
-    """2-D passes over each slice (OpenCV's filter2D/sepFilter2D on the block, anchored at
-    the first weight so that it takes the valid correlation), then a 1-D pass along z."""
+def _opencv(ext: np.ndarray, step: VolumeStep, boundary: Boundary | None = None) -> np.ndarray:
+    """2-D passes over each slice, then a 1-D pass along z (summed over the z taps in
+    order). The slices come extended (``boundary`` None: OpenCV is anchored at the first
+    weight so that it takes the valid correlation) or not (OpenCV extends them by
+    ``boundary`` itself, anchored on the kernel's centre); the slices are always extended
+    along z, whose valid part is kept."""
     import cv2
+
+    from convcli.compute.boundary import OPENCV
 
     kz, kh, kw = step.shape
     n, z, h, w = ext.shape
-    zo, ho, wo = z - kz + 1, h - kh + 1, w - kw + 1
+    if boundary is None:
+        zo, ho, wo = z - kz + 1, h - kh + 1, w - kw + 1
+        border, anchor = cv2.BORDER_CONSTANT, (0, 0)
+    else:
+        zo, ho, wo = z - kz + 1, h, w
+        border, anchor = int(getattr(cv2, OPENCV[boundary])), (step.centre[2], step.centre[1])
     out = np.empty((n, zo, ho, wo), ext.dtype)
-    border = cv2.BORDER_CONSTANT
     if step.method == "separable":
         assert step.factors is not None
         vz, vy, vx = (v.astype(ext.dtype) for v in step.factors)
         for p in range(n):
             flat = np.empty((z, ho * wo), ext.dtype)
             for i in range(z):
-                sl = cv2.sepFilter2D(ext[p, i], -1, vx, vy, anchor=(0, 0), borderType=border)
+                sl = cv2.sepFilter2D(ext[p, i], -1, vx, vy, anchor=anchor, borderType=border)
                 flat[i] = sl[:ho, :wo].reshape(-1)
             if kz == 1:
                 out[p] = flat.reshape(zo, ho, wo)
                 continue
             # (sepFilter2D never takes OpenCV's DFT, so each row is computed on its own)
             one = np.ones(1, ext.dtype)
-            along = cv2.sepFilter2D(flat, -1, one, vz, anchor=(0, 0), borderType=border)
+            along = cv2.sepFilter2D(
+                flat, -1, one, vz, anchor=(0, 0), borderType=cv2.BORDER_CONSTANT
+            )
             out[p] = along[:zo].reshape(zo, ho, wo)
         return out
     weights = step.weights.astype(ext.dtype)
@@ -482,10 +508,10 @@ def _opencv(ext: np.ndarray, step: VolumeStep) -> np.ndarray:
     # summed over the z taps in order
     for p in range(n):
         for i in range(zo):
-            total = cv2.filter2D(ext[p, i], -1, weights[0], anchor=(0, 0), borderType=border)
+            total = cv2.filter2D(ext[p, i], -1, weights[0], anchor=anchor, borderType=border)
             total = np.ascontiguousarray(total[:ho, :wo])
             for d in range(1, kz):
-                sl = cv2.filter2D(ext[p, i + d], -1, weights[d], anchor=(0, 0), borderType=border)
+                sl = cv2.filter2D(ext[p, i + d], -1, weights[d], anchor=anchor, borderType=border)
                 np.add(total, sl[:ho, :wo], out=total)
             out[p, i] = total
     return out
