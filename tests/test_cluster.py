@@ -115,6 +115,29 @@ def test_huge_image_in_chunks_on_the_cluster(cli, cluster, tmp_path, photos, spe
     )
 
 
+@pytest.mark.parametrize("extra", [[], ["--range", "rescale", "--depth", "16"]])
+def test_huge_volume_in_slabs_on_the_cluster(cli, cluster, tmp_path, extra):
+    """A volume over the budget: one task a slab of z, each reading its halo; the result is
+    the local in-memory one bit for bit."""
+    rng = np.random.default_rng(13)
+    tifffile.imwrite(tmp_path / "z.tif", (rng.random((48, 64, 64)) * 255).astype(np.uint8))
+    args = ["apply", "--volume", "-k", "gaussian:sigma=1.5", str(tmp_path / "z.tif"), *extra]
+    local = cli(*args, "-o", str(tmp_path / "l.tif"))
+    assert local.exit_code == 0, local.stderr
+    remote = cli(
+        *args,
+        "-o",
+        str(tmp_path / "r.tif"),
+        "--memory",
+        "1MiB",
+        "--scheduler",
+        cluster.scheduler_address,
+    )
+    assert remote.exit_code == 0, remote.stderr
+    ours, theirs = tifffile.imread(tmp_path / "r.tif"), tifffile.imread(tmp_path / "l.tif")
+    assert ours.shape == (48, 64, 64) and np.array_equal(ours, theirs)
+
+
 # the nanny restarts the killed worker, whose HTTP server may find another test's port taken
 @pytest.mark.filterwarnings("ignore:Port 8787 is already in use")
 def test_a_worker_dying_mid_batch(cli, tmp_path, photos):

@@ -265,7 +265,23 @@ def test_input_errors():
     with pytest.raises(InputError, match="empty"):
         convcli.convolve(np.zeros((0, 3)), "box")
     with pytest.raises(InputError, match="needs a 1-D kernel"):
-        convcli.convolve([1, 2, 3, 4], "box")
+        convcli.convolve([1, 2, 3, 4], "sobel-x")
+    with pytest.raises(InputError, match="needs a 1-D kernel"):
+        convcli.convolve([1, 2, 3, 4], "box:size=3,ndim=2")
+
+
+def test_a_parametric_kernel_on_a_signal_is_its_1d_form():
+    """``box:size=4`` (and a Gaussian) on a 1-D signal is the 1-D kernel, as numpy.convolve
+    takes it; an explicit ``ndim`` is kept."""
+    x = np.array([1.0, 2, 3, 4, 5, 4, 3, 2, 1])
+    got = convcli.convolve(x, "box:size=4", mode="valid")
+    np.testing.assert_allclose(got, np.convolve(x, np.ones(4) / 4, mode="valid"))
+    from scipy import ndimage
+
+    got = convcli.convolve(x, "gaussian:sigma=1")
+    np.testing.assert_allclose(got, ndimage.gaussian_filter1d(x, 1.0), rtol=1e-12, atol=1e-15)
+    got = convcli.convolve(x, "box:size=3,ndim=1", mode="valid")
+    np.testing.assert_allclose(got, np.convolve(x, np.ones(3) / 3, mode="valid"))
 
 
 def test_options_are_validated():

@@ -121,3 +121,41 @@ def test_a_multi_frame_input(tmp_path, photos):
             assert explained.plan == outcome.plan
             assert explained.destination == outcome.written
     assert [p.in_dtype for p in outcome.frames.plans] == ["uint8", "uint16"]
+
+
+@pytest.mark.parametrize("alpha", ["keep", "premultiplied"])
+def test_linear_light(inputs, tmp_path, alpha):
+    """--linear: the transfer each image's header gives is the one the run applies."""
+    request = build_request(
+        ["gaussian:sigma=1"], out_dir=tmp_path / "out", linear=True, alpha=alpha
+    )
+    images = [s for s in discover([str(inputs)], recursive=True) if not s.is_array]
+    assert len(images) == 4
+    for source in images:
+        explained = explain(source, request).plan
+        outcome = process(source, request)
+        assert outcome.error is None, outcome.error
+        assert explained == outcome.plan, source.label
+        assert explained.linear.startswith("decoded to linear light by the sRGB curve")
+
+
+@pytest.mark.parametrize("memory", [None, "1MiB"])
+@pytest.mark.parametrize("kernels", [["gaussian:sigma=1"], ["box:size=3", "sobel-x"]])
+def test_a_volume(tmp_path, memory, kernels):
+    """--volume: the N-D plan, held in memory or streamed in slabs of z."""
+    import tifffile
+
+    root = tmp_path / "vol"
+    root.mkdir()
+    rng = np.random.default_rng(12)
+    np.save(root / "v.npy", rng.random((40, 60, 64)).astype(np.float32))
+    tifffile.imwrite(root / "s.tif", (rng.random((40, 60, 64)) * 255).astype(np.uint8))
+    request = build_request(kernels, out_dir=tmp_path / "out", volume=True, memory=memory)
+    for source in discover([str(root)], recursive=True):
+        explained = explain(source, request)
+        outcome = process(source, request)
+        assert outcome.error is None, outcome.error
+        assert explained.plan == outcome.plan, source.label
+        assert explained.kind == "volume"
+        assert (explained.plan.slab_depth < 40) == (memory is not None)
+        assert explained.memory.startswith("streamed" if memory else "in memory")

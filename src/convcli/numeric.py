@@ -15,8 +15,9 @@ def _is_seq(value: Any) -> bool:
     return isinstance(value, list | tuple)
 
 
-def nested_to_array(values: Any) -> np.ndarray:
-    """Validate nested lists of real numbers (1-D or 2-D) and return a float64 array.
+def nested_to_array(values: Any, max_ndim: int = 2) -> np.ndarray:
+    """Validate nested lists of real numbers (1-D, 2-D or, with ``max_ndim=3``, 3-D) and
+    return a float64 array.
 
     Raises ``ValueError`` with a message that names the first problem: ragged rows, a value
     that is not a number, NaN or infinity, an empty array, too many dimensions.
@@ -34,6 +35,8 @@ def nested_to_array(values: Any) -> np.ndarray:
         raise ValueError(f"{_show(values)} is not an array")
     if not values:
         raise ValueError("the array is empty")
+    if max_ndim >= 3 and _is_seq(values[0]) and values[0] and _is_seq(values[0][0]):
+        return _nested_3d(values)
     if _is_seq(values[0]):
         width = len(values[0])
         for i, row in enumerate(values, start=1):
@@ -43,7 +46,11 @@ def nested_to_array(values: Any) -> np.ndarray:
                 raise ValueError(f"row {i} has {_count(len(row))}, expected {width}")
             for value in row:
                 if _is_seq(value):
-                    raise ValueError("more than 2 dimensions (expected 1-D or 2-D)")
+                    raise ValueError(
+                        f"more than {max_ndim} dimensions (expected 1-D to {max_ndim}-D)"
+                        if max_ndim > 2
+                        else "more than 2 dimensions (expected 1-D or 2-D)"
+                    )
                 _check_number(value, f"row {i}")
         if width == 0:
             raise ValueError("the array is empty")
@@ -53,6 +60,25 @@ def nested_to_array(values: Any) -> np.ndarray:
                 raise ValueError(f"item {i} is a row, but item 1 is a number (ragged array)")
             _check_number(value, f"item {i}")
     return np.array(values, dtype=np.float64)
+
+
+def _nested_3d(values: list[Any]) -> np.ndarray:
+    """Slices of rows: each slice checked as a 2-D array of the first slice's shape."""
+    slices = []
+    for i, plane in enumerate(values, start=1):
+        if not _is_seq(plane) or not plane or not _is_seq(plane[0]):
+            raise ValueError(f"slice {i} is not a matrix of rows, but slice 1 is (ragged array)")
+        try:
+            slices.append(nested_to_array(plane))
+        except ValueError as exc:
+            if str(exc).startswith("more than 2 dimensions"):
+                raise ValueError("more than 3 dimensions (expected 1-D to 3-D)") from None
+            raise ValueError(f"slice {i}: {exc}") from None
+        if slices[-1].shape != slices[0].shape:
+            shape = "x".join(map(str, slices[-1].shape))
+            first = "x".join(map(str, slices[0].shape))
+            raise ValueError(f"slice {i} is {shape}, expected {first}")
+    return np.stack(slices)
 
 
 def finite(arr: np.ndarray) -> bool:

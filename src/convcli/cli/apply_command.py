@@ -161,6 +161,24 @@ def apply(
             rich_help_panel=_OUT,
         ),
     ] = False,
+    volume: Annotated[
+        bool,
+        typer.Option(
+            "--volume",
+            help="Inputs are volumes (a 3-D .npy, a multi-page TIFF as a z-stack), filtered "
+            "with 3-D kernels (gaussian:sigma=2,ndim=3); gaussian and box without ndim are 3-D.",
+            rich_help_panel=_CONV,
+        ),
+    ] = False,
+    linear: Annotated[
+        bool,
+        typer.Option(
+            "--linear",
+            help="Filter images in linear light: decode sRGB (or the file's ICC profile or "
+            "PNG gamma), filter, re-encode.",
+            rich_help_panel=_PIX,
+        ),
+    ] = False,
     offset: Annotated[
         str,
         typer.Option(
@@ -376,6 +394,8 @@ def apply(
         inputs=items,
         recursive=recursive,
         stdout_is_terminal=output == "-" and sys.stdout.isatty(),
+        volume=volume,
+        linear=linear,
     )
     sources = list(discover(items, recursive=recursive, stdin=sys.stdin.buffer.read))
     if explain:

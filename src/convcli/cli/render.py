@@ -186,6 +186,9 @@ def explanation(e: Any) -> None:
     """Print a :class:`convcli.run.explain.Explanation` as plain lines."""
     shape = "x".join(map(str, e.input_shape))
     plan = e.plan
+    if e.kind == "volume":
+        _volume_explanation(e, shape)
+        return
     stdout.print(
         f"[bold]{e.source.label}[/bold]: {e.kind} {shape} {e.input_dtype}", highlight=False
     )
@@ -216,6 +219,8 @@ def explanation(e: Any) -> None:
             f"{pads[1][0]}/{pads[1][1]} columns",
             highlight=False,
         )
+    if plan.linear:
+        stdout.print(f"  linear light: {plan.linear}", highlight=False)
     out = "x".join(map(str, e.output_shape))
     stdout.print(f"  output: {out} {plan.out_dtype}; {plan.mapping}", highlight=False)
     stdout.print(f"  memory: {e.memory}", highlight=False)
@@ -243,6 +248,48 @@ def _frames(frames: Any) -> None:
                 highlight=False,
             )
     stdout.print(f"  written as {frames.kept}", highlight=False)
+
+
+def _volume_explanation(e: Any, shape: str) -> None:
+    """The N-D plan of a volume (see :class:`convcli.compute.volume.VolumePlan`)."""
+    plan = e.plan
+    stdout.print(
+        f"[bold]{e.source.label}[/bold]: volume {shape} (depth x rows x columns) {e.input_dtype}",
+        highlight=False,
+    )
+    fill = f" {_num(plan.fill_value)}" if plan.boundary == "fill" else ""
+    stdout.print(
+        f"  backend: {plan.backend}, computed in {plan.work_dtype}; 3-D "
+        f"{'correlation' if plan.correlate else 'convolution'}, {plan.mode} mode on every "
+        f"axis, boundary {plan.boundary}{fill} on every axis",
+        highlight=False,
+    )
+    for step in plan.steps:
+        member = f" (in bank {step.member_of})" if step.member_of else ""
+        dims = lambda t: "x".join(map(str, t))  # noqa: E731
+        stdout.print(
+            f"  kernel {step.kernel}{member}: {step.size}, sum {_num(step.sum)}, "
+            f"rank {step.rank}; {dims(step.in_shape)} -> {dims(step.out_shape)}",
+            highlight=False,
+        )
+        tiles = f", in tiles of {step.tile} slices" if step.tile else ""
+        pads = "; ".join(
+            f"{a} {b}/{c}" for a, (b, c) in zip(("z", "y", "x"), step.pads, strict=True)
+        )
+        stdout.print(
+            f"    method {step.method}: {step.reason}{tiles}; weight on the output voxel at "
+            f"z {step.centre[0]}, row {step.centre[1]}, column {step.centre[2]} of the "
+            f"correlation weights; extended by {pads}",
+            highlight=False,
+        )
+    out = "x".join(map(str, e.output_shape))
+    stdout.print(f"  output: {out} {plan.out_dtype}; {plan.mapping}", highlight=False)
+    stdout.print(
+        f"  memory: {e.memory}; {plan.slab_depth} output slices computed at a time",
+        highlight=False,
+    )
+    for target in e.destination:
+        stdout.print(f"  -> {target}", highlight=False)
 
 
 # -- progress ----------------------------------------------------------------------------------

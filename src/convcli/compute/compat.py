@@ -112,10 +112,9 @@ def _adapt_kernel(kernel: Kernel, preset: Preset, correlate: bool) -> Kernel:
     if preset.normalize_nonzero and abs(kernel.sum) > 1e-12:
         kernel = kernel.normalized()
     if preset.anchor is not None and kernel.origin is None:
-        h, w = kernel.as_2d().shape
         rule = (lambda n: (n - 1) // 2) if preset.anchor == "low" else (lambda n: n // 2)
         default = (lambda n: n // 2) if correlate else (lambda n: (n - 1) // 2)
-        if (rule(h), rule(w)) != (default(h), default(w)):
-            origin = (rule(h), rule(w)) if kernel.ndim == 2 else (rule(w),)
+        origin = tuple(rule(n) for n in kernel.shape)  # every axis (3-D kernels too)
+        if origin != tuple(default(n) for n in kernel.shape):
             kernel = replace(kernel, origin=origin)
     return kernel

@@ -20,7 +20,7 @@ from convcli.compute.evaluate import StepInfo, StripEngine, evaluate_band
 from convcli.compute.plan import Options, choose_method, plan_kernel, work_dtype
 from convcli.errors import InputError, UsageError
 from convcli.kernels.model import AnyKernel, Kernel, KernelBank, KernelChain
-from convcli.kernels.registry import get_kernel
+from convcli.kernels.registry import for_ndim, get_kernel
 
 __all__ = [
     "Options",
@@ -45,6 +45,8 @@ def as_operation(kernel: Any, combine: str | None = None) -> AnyKernel:
                 return item.with_combine(combine)
             return KernelBank((item,), combine=combine, name=item.name)
         return item
+    if isinstance(kernel, np.ndarray) and kernel.ndim == 3:  # a 3-D kernel (nested lists of
+        return as_operation(Kernel(kernel, name="array"), combine)  # that depth are a chain)
     if _nesting(kernel) <= 2:  # numbers, or rows of numbers: one kernel
         return as_operation(Kernel(kernel, name="array"), combine)
     if len(kernel) == 1:  # one bank with --combine: its own combine is overridden
@@ -92,11 +94,14 @@ def convolve(
     ----------
     x
         1-D signal, 2-D array, or 3-D array with channels on ``channel_axis`` (last by default,
-        as Pillow and OpenCV give them); each channel is filtered on its own.
+        as Pillow and OpenCV give them); each channel is filtered on its own. With
+        ``channel_axis=None`` a 3-D array is a volume, convolved in 3-D (as
+        ``scipy.ndimage.convolve`` in N dimensions) with 3-D kernels, or 1-D and 2-D ones
+        along its last axes; a 3-D array is a volume only when it is said so.
     kernel
         A spec (``"gaussian:sigma=2"``), a :class:`Kernel`/:class:`KernelBank`, a 1-D or 2-D
-        array, or a list of these applied one after another (a chain; a bank with
-        ``combine``).
+        array (for a volume also a 3-D numpy array), or a list of these applied one after
+        another (a chain; a bank with ``combine``).
     mode
         ``full``, ``same`` or ``valid``: output size and alignment of
         ``scipy.signal.convolve2d``.
@@ -137,13 +142,21 @@ def convolve(
     arr = np.asarray(x)
     if arr.dtype.kind not in "biuf":
         raise InputError(f"expected a numeric array, got dtype {arr.dtype}")
-    if arr.ndim not in (1, 2, 3) or (arr.ndim == 3 and channel_axis is None):
+    if arr.ndim not in (1, 2, 3):
         raise InputError(f"expected a 1-D signal, a 2-D array or an image, got {arr.ndim}-D")
     if arr.size == 0:
         raise InputError("the input array is empty")
     if arr.ndim == 1:
+        operation = for_ndim(operation, 1)
         check_signal_kernels(operation)
     compute = np.dtype(dtype) if dtype is not None else work_dtype(arr.dtype)
+    if arr.ndim == 3 and channel_axis is None:
+        from convcli.compute.volume import convolve_volume
+
+        chosen = get_backend(
+            backend, boundary=options.boundary, fill=options.fill_value, device=device
+        )
+        return convolve_volume(arr, for_ndim(operation, 3), options, chosen, compute)
     planes, restore = _to_planes(arr, channel_axis, compute)
     chosen = get_backend(backend, boundary=options.boundary, fill=options.fill_value, device=device)
     # the banded evaluator with one band: every entry point computes the same numbers
@@ -163,7 +176,7 @@ def check_signal_kernels(operation: AnyKernel) -> None:
     """A 1-D signal takes only 1-D kernels (one row)."""
     kernels = [operation] if isinstance(operation, Kernel) else operation.leaves()
     for k in kernels:
-        if k.ndim == 2 and k.shape[0] != 1:
+        if k.ndim == 3 or (k.ndim == 2 and k.shape[0] != 1):
             msg = f"kernel {k.name!r} is {k.size_text}: a 1-D signal needs a 1-D kernel"
             raise InputError(msg)
 

@@ -26,6 +26,7 @@ from convcli.compute.evaluate import (
 )
 from convcli.compute.evaluate import bands as stream_bands
 from convcli.compute.pixels import Filtered, Layout, PixelOptions
+from convcli.compute.transfer import Transfer
 from convcli.io.rows import ArrayRows, RowReader
 from convcli.kernels.model import AnyKernel
 
@@ -73,6 +74,7 @@ class ComputePlan:
     out_dtype: str
     mapping: str
     band_rows: int
+    linear: str = ""  # --linear: the transfer step, in words ("" when filtered as encoded)
 
 
 def _facts(info: StepInfo) -> StepFacts:
@@ -126,6 +128,7 @@ class BandJob:
             out_dtype=str(self.layout.out_dtype),
             mapping=self.layout.mapping(),
             band_rows=self.band_rows,
+            linear=self.layout.transfer.describe() if self.layout.transfer else "",
         )
 
     @property
@@ -216,13 +219,15 @@ def plan_image(
     band_bytes: int = BAND_BYTES,
     layout: Layout | None = None,
     dtype: Any = None,
+    transfer: Transfer | None = None,
 ) -> BandJob:
     """Prepare filtering an image (or a 2-D/3-D array, given its ``layout``) read band by
     band: ``reader`` gives its rows. ``dtype`` is the working dtype (by default float32 for
-    8-bit and float32 samples, float64 otherwise)."""
+    8-bit and float32 samples, float64 otherwise); ``transfer`` filters an image's colours
+    in linear light (``--linear``)."""
     opts, compute = options, dtype
     if layout is None:
-        layout = Layout.of(reader.dtype, reader.shape, pixels, compute)
+        layout = Layout.of(reader.dtype, reader.shape, pixels, compute, transfer)
     chosen = get_backend(backend, boundary=opts.boundary, fill=opts.fill_value, device=device)
     shape = (reader.shape[0], reader.shape[1])
     colour = StripEngine(operation, opts, chosen, shape, dtype=layout.compute)
@@ -253,7 +258,9 @@ def filter_image(
 ) -> Filtered:
     """Filter an image's colour channels and map the results back to samples.
 
-    ``conv`` takes :func:`convolve`'s keyword arguments (mode, boundary, backend, ...).
+    ``conv`` takes :func:`convolve`'s keyword arguments (mode, boundary, backend, ...), and
+    ``transfer`` (a :class:`convcli.compute.transfer.Transfer`, such as ``SRGB``) filters the
+    colours in linear light.
     Alpha is carried through untouched (``keep``), filtered like a colour (``filter``), or
     used to premultiply the colours before filtering and divided out after
     (``premultiplied``, which leaves no dark fringes around transparent areas). The work is
@@ -261,6 +268,7 @@ def filter_image(
     filtering the whole image at once.
     """
     conv = dict(conv)
+    transfer = conv.pop("transfer", None)
     operation = as_operation(kernel, conv.pop("combine", None))
     backend, device = conv.pop("backend", "auto"), conv.pop("device", "auto")
     dtype = conv.pop("dtype", None)
@@ -273,6 +281,7 @@ def filter_image(
         device=device,
         band_bytes=band_bytes,
         dtype=dtype,
+        transfer=transfer,
     )
     stats = Filtered(np.empty(0), job.stacked)
     stats.pixels = job.collect(stats)

@@ -13,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from convcli.compute.plan import work_dtype
+from convcli.compute.transfer import Transfer
 from convcli.errors import InputError, UsageError
 from convcli.machine import has_opencv
 from convcli.numeric import finite
@@ -123,12 +124,20 @@ class Layout:
     in_max: float  # the input value of full intensity
     out_dtype: np.dtype
     image: bool = True  # False: numbers, no alpha or gray
+    #: --linear: colours are decoded to linear light before filtering and re-encoded after
+    #: (see :mod:`convcli.compute.transfer`); None filters the samples as they are
+    transfer: Transfer | None = None
 
     @classmethod
     def of(
-        cls, dtype: np.dtype, shape: tuple[int, ...], options: PixelOptions, compute: Any = None
+        cls,
+        dtype: np.dtype,
+        shape: tuple[int, ...],
+        options: PixelOptions,
+        compute: Any = None,
+        transfer: Transfer | None = None,
     ) -> Layout:
-        """The layout of an image."""
+        """The layout of an image (filtered in linear light by ``transfer`` when given)."""
         dtype = np.dtype(dtype)
         channels = shape[2] if len(shape) == 3 else 1
         if channels not in (1, 2, 3, 4):
@@ -140,6 +149,7 @@ class Layout:
             np.dtype(compute) if compute is not None else work_dtype(dtype),
             sample_max(dtype),
             output_dtype(dtype, options.depth),
+            transfer=transfer,
         )
 
     @classmethod
@@ -194,6 +204,11 @@ class Layout:
         """The planes to filter, from image rows (rows, W[, C])."""
         channels = _split(rows)
         alpha = channels.pop() if self.has_alpha else None
+        if self.transfer is not None:
+            channels = [
+                self.transfer.decode(c, i, self.in_max, self.compute)
+                for i, c in enumerate(channels)
+            ]
         if self.options.gray and len(channels) == 3:
             channels = [luminance(np.stack(channels, axis=-1))]
         planes = np.empty((len(channels) + self.alpha_filtered, *rows.shape[:2]), self.compute)
@@ -232,6 +247,8 @@ class Layout:
                 alpha = alpha * self.in_max
         elif kept_alpha is not None:
             alpha = kept_alpha[0]
+        if self.transfer is not None:
+            colour = [self.transfer.encode(c, i, self.in_max) for i, c in enumerate(colour)]
         planes = []
         for plane in colour:
             samples, clipped, total = plane_samples(
@@ -285,6 +302,10 @@ class Layout:
         if self.options.alpha == "premultiplied" and self.alpha_filtered:
             alpha = result[self.colour_planes]
             colour = np.where(alpha > 1e-12, colour / np.where(alpha > 1e-12, alpha, 1.0), 0.0)
+        if self.transfer is not None:
+            colour = np.stack(
+                [self.transfer.encode(c, i, self.in_max) for i, c in enumerate(colour)]
+            )
         values = _mapped(colour, self.in_max, self.out_dtype, self.options)
         return float(values.min()), float(values.max())
 

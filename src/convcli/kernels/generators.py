@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from convcli.errors import KernelError
-from convcli.kernels.model import max_kernel_size
+from convcli.kernels.model import MAX_3D_TAPS, max_kernel_size
 
 TRUNCATE = 4.0  # scipy.ndimage's default: the kernel reaches 4 standard deviations
 
@@ -87,11 +87,36 @@ def gaussian_1d(sigma: float, taps: int, order: int = 0) -> np.ndarray:
     return phi
 
 
-def gaussian(*, sigma: float | None = None, size: int | None = None) -> np.ndarray:
-    """Gaussian blur, normalised to sum 1 (params: sigma, size)."""
+def _check_ndim(ndim: int | None) -> int:
+    if ndim is None:
+        return 2
+    if ndim not in (1, 2, 3):
+        raise ValueError(f"ndim must be 1, 2 or 3, got {ndim}")
+    return int(ndim)
+
+
+def _outer(vector: np.ndarray, ndim: int) -> np.ndarray:
+    """The product of ``vector`` along each of ``ndim`` axes."""
+    taps = len(vector) ** ndim
+    if ndim == 3 and taps > MAX_3D_TAPS:
+        n = len(vector)
+        raise ValueError(
+            f"{n}x{n}x{n} is {taps} taps, more than a 3-D kernel may hold ({MAX_3D_TAPS}, "
+            "256 a side)"
+        )
+    out = vector
+    for _ in range(ndim - 1):
+        out = np.multiply.outer(out, vector)
+    return out
+
+
+def gaussian(
+    *, sigma: float | None = None, size: int | None = None, ndim: int | None = None
+) -> np.ndarray:
+    """Gaussian blur, normalised to sum 1 (params: sigma, size, ndim: 1, 2 or 3)."""
+    dims = _check_ndim(ndim)
     s, n = _sigma_and_taps(sigma, size)
-    g = gaussian_1d(s, n)
-    return np.outer(g, g)
+    return _outer(gaussian_1d(s, n), dims)
 
 
 def gaussian_1d_kernel(*, sigma: float | None = None, size: int | None = None) -> np.ndarray:
@@ -100,10 +125,11 @@ def gaussian_1d_kernel(*, sigma: float | None = None, size: int | None = None) -
     return gaussian_1d(s, n)
 
 
-def box(*, size: int = 3) -> np.ndarray:
-    """Box (mean) filter of size x size taps, sum 1."""
+def box(*, size: int = 3, ndim: int | None = None) -> np.ndarray:
+    """Box (mean) filter of size taps along each axis, sum 1 (params: size, ndim: 1-3)."""
+    dims = _check_ndim(ndim)
     n = _check_size(size)
-    return np.full((n, n), 1.0 / (n * n))
+    return _outer(np.full(n, 1.0 / n), dims)
 
 
 def box_1d(*, size: int = 3) -> np.ndarray:
@@ -171,6 +197,9 @@ class Generator:
         except ValueError as exc:
             raise KernelError(f"kernel {kernel_name!r}: {exc}") from None
 
+
+#: generators whose kernels can be made in any number of dimensions (their ``ndim``)
+DIMENSIONAL = ("gaussian", "box")
 
 GENERATORS: dict[str, Generator] = {
     g.name: g

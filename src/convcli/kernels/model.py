@@ -1,6 +1,6 @@
 """Kernel and KernelBank: validated, immutable kernel values (no I/O).
 
-A :class:`Kernel` is a 1-D or 2-D matrix of finite numbers with a name and a little metadata.
+A :class:`Kernel` is a 1-D, 2-D or 3-D matrix of finite numbers with a name and a little metadata.
 It validates itself when built, like Pillow's ``ImageFilter.Kernel``, so that everything
 downstream may trust it. A :class:`KernelBank` is several kernels applied to the same input
 and then combined (``stack``, ``magnitude``, ``sum``, ``mean``, ``max``, ``min``).
@@ -24,6 +24,8 @@ from convcli.vocabulary import COMBINES
 #: Largest kernel side accepted, unless ``CONVCLI_MAX_KERNEL_SIZE`` says otherwise. A 1025-tap
 #: kernel is a Gaussian of sigma 256: anything larger is almost certainly a mistake.
 DEFAULT_MAX_KERNEL_SIZE = 1025
+#: most taps a 3-D kernel may hold (256^3: 128 MiB of float64)
+MAX_3D_TAPS = 1 << 24
 
 
 def max_kernel_size() -> int:
@@ -40,7 +42,8 @@ def as_matrix(values: Any, name: str) -> np.ndarray:
     """Turn nested sequences or an array into a validated, read-only float64 kernel matrix.
 
     Raises :class:`KernelError` naming the kernel and the problem: ragged rows, values that are
-    not numbers, NaN or infinity, empty, more than two dimensions, or too large.
+    not numbers, NaN or infinity, empty, more than three dimensions, or too large. (3-D
+    kernels filter volumes: ``convcli apply --volume``.)
     """
     try:
         if isinstance(values, np.ndarray):
@@ -50,14 +53,14 @@ def as_matrix(values: Any, name: str) -> np.ndarray:
                 raise ValueError("a single number, expected an array")
             if values.size == 0:
                 raise ValueError("the array is empty")
-            if values.ndim > 2:
-                raise ValueError(f"{values.ndim} dimensions, a kernel is 1-D or 2-D")
+            if values.ndim > 3:
+                raise ValueError(f"{values.ndim} dimensions, a kernel is 1-D, 2-D or 3-D")
             matrix = np.array(values, dtype=np.float64)
             if not np.all(np.isfinite(matrix)):
                 raise ValueError("the matrix holds NaN or infinity")
         else:
             _check_nested_size(values, name)
-            matrix = nested_to_array(values)
+            matrix = nested_to_array(values, max_ndim=3)
     except ValueError as exc:
         raise KernelError(f"kernel {short(name)!r}: {exc}") from None
     _check_side(matrix.shape, name)
@@ -71,6 +74,12 @@ def short(text: str, limit: int = 60) -> str:
 
 
 def _check_side(shape: tuple[int, ...], name: str) -> None:
+    if len(shape) == 3 and int(np.prod(shape)) > MAX_3D_TAPS:
+        msg = (
+            f"kernel {short(name)!r}: {'x'.join(map(str, shape))} is more taps than a 3-D "
+            f"kernel may hold ({MAX_3D_TAPS}, 256 a side)"
+        )
+        raise KernelError(msg)
     limit = max_kernel_size()
     if shape and max(shape) > limit:
         msg = (
@@ -86,6 +95,8 @@ def _check_nested_size(values: Any, name: str) -> None:
         first = values[0]
         cols = len(first) if isinstance(first, list | tuple) else None
         _check_side((len(values),) if cols is None else (len(values), cols), name)
+        if cols and isinstance(first[0], list | tuple):
+            _check_side((len(first[0]),), name)
 
 
 def slug(text: str) -> str:
@@ -97,12 +108,12 @@ def slug(text: str) -> str:
 
 @dataclass(frozen=True, eq=False)
 class Kernel:
-    """A validated 1-D or 2-D convolution kernel.
+    """A validated 1-D, 2-D or 3-D convolution kernel (3-D kernels filter volumes).
 
     Parameters
     ----------
     matrix
-        Nested sequences or an array of finite numbers, 1-D or 2-D.
+        Nested sequences or an array of finite numbers, 1-D, 2-D or 3-D.
     name
         How the kernel is called (``sobel-x``, ``gaussian:sigma=2``).
     scale
@@ -130,6 +141,9 @@ class Kernel:
     origin: tuple[int, ...] | None = None
     offset: float = 0.0
     params: dict[str, Any] = field(default_factory=dict)
+    #: the parametric generator that made it (``gaussian``, ``box``), which can make it again
+    #: in another number of dimensions when ``ndim`` was not given (see ``for_ndim``)
+    generator: str = ""
 
     def __post_init__(self) -> None:
         matrix = as_matrix(self.matrix, self.name)
@@ -197,7 +211,7 @@ class Kernel:
         fractions. Higher ranks come from the SVD. A 1-D kernel is the single pair
         ``([1], row)``.
         """
-        m = self.matrix if self.ndim == 2 else self.matrix[np.newaxis, :]
+        m = self.as_2d()
         if not np.any(m):
             return ((np.zeros(m.shape[0]), np.zeros(m.shape[1])),)
         if min(m.shape) == 1:
@@ -214,9 +228,51 @@ class Kernel:
         rank = int(np.sum(s > tol))
         return tuple((u[:, r] * s[r], vt[r, :].copy()) for r in range(rank))
 
+    @cached_property
+    def axis_factors(self) -> tuple[np.ndarray, ...] | None:
+        """For a separable kernel of any dimension, one 1-D vector per axis whose outer
+        product is the matrix (as :attr:`factors`, taken from the matrix itself so that
+        integer kernels stay exact); None when it is not separable."""
+        if self.ndim < 3:
+            pair = self.factors
+            if len(pair) != 1:
+                return None
+            return pair[0][1:] if self.ndim == 1 else pair[0]
+        m = self.matrix
+        if not np.any(m):
+            return tuple(np.zeros(n) for n in m.shape)
+        peak = np.unravel_index(np.argmax(np.abs(m)), m.shape)
+        top = float(m[peak])
+        vectors = []
+        for axis in range(m.ndim):
+            index: list[Any] = list(peak)
+            index[axis] = slice(None)
+            line = m[tuple(index)].copy()
+            vectors.append(line if axis == m.ndim - 1 else line / top)
+        product = vectors[0]
+        for v in vectors[1:]:
+            product = np.multiply.outer(product, v)
+        tol = 1e-12 * float(np.max(np.abs(m))) * max(m.shape)
+        return tuple(vectors) if np.max(np.abs(product - m)) <= tol else None
+
     @property
     def rank(self) -> int:
-        """Number of separable passes the kernel needs (1 = separable)."""
+        """Number of separable passes the kernel needs (1 = separable). For a 3-D kernel,
+        the largest rank of its three unfoldings into matrices: 1 exactly when it is
+        separable (three 1-D passes), and a lower bound of the passes it would need."""
+        if self.ndim == 3:
+            if self.axis_factors is not None:
+                return 1
+            m = self.matrix
+            tol = _rank_tolerance(m.reshape(m.shape[0], -1))
+            return max(
+                int(
+                    np.sum(
+                        np.linalg.svd(np.moveaxis(m, a, 0).reshape(n, -1), compute_uv=False) > tol
+                    )
+                )
+                for a, n in enumerate(m.shape)
+            )
         return len(self.factors)
 
     @property
@@ -233,7 +289,14 @@ class Kernel:
         return replace(self, matrix=self.matrix / total)
 
     def as_2d(self) -> np.ndarray:
-        """The matrix as 2-D (a 1-D kernel becomes one row)."""
+        """The matrix as 2-D (a 1-D kernel becomes one row); a 3-D kernel has no 2-D form
+        and is refused, naming the switch that takes it (``--volume``)."""
+        if self.ndim == 3:
+            msg = (
+                f"kernel {short(self.name)!r} is {self.size_text}, a 3-D kernel: it filters "
+                "volumes (give --volume, or convolve(..., channel_axis=None) on a 3-D array)"
+            )
+            raise KernelError(msg)
         return self.matrix if self.ndim == 2 else self.matrix[np.newaxis, :]
 
     @property

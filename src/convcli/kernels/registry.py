@@ -23,7 +23,7 @@ import difflib
 import os
 import tomllib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from convcli import paths
 from convcli.errors import KernelError
 from convcli.kernels import formats as interop
 from convcli.kernels.formats import KernelFileError
-from convcli.kernels.generators import GENERATORS
+from convcli.kernels.generators import DIMENSIONAL, GENERATORS
 from convcli.kernels.model import AnyKernel, Kernel, KernelBank, KernelChain, as_matrix, short
 from convcli.numeric import loads_json
 from convcli.vocabulary import COMBINES
@@ -230,6 +230,7 @@ class Registry:
             tags=_tags(data, name),
             source=str(data.get("source", where)),
             params=params,
+            generator=generator.name,
         )
 
     def _bank(self, data: dict[str, Any], where: str, stack: tuple[str, ...]) -> KernelBank:
@@ -435,6 +436,30 @@ def get_kernel(spec: str | AnyKernel, registry: Registry | None = None) -> AnyKe
     if isinstance(spec, Kernel | KernelBank | KernelChain):
         return spec
     return (registry or default_registry()).get(spec)
+
+
+def for_ndim(operation: AnyKernel, ndim: int) -> AnyKernel:
+    """The operation with each parametric kernel that can take a dimension (``gaussian``,
+    ``box``) and was not given one (``ndim=``) made again in ``ndim`` dimensions: on a 1-D
+    signal ``box:size=4`` is the 1-D box, on a volume ``gaussian:sigma=2`` the 3-D Gaussian.
+    Every other kernel is left as it is.
+
+    >>> for_ndim(get_kernel("box:size=4"), 1).matrix.tolist()
+    [0.25, 0.25, 0.25, 0.25]
+    """
+    if isinstance(operation, KernelChain):
+        return replace(operation, steps=tuple(for_ndim(s, ndim) for s in operation.steps))
+    if isinstance(operation, KernelBank):
+        return replace(operation, members=tuple(for_ndim(m, ndim) for m in operation.members))
+    if (
+        operation.generator not in DIMENSIONAL
+        or "ndim" in operation.params
+        or operation.ndim == ndim
+    ):
+        return operation
+    params = {**operation.params, "ndim": ndim}
+    matrix = GENERATORS[operation.generator](operation.name, **params)
+    return replace(operation, matrix=matrix, params=params, origin=None)
 
 
 def default_registry() -> Registry:

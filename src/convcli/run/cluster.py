@@ -7,7 +7,8 @@ files and directories must be visible to the workers under the same paths (a sha
 filesystem). A worker that dies mid-task makes Dask run the task again elsewhere; an input
 that kills workers repeatedly is reported as failed.
 
-An input larger than the memory budget is split into chunks of output rows, one task each:
+An input larger than the memory budget is split into chunks of output rows (a volume: slabs
+of output slices), one task each:
 every task reads the input rows its chunk needs, halo included (a chunked array with overlap),
 and returns its rows; this process writes them in order, as they arrive, so no machine holds
 more than a few chunks. Dask is the optional ``dask`` extra; nothing here is imported without
@@ -67,7 +68,7 @@ def run(
     summary = Summary()
     record = summary.recorder(on_outcome, fail_fast)
 
-    huge = [s for s in sources if s.path is not None and too_big(s, request)]
+    huge = [s for s in sources if s.path is not None and _too_big(s, request)]
     small = [s for s in sources if s not in huge]
     shared = client.scatter(request, broadcast=True)
     futures = {client.submit(process, s, shared, pure=False): s for s in small}
@@ -79,13 +80,88 @@ def run(
                 break
         else:
             for source in huge:
-                if record(_huge(client, source, request, shared)):
+                work = _huge_volume if request.volume else _huge
+                if record(work(client, source, request, shared)):
                     break
     finally:
         for future in futures:
             future.cancel()
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _too_big(source: Source, request: Request) -> bool:
+    if request.volume:
+        from convcli.run.volume import too_big_volume
+
+        return too_big_volume(source, request)
+    return too_big(source, request)
+
+
+def _huge_volume(client: Any, source: Source, request: Request, shared: Any) -> Outcome:
+    """A volume over the memory budget, in slabs of z across the cluster: each task reads
+    its slices and their halo and returns its samples; they are written here in order."""
+    from convcli.io.volume import write_volume
+    from convcli.run.process import make_dirs
+    from convcli.run.volume import (
+        memory_route,
+        open_volume,
+        slab_samples,
+        slab_span,
+        volume_job,
+        volume_targets,
+    )
+
+    outcome = Outcome(source)
+    try:
+        with open_volume(source) as reader:
+            fmt, targets = volume_targets(source, request, reader)
+            if request.output.skip_existing and all(t.exists() for t in targets):
+                outcome.skipped = True
+                return outcome
+            memory_route(reader, request, fmt, len(targets))
+            to_array = fmt == "NPY"
+            job = volume_job(reader, request, to_array)
+        outcome.plan = job.plan
+        depth = job.engine.out_shape[0]
+        chunks = [(z0, min(z0 + job.slab, depth)) for z0 in range(0, depth, job.slab)]
+        span = None
+        if job.layout.options.range == "rescale":
+            spans = client.gather(
+                [client.submit(slab_span, source, shared, to_array, c, pure=False) for c in chunks]
+            )
+            span = (min(s[0] for s in spans), max(s[1] for s in spans))
+        stats = Filtered(np.empty(0), job.stacked)
+        ahead = max(2, 2 * len(client.scheduler_info().get("workers", {})))
+
+        def submit(chunk: tuple[int, int]) -> Any:
+            return client.submit(slab_samples, source, shared, to_array, chunk, span, pure=False)
+
+        def slabs() -> Iterator[tuple[int, int, np.ndarray]]:
+            for z0, z1, samples, clipped, total in ordered(submit, chunks, ahead):
+                stats.clipped += clipped
+                stats.total += total
+                yield z0, z1, samples
+
+        if request.output.out_dir is not None:
+            make_dirs(targets[0].parent)
+        write_volume(
+            targets[0],
+            fmt,
+            job.out_shape,
+            job.layout.out_dtype,
+            slabs(),
+            stacked=bool(job.stacked),
+            compress=request.output.compress,
+        )
+        outcome.written.append(str(targets[0]))
+    except ConvcliError as exc:
+        outcome.error = str(exc) if exc.subject else f"{source.label}: {exc.message}"
+        outcome.exit_code = exc.exit_code
+    except Exception as exc:
+        outcome.error = f"{source.label}: failed on the cluster: {type(exc).__name__}: {exc}"
+        outcome.exit_code = 1
+    return outcome
 
 
 def _result(future: Any, source: Source) -> Outcome:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from convcli.compute.image import ComputePlan
+from convcli.compute.volume import VolumePlan
 from convcli.errors import LimitError
 from convcli.io.arrays import npy_header
 from convcli.io.decode import probe_image
@@ -21,6 +22,7 @@ from convcli.memory import format_size
 from convcli.run.naming import format_and_ext, output_targets
 from convcli.run.process import (
     input_job,
+    linear_transfer,
     load,
     memory_budget,
     plan_stream,
@@ -43,7 +45,7 @@ class Explanation:
     kind: str  # "image" or "array"
     input_shape: tuple[int, ...]
     input_dtype: str
-    plan: ComputePlan
+    plan: ComputePlan | VolumePlan
     output_shape: tuple[int, ...]  # as written (a 1-D signal's result is 1-D)
     destination: list[str]
     memory: str = "in memory"  # or how it would be streamed, or why it cannot be
@@ -53,6 +55,20 @@ class Explanation:
 def explain(source: Source, request: Request) -> Explanation:
     """Describe the work for one input from its header (images, and arrays too large to
     hold) or contents (arrays); the plan is made once, by the run's own functions."""
+    if request.volume:
+        from convcli.run.volume import explain_volume
+
+        volume_plan, shape, route, targets = explain_volume(source, request)
+        return Explanation(
+            source,
+            "volume",
+            tuple(shape),
+            volume_plan.in_dtype,
+            volume_plan,
+            volume_plan.out_shape,
+            targets,
+            route,
+        )
     from convcli.run.frames import plan_frames, probe_source
 
     animation = probe_source(source, request)
@@ -87,7 +103,14 @@ def explain(source: Source, request: Request) -> Explanation:
     if plan is None:  # held in memory (or refused: what it would have computed)
         reader, shape = _reader(source, request, header_only=memory != "in memory")
         to_array = fmt in ARRAY_FORMATS.values()
-        plan = input_job(reader, request, is_array=source.is_array, to_array=to_array).plan
+        plan = input_job(
+            reader,
+            request,
+            is_array=source.is_array,
+            to_array=to_array,
+            signal=len(shape) == 1,
+            transfer=linear_transfer(source, request),
+        ).plan
     out_shape = plan.out_shape
     if len(shape) == 1:  # the signal's one row
         out_shape = (*out_shape[:-2], out_shape[-1])

@@ -27,7 +27,7 @@ from convcli.io.frames import Animation
 from convcli.io.rows import ArrayRows, HeaderRows
 from convcli.memory import format_size
 from convcli.run.naming import format_and_ext, frame_target, guard_targets, output_targets
-from convcli.run.process import Outcome, input_job, make_dirs, memory_budget
+from convcli.run.process import Outcome, input_job, linear_transfer, make_dirs, memory_budget
 
 if TYPE_CHECKING:
     from convcli.run.request import Request
@@ -150,12 +150,15 @@ def plan_frames(source: Source, request: Request, animation: Animation) -> Frame
     selected = _selected(source, request, animation)
     route = _route(source, request, animation, selected)
     to_array = route.format in ARRAY_FORMATS.values()
+    transfer = linear_transfer(source, request)
     known: dict[tuple[tuple[int, ...], str], ComputePlan] = {}
     for i in selected:  # frames of one layout have one plan
         key = (animation.shapes[i], animation.dtypes[i])
         if key not in known:
             header = HeaderRows(key[0], np.dtype(key[1]))
-            known[key] = input_job(header, request, is_array=False, to_array=to_array).plan
+            known[key] = input_job(
+                header, request, is_array=False, to_array=to_array, transfer=transfer
+            ).plan
     plans = tuple(known[animation.shapes[i], animation.dtypes[i]] for i in selected)
     _check_memory(source, request, animation, selected)
     return FramesPlan(
@@ -203,12 +206,19 @@ def process_frames(
     plans: list[ComputePlan] = []
 
     jobs: dict[tuple[tuple[int, ...], str], tuple[BandJob, ComputePlan]] = {}
+    transfer = linear_transfer(source, request)  # one curve for the file (its header's)
 
     def filtered() -> Iterator[np.ndarray]:
         for pixels in frames.read(image, source.label, animation, selected):
             key = (pixels.shape, str(pixels.dtype))
             if key not in jobs:  # frames of one layout run one plan (made once)
-                job = input_job(ArrayRows(pixels), request, is_array=False, to_array=to_array)
+                job = input_job(
+                    ArrayRows(pixels),
+                    request,
+                    is_array=False,
+                    to_array=to_array,
+                    transfer=transfer,
+                )
                 jobs[key] = job, job.plan
             job, plan = jobs[key]
             plans.append(plan)

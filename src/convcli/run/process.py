@@ -16,14 +16,18 @@ import numpy as np
 from convcli.compute.engine import check_signal_kernels, work_dtype
 from convcli.compute.image import BAND_BYTES, BandJob, ComputePlan, plan_image
 from convcli.compute.pixels import Filtered, Layout, PixelOptions, output_dtype
+from convcli.compute.transfer import Transfer, transfer_for
+from convcli.compute.volume import VolumePlan
 from convcli.errors import ConvcliError, InputError, LimitError, OutputError, UsageError
 from convcli.io.arrays import npy_header, parse_array, read_array
 from convcli.io.atomic import write_bands
+from convcli.io.colour import probe_colour
 from convcli.io.decode import open_image, probe_image
 from convcli.io.encode import encode, write_image
 from convcli.io.formats import ARRAY_FORMATS
 from convcli.io.frames import probe as probe_frames
 from convcli.io.rows import ArrayRows, RowReader, open_rows
+from convcli.kernels.registry import for_ndim
 from convcli.memory import default_budget, format_size
 from convcli.run.naming import format_and_ext, guard_targets, output_targets
 from convcli.run.request import Request
@@ -47,7 +51,7 @@ class Outcome:
     detail: str | None = None  # traceback, shown with --debug
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
-    plan: ComputePlan | None = None  # what was computed (what --explain shows)
+    plan: ComputePlan | VolumePlan | None = None  # what was computed (what --explain shows)
     frames: FramesPlan | None = None  # a multi-frame input's frames and their plans
 
 
@@ -88,6 +92,11 @@ def process(source: Source, request: Request) -> Outcome:
 
 
 def _process(source: Source, request: Request, outcome: Outcome) -> None:
+    if request.volume:
+        from convcli.run.volume import process_volume
+
+        process_volume(source, request, outcome)
+        return
     from convcli.run.frames import probe_source, process_frames
 
     animation = probe_source(source, request)
@@ -220,6 +229,7 @@ class StreamPlan:
                 is_array=self.source.is_array,
                 to_array=self.format in ARRAY_FORMATS.values(),
                 band_bytes=self.band_bytes,
+                transfer=linear_transfer(self.source, request),
             )
         finally:
             close = getattr(reader, "close", None)
@@ -307,15 +317,26 @@ CLIP_WARNING_SHARE = 0.01
 
 
 def input_job(
-    reader: RowReader, request: Request, *, is_array: bool, to_array: bool, band_bytes: int = 0
+    reader: RowReader,
+    request: Request,
+    *,
+    is_array: bool,
+    to_array: bool,
+    band_bytes: int = 0,
+    signal: bool = False,
+    transfer: Transfer | None = None,
 ) -> BandJob:
     """The plan of one input, made once: the run executes it and ``--explain`` prints it.
 
     Images keep their depth (``--depth``) unless written as an array, which holds the float
     result in the input's units. Arrays are numbers: offset, abs and rescale apply and nothing
     is clipped, unless they are written as an image, where they are sample values of the
-    output depth (8-bit by default). A 1-D signal is one row.
+    output depth (8-bit by default). A 1-D signal is one row (``signal``), filtered by the 1-D
+    form of its parametric kernels (``box:size=4`` is the 1-D box). ``transfer``
+    (:func:`linear_transfer`) filters an image in linear light.
     """
+    if signal:
+        request = replace(request, operation=for_ndim(request.operation, 1))
     pixels = request.pixels
     if to_array and not request.depth_given:
         pixels = replace(pixels, depth="float")
@@ -329,14 +350,32 @@ def input_job(
         device=request.device,
         layout=layout,
         band_bytes=band_bytes or BAND_BYTES,
+        transfer=transfer,
     )
+
+
+def linear_transfer(source: Source, request: Request) -> Transfer | None:
+    """With --linear, the transfer curve an image's colours are filtered through: its ICC
+    profile's, its PNG gAMA's, or sRGB's (from the header, so that --explain and the run
+    decide alike); None without --linear. Arrays have none: their values are numbers."""
+    if not request.linear:
+        return None
+    if source.is_array or source.inline is not None:
+        raise InputError(
+            "--linear is for images; an array's values are filtered as they are",
+            subject=source.label,
+        )
+    image = source.stdin if source.stdin is not None else source.path
+    assert image is not None
+    icc, gamma, srgb = probe_colour(image)
+    return transfer_for(icc, gamma, srgb, source.label)
 
 
 def signal_rows(data: np.ndarray, request: Request) -> np.ndarray:
     """A 1-D signal as an array of one row (its kernels must be 1-D), others as they are."""
     if data.ndim != 1:
         return data
-    check_signal_kernels(request.operation)
+    check_signal_kernels(for_ndim(request.operation, 1))
     return data[np.newaxis]
 
 
@@ -346,7 +385,14 @@ def _compute(
     """The result as output samples (see :func:`input_job`)."""
     try:
         data = signal_rows(loaded.data, request)
-        job = input_job(ArrayRows(data), request, is_array=loaded.is_array, to_array=to_array)
+        job = input_job(
+            ArrayRows(data),
+            request,
+            is_array=loaded.is_array,
+            to_array=to_array,
+            signal=loaded.data.ndim == 1,
+            transfer=linear_transfer(source, request),
+        )
         outcome.plan = job.plan
         stats = Filtered(np.empty(0), job.stacked)
         result = job.collect(stats)

@@ -15,10 +15,12 @@ from pathlib import Path
 from convcli.compute.compat import Preset, adapt, get_preset
 from convcli.compute.engine import Options, as_operation, check_request
 from convcli.compute.pixels import PixelOptions, parse_offset
+from convcli.compute.volume import check_volume_request
 from convcli.errors import UsageError
 from convcli.io.formats import format_for
 from convcli.io.limits import max_pixels
 from convcli.kernels.model import AnyKernel, slug
+from convcli.kernels.registry import for_ndim
 from convcli.memory import parse_size
 from convcli.run.naming import DEFAULT_TEMPLATE, OutputSpec, stack_labels
 from convcli.run.selection import FrameSelection, parse_frames
@@ -40,6 +42,8 @@ class Request:
     stack_labels: tuple[str, ...] = ()  # member labels when the result is a stack
     memory: int = 0  # bytes an input may use in memory before it is streamed (0: default)
     frames: FrameSelection | None = None  # --frames: the frames of multi-frame inputs
+    volume: bool = False  # inputs are volumes (3-D), filtered with 3-D kernels (--volume)
+    linear: bool = False  # images are filtered in linear light (--linear)
 
 
 def kernel_specs(kernels: Iterable[str]) -> list[str]:
@@ -84,13 +88,17 @@ def build_request(
     inputs: Sequence[str] = (),
     recursive: bool = False,
     stdout_is_terminal: bool = False,
+    volume: bool = False,
+    linear: bool = False,
 ) -> Request:
     """Check everything ``convcli apply`` checks and make the request, raising the same
     errors (UsageError, KernelError, BackendError). The keywords are apply's options
     (``value_range`` is --range, ``print_result`` --print, ``frames`` --frames); mode,
     boundary and correlate left unset come from the ``compat`` preset. ``inputs`` and
     ``recursive`` are checked against the output options only; ``stdout_is_terminal``
-    refuses ``-o -`` onto a terminal."""
+    refuses ``-o -`` onto a terminal. ``volume`` reads every input as a volume (3-D, see
+    :mod:`convcli.run.volume`), ``linear`` filters images in linear light (see
+    :mod:`convcli.compute.transfer`)."""
     specs = kernel_specs(kernels)
     check_outputs(
         inputs,
@@ -109,13 +117,21 @@ def build_request(
     max_pixels()  # likewise a malformed CONVCLI_MAX_PIXELS
     operation = as_operation(specs, combine)
     preset = get_preset(compat) if compat else None
+    if volume:
+        check_volume_options(preset, gray=gray, alpha=alpha, linear=linear, output=output)
+        if selection is not None:
+            raise UsageError("--frames selects frames of animations; a volume is filtered whole")
+        operation = for_ndim(operation, 3)
     pixels = _pixels(preset, gray, alpha, depth, value_range, offset_value, offset_percent)
     if correlate is None:
         correlate = bool(preset and preset.correlate)
     if preset is not None:
         operation = adapt(operation, preset, correlate)
     options = _options(preset, mode, boundary, fill_value, correlate, normalize, method)
-    check_request(operation, options, backend=backend, device=device)
+    if volume:
+        check_volume_request(operation, options, backend=backend, device=device)
+    else:
+        check_request(operation, options, backend=backend, device=device)
     out = OutputSpec(
         path=output,
         out_dir=None if out_dir is None else Path(out_dir),
@@ -139,7 +155,28 @@ def build_request(
         stack_labels=stack_labels(operation),
         memory=parse_size(memory) if memory else 0,
         frames=selection,
+        volume=volume,
+        linear=linear,
     )
+
+
+def check_volume_options(
+    preset: Preset | None, *, gray: bool, alpha: Alpha | str, linear: bool, output: str | None
+) -> None:
+    """Refuse what has no meaning for a volume (a stack of gray slices)."""
+    if preset is not None and preset.keep_edges:
+        raise UsageError(
+            "--compat pillow is for images (it copies the edge pixels); a volume takes "
+            "scipy, ndimage, opencv, imagemagick or torch"
+        )
+    if gray or str(alpha) != "keep":
+        raise UsageError(
+            "--gray and --alpha are for colour images; a volume has one sample a voxel"
+        )
+    if linear:
+        raise UsageError("--linear is for images; a volume's values are filtered as they are")
+    if output == "-":
+        raise UsageError("a volume is written to a file (.npy or TIFF), not to stdout")
 
 
 def _pixels(
