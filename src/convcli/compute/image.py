@@ -25,6 +25,7 @@ from convcli.compute.evaluate import (
     strip_height,
 )
 from convcli.compute.evaluate import bands as stream_bands
+from convcli.compute.exact import ExactFilter, exact_filter
 from convcli.compute.pixels import Filtered, Layout, PixelOptions
 from convcli.io.rows import ArrayRows, RowReader
 from convcli.kernels.model import AnyKernel
@@ -102,6 +103,8 @@ class BandJob:
     alpha: StripEngine | None
     reader: RowReader
     band_rows: int
+    #: the same numbers in integer arithmetic on the interleaved samples, where that applies
+    exact: ExactFilter | None = None
 
     @property
     def stacked(self) -> int | None:
@@ -151,8 +154,11 @@ class BandJob:
 
         def work(band: tuple[int, int]) -> tuple[int, int, np.ndarray, Filtered]:
             r0, r1 = band
-            result, alpha = self._band(r0, r1)
             counts = Filtered(np.empty(0), None)
+            if self.exact is not None:
+                samples = self.exact.samples(self.reader, self.layout, r0, r1, counts, span)
+                return r0, r1, samples, counts
+            result, alpha = self._band(r0, r1)
             out = [self.layout.samples(m, alpha, counts, span) for m in self._members(result)]
             return r0, r1, (np.stack(out) if self.stacked else out[0]), counts
 
@@ -176,6 +182,8 @@ class BandJob:
         """min and max of the mapped results (within ``rows``): what rescale stretches."""
 
         def work(band: tuple[int, int]) -> tuple[float, float]:
+            if self.exact is not None:
+                return self.exact.span(self.reader, self.layout, *band)
             spans = [self.layout.span(m) for m in self._members(self._band(*band)[0])]
             return min(s[0] for s in spans), max(s[1] for s in spans)
 
@@ -240,7 +248,8 @@ def plan_image(
     )
     # a band much thinner than the kernel's reach would recompute its halo over and over
     rows = max(rows, min(shape[0], 2 * colour.halo + 16))
-    return BandJob(layout, colour, alpha, reader, rows)
+    exact = exact_filter(colour, layout, chosen, tuple(reader.shape)) if alpha is None else None
+    return BandJob(layout, colour, alpha, reader, rows, exact)
 
 
 def filter_image(
