@@ -103,6 +103,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     common.add_common_args(parser)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--before",
+        metavar="SRC",
+        help="also time convcli from this source tree (e.g. a worktree of an older commit's "
+        "src/), interleaved with the rest",
+    )
     parser.add_argument("--child", nargs=3, metavar=("KIND", "SRC", "DST"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -137,6 +143,12 @@ def main(argv: list[str] | None = None) -> int:
             ],
             {},
         )
+        if args.before:
+            ours = tools["convcli -j 2"][0][len(common.convcli_cmd()) :]
+            tools["convcli -j 2 (before)"] = (
+                [sys.executable, "-m", "convcli", *ours],
+                {"PYTHONPATH": str(Path(args.before).resolve())},
+            )
         if _have_pyvips():
             tools["pyvips loop (2 threads)"] = (
                 [*me, "pyvips", str(src), "{out}"],

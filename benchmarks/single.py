@@ -63,6 +63,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     common.add_common_args(parser)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--before",
+        metavar="SRC",
+        help="also time convcli from this source tree (an older commit's src/), interleaved",
+    )
     args = parser.parse_args(argv)
     rounds = 1 if args.quick else args.rounds
     big = common.HERE / "_data" / "big"
@@ -94,6 +99,10 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     theirs = ["gaussblur", str(src), f"{out}{save}", "2", "--min-ampl", "0.001"]
                 cmds = {"convcli": ours, "imports": imports}
+                envs = {}
+                if args.before:
+                    cmds["before"] = [sys.executable, "-m", "convcli", *ours[len(convcli) :]]
+                    envs["before"] = {"PYTHONPATH": str(Path(args.before).resolve())}
                 if vips:
                     cmds["vips"] = [vips, *theirs]
                 times: dict[str, list[float]] = {n: [] for n in cmds}
@@ -101,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"single: {fmt} {spec} ...", file=sys.stderr, flush=True)
                 for r in range(rounds):
                     for name in names[r % len(names) :] + names[: r % len(names)]:
-                        m = common.run_cmd(cmds[name])
+                        m = common.run_cmd(cmds[name], env=envs.get(name))
                         if m.ok:
                             times[name].append(m.seconds)
                 ratio = (
@@ -109,10 +118,14 @@ def main(argv: list[str] | None = None) -> int:
                     if vips and len(times["vips"]) == len(times["convcli"])
                     else None
                 )
+                before = "—"
+                if args.before and times["before"]:
+                    before = common.fmt_s(common.median(times["before"]))
                 rows.append(
                     (
                         fmt,
                         spec,
+                        before,
                         common.fmt_s(common.median(times["convcli"])),
                         common.fmt_s(common.median(times["vips"])) if vips else "—",
                         common.fmt_s(common.median(times["imports"])),
@@ -120,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
                     )
                 )
         report.table(
-            ["format", "kernel", "convcli s", "vips s", "imports s", "convcli / vips"], rows
+            ["format", "kernel", "before s", "convcli s", "vips s", "imports s", "convcli / vips"],
+            rows,
         )
         split = parts(big / "photo12mp.jpg", "sobel-x", work / "parts.jpg")
         report.add(
