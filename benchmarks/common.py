@@ -176,11 +176,15 @@ def time_call(fn: Callable[[], object], runs: int, budget: float = 20.0) -> tupl
 
 
 def interleaved(
-    calls: dict[str, Callable[[], object]], rounds: int, budget: float = 60.0
+    calls: dict[str, Callable[[], object]],
+    rounds: int,
+    budget: float = 60.0,
+    least: int = 3,
 ) -> dict[str, list[float]]:
     """Wall times of in-process calls measured in turns: every round runs each call once, in
     a rotated order, so that a burst of other load falls on all of them alike. Stops early
-    (after at least 3 rounds) once ``budget`` seconds are spent. One warm-up call each."""
+    (after at least ``least`` rounds) once ``budget`` seconds are spent. One warm-up call
+    each."""
     for fn in calls.values():
         fn()
     times: dict[str, list[float]] = {name: [] for name in calls}
@@ -191,7 +195,7 @@ def interleaved(
             t0 = time.perf_counter()
             calls[name]()
             times[name].append(time.perf_counter() - t0)
-        if r >= 2 and time.perf_counter() - started > budget:
+        if r + 1 >= least and time.perf_counter() - started > budget:
             break
     return times
 

@@ -197,3 +197,19 @@ def test_rank_one_kernels_run_as_two_integer_passes(photo):
     job = _job(photo, "sobel-x")
     assert job.exact is not None and job.exact.factors is not None
     assert _job(photo, "laplacian").exact.factors is None  # rank 2: one 2-D pass
+
+
+@pytest.mark.parametrize("spec", ["gaussian:sigma=2", "sobel-x", "sharpen"])
+def test_one_thread_collects_bigger_bands_with_the_same_numbers(photo, spec, monkeypatch):
+    """A batch worker (one thread) computes several planned bands at once: same numbers."""
+    from convcli import machine
+
+    tall = np.ascontiguousarray(np.concatenate([photo, photo[::-1]] * 2))
+    job = _job(tall, spec, PixelOptions(range="abs"), band_bytes=64 * 1024)
+    assert job.band_rows * 4 < tall.shape[0]  # several merged bands, and more than one
+    banded = job.collect()
+    monkeypatch.setattr(machine, "_threads", 1)
+    stats = Filtered(np.empty(0), None)
+    np.testing.assert_array_equal(job.collect(stats), banded)
+    general = replace(job, exact=None)
+    np.testing.assert_array_equal(general.collect(), banded)
