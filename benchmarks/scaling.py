@@ -127,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.methods:
             row += [
                 common.fmt_ms(common.median(times[f"convcli {m}"]))
+                if f"convcli {m}" in times
+                else "—"
                 for m in ("direct", "separable", "fft")
             ]
         rows.append(row)
