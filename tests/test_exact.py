@@ -213,3 +213,25 @@ def test_one_thread_collects_bigger_bands_with_the_same_numbers(photo, spec, mon
     np.testing.assert_array_equal(job.collect(stats), banded)
     general = replace(job, exact=None)
     np.testing.assert_array_equal(general.collect(), banded)
+
+
+def test_a_streamed_tiff_gives_the_in_memory_numbers(photo, tmp_path):
+    """Rows read band by band from a striped TIFF: each band's rows are read once."""
+    tifffile = pytest.importorskip("tifffile")
+    from convcli.io.rows import open_rows
+
+    tall = np.ascontiguousarray(np.concatenate([photo, photo[::-1]] * 2))
+    path = tmp_path / "tall.tif"
+    tifffile.imwrite(path, tall, rowsperstrip=7)
+    reader = open_rows(path)
+    try:
+        job = plan_image(
+            reader, as_operation("laplacian"), PixelOptions(range="abs"), band_bytes=64 * 1024
+        )
+        assert job.exact is not None and job.band_rows < tall.shape[0]
+        streamed = np.concatenate([s for _, _, s in job.bands()])
+    finally:
+        reader.close()
+    np.testing.assert_array_equal(
+        streamed, _job(tall, "laplacian", PixelOptions(range="abs")).collect()
+    )

@@ -14,6 +14,7 @@ general path does not compute with OpenCV stay on the general path.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,34 +54,46 @@ class ExactFilter:
 
     def sums(self, reader: RowReader, r0: int, r1: int) -> np.ndarray:
         """The exact sums of output rows r0:r1, interleaved like the samples."""
-        parts = [
-            self._sums(reader, a, min(a + self.sub_rows, r1)) for a in range(r0, r1, self.sub_rows)
-        ]
+        parts = [sums for _, sums in self._pieces(reader, r0, r1)]
         return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
 
-    def _sums(self, reader: RowReader, r0: int, r1: int) -> np.ndarray:
-        import cv2
-
+    def _window(self, reader: RowReader, r0: int, r1: int) -> np.ndarray:
+        """The input rows (extended by the boundary) that outputs r0:r1 read, read once."""
         sources = source_index(
             np.arange(r0 - self.top, r1 - self.top + self.kh), self.height, self.boundary
         )
         inside = sources >= 0
         lo, hi = int(sources[inside].min()), int(sources[inside].max()) + 1
         if inside.all() and hi - lo == len(sources) and sources[0] == lo:
-            block = reader.read(lo, hi)  # rows inside the image: a view, no copy
+            window = reader.read(lo, hi)  # rows inside the image: a view, no copy
         else:
             wanted = np.unique(sources[inside])
             rows = read_rows(reader, wanted)
-            block = rows[np.searchsorted(wanted, np.where(inside, sources, lo))]
-            block[~inside] = 0  # fill rows (only a zero fill comes here)
-        block = block if block.flags.c_contiguous else np.ascontiguousarray(block)
-        # the anchor on the centre row and OpenCV's border for the columns: rows cy.. of the
-        # filtered block are the outputs whose windows lie within it
-        out = cv2.filter2D(
-            block, self.depth, self.weights, anchor=self.anchor, borderType=self.border
-        )
+            window = rows[np.searchsorted(wanted, np.where(inside, sources, lo))]
+            window[~inside] = 0  # fill rows (only a zero fill comes here)
+        return window if window.flags.c_contiguous else np.ascontiguousarray(window)
+
+    def _pieces(self, reader: RowReader, r0: int, r1: int) -> Iterator[tuple[int, np.ndarray]]:
+        """(first row within the band, exact sums) of every run of ``sub_rows`` outputs."""
+        import cv2
+
+        window = self._window(reader, r0, r1)
         cy = self.anchor[1]
-        return out[cy : cy + r1 - r0]
+        for a in range(r0, r1, self.sub_rows):
+            b = min(a + self.sub_rows, r1)
+            block = window[a - r0 : b - r0 + self.kh - 1]
+            # the anchor on the centre row and OpenCV's border for the columns: rows cy.. of
+            # the filtered block are the outputs whose windows lie within it
+            if self.factors is not None:
+                row, col = self.factors
+                out = cv2.sepFilter2D(
+                    block, self.depth, row, col, anchor=self.anchor, borderType=self.border
+                )
+            else:
+                out = cv2.filter2D(
+                    block, self.depth, self.weights, anchor=self.anchor, borderType=self.border
+                )
+            yield a - r0, out[cy : cy + b - a]
 
     def values(self, sums: np.ndarray, compute: np.dtype) -> np.ndarray:
         """The general path's float results: the sums in its working dtype, plus the offset."""
@@ -99,14 +112,16 @@ class ExactFilter:
         span: tuple[float, float] | None,
     ) -> np.ndarray:
         """Output samples of rows r0:r1, mapped by the layout's rules."""
-        parts = []
-        for a in range(r0, r1, self.sub_rows):
-            sums = self._sums(reader, a, min(a + self.sub_rows, r1))
+        out: np.ndarray | None = None
+        for at, sums in self._pieces(reader, r0, r1):
             fast = None if self.offset else layout.integer_samples(sums, self.reach, stats, span)
             if fast is None:
                 fast = layout.interleaved_samples(self.values(sums, layout.compute), stats, span)
-            parts.append(fast)
-        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
+            if out is None:
+                out = np.empty((r1 - r0, *fast.shape[1:]), fast.dtype)
+            out[at : at + len(fast)] = fast
+        assert out is not None
+        return out
 
     def span(self, reader: RowReader, layout: Layout, r0: int, r1: int) -> tuple[float, float]:
         """min and max of the mapped results of rows r0:r1 (what ``--range rescale`` takes)."""
