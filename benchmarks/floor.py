@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
             (
                 name,
                 common.fmt_s(common.median(t)),
-                f"{len(files) / common.median(t):.0f}",
+                f"{len(files) / common.median(t):.1f}",
                 common.fmt_ratio(ratio),
                 errors.get(name, ""),
             )
