@@ -175,6 +175,42 @@ def time_call(fn: Callable[[], object], runs: int, budget: float = 20.0) -> tupl
     return best, done
 
 
+def interleaved(
+    calls: dict[str, Callable[[], object]],
+    rounds: int,
+    budget: float = 60.0,
+    least: int = 3,
+) -> dict[str, list[float]]:
+    """Wall times of in-process calls measured in turns: every round runs each call once, in
+    a rotated order, so that a burst of other load falls on all of them alike. Stops early
+    (after at least ``least`` rounds) once ``budget`` seconds are spent. One warm-up call
+    each."""
+    for fn in calls.values():
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    names = list(calls)
+    started = time.perf_counter()
+    for r in range(rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            t0 = time.perf_counter()
+            calls[name]()
+            times[name].append(time.perf_counter() - t0)
+        if r + 1 >= least and time.perf_counter() - started > budget:
+            break
+    return times
+
+
+def median(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    n = len(ordered)
+    return ordered[n // 2] if n % 2 else 0.5 * (ordered[n // 2 - 1] + ordered[n // 2])
+
+
+def paired_ratio(times: dict[str, list[float]], name: str, peer: str) -> float:
+    """The median over rounds of ``name``'s time over ``peer``'s in the same round."""
+    return median([a / b for a, b in zip(times[name], times[peer], strict=True)])
+
+
 # -- output --------------------------------------------------------------------------------------
 def md_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """A Markdown table, padded to read well as plain text too; numbers are right-aligned."""

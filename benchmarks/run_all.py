@@ -4,7 +4,7 @@
     python benchmarks/run_all.py --quick         # smoke run, writes benchmarks/_out/
     python benchmarks/run_all.py --only kernels  # one script (repeatable)
 
-Each script runs in its own process, one after the other (data, batch, kernels, commands);
+Each script runs in its own process, one after the other (data, then the scripts of SCRIPTS);
 their tables go to stdout as they come and into the Markdown file at the end. No network.
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import common
 
-SCRIPTS = ("batch", "kernels", "commands")
+SCRIPTS = ("batch", "kernels", "commands", "pixels8", "floor", "single", "scaling", "gpu")
 HERE = Path(__file__).resolve().parent
 
 

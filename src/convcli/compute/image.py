@@ -23,8 +23,10 @@ from convcli.compute.evaluate import (
     ordered_map,
     read_rows,
     strip_height,
+    thread_count,
 )
 from convcli.compute.evaluate import bands as stream_bands
+from convcli.compute.exact import ExactFilter, exact_filter
 from convcli.compute.pixels import Filtered, Layout, PixelOptions
 from convcli.compute.transfer import Transfer
 from convcli.io.rows import ArrayRows, RowReader
@@ -33,6 +35,8 @@ from convcli.kernels.model import AnyKernel
 #: working memory of one band of rows (input window, blocks, results): large enough that the
 #: per-band overhead vanishes, small enough to stay in the caches' neighbourhood
 BAND_BYTES = 48 * 1024 * 1024
+#: how many of the plan's bands one thread computes at once when it collects a whole result
+SINGLE_THREAD_BANDS = 4
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,8 @@ class BandJob:
     alpha: StripEngine | None
     reader: RowReader
     band_rows: int
+    #: the same numbers in integer arithmetic on the interleaved samples, where that applies
+    exact: ExactFilter | None = None
 
     @property
     def stacked(self) -> int | None:
@@ -143,23 +149,28 @@ class BandJob:
         stats: Filtered | None = None,
         rows: tuple[int, int] | None = None,
         span: tuple[float, float] | None = None,
+        band_rows: int | None = None,
     ) -> Iterator[tuple[int, int, np.ndarray]]:
         """``(r0, r1, samples)`` for every band of output rows in order (only those within
         ``rows`` when given); samples carry the stack axis first when a bank stacked.
         ``--range rescale`` takes the whole result's ``span``, measured first if not given.
         Bands are computed on several threads (the libraries release the GIL) and come back
-        in order."""
+        in order. ``band_rows`` overrides the plan's rows per band (the numbers do not
+        depend on the cut)."""
         if self.layout.options.range == "rescale" and span is None:
             span = self.span(rows)
 
         def work(band: tuple[int, int]) -> tuple[int, int, np.ndarray, Filtered]:
             r0, r1 = band
-            result, alpha = self._band(r0, r1)
             counts = Filtered(np.empty(0), None)
+            if self.exact is not None:
+                samples = self.exact.samples(self.reader, self.layout, r0, r1, counts, span)
+                return r0, r1, samples, counts
+            result, alpha = self._band(r0, r1)
             out = [self.layout.samples(m, alpha, counts, span) for m in self._members(result)]
             return r0, r1, (np.stack(out) if self.stacked else out[0]), counts
 
-        for r0, r1, samples, counts in ordered_map(work, self._ranges(rows)):
+        for r0, r1, samples, counts in ordered_map(work, self._ranges(rows, band_rows)):
             if stats is not None:
                 stats.clipped += counts.clipped
                 stats.total += counts.total
@@ -168,7 +179,11 @@ class BandJob:
     def collect(self, stats: Filtered | None = None) -> np.ndarray:
         """The whole result in one array (bands written into it as they come)."""
         out = np.empty(self.out_shape, dtype=self.layout.out_dtype)
-        for r0, r1, samples in self.bands(stats):
+        # On one thread, bands buy no parallelism, and each one pays its halo rows and, at
+        # the image's edges, a gathered copy of its rows: bands of up to 4x the plan's rows
+        # (a 2 MP photo in one piece) save a sixth of the time of a batch worker's image.
+        merged = SINGLE_THREAD_BANDS * self.band_rows if thread_count() == 1 else None
+        for r0, r1, samples in self.bands(stats, band_rows=merged):
             if self.stacked:
                 out[:, r0:r1] = samples
             else:
@@ -179,15 +194,19 @@ class BandJob:
         """min and max of the mapped results (within ``rows``): what rescale stretches."""
 
         def work(band: tuple[int, int]) -> tuple[float, float]:
+            if self.exact is not None:
+                return self.exact.span(self.reader, self.layout, *band)
             spans = [self.layout.span(m) for m in self._members(self._band(*band)[0])]
             return min(s[0] for s in spans), max(s[1] for s in spans)
 
         found = list(ordered_map(work, self._ranges(rows)))
         return min(s[0] for s in found), max(s[1] for s in found)
 
-    def _ranges(self, rows: tuple[int, int] | None) -> list[tuple[int, int]]:
+    def _ranges(
+        self, rows: tuple[int, int] | None, band_rows: int | None = None
+    ) -> list[tuple[int, int]]:
         height = self.colour.out_shape[0]
-        return list(stream_bands(height, self.band_rows, rows))
+        return list(stream_bands(height, band_rows or self.band_rows, rows))
 
     def _members(self, result: np.ndarray) -> np.ndarray:
         if self.stacked:
@@ -245,7 +264,8 @@ def plan_image(
     )
     # a band much thinner than the kernel's reach would recompute its halo over and over
     rows = max(rows, min(shape[0], 2 * colour.halo + 16))
-    return BandJob(layout, colour, alpha, reader, rows)
+    exact = exact_filter(colour, layout, chosen, tuple(reader.shape)) if alpha is None else None
+    return BandJob(layout, colour, alpha, reader, rows, exact)
 
 
 def filter_image(

@@ -262,6 +262,67 @@ class Layout:
             planes.append(_alpha_samples(alpha, self.in_max, self.out_dtype))
         return _merge(planes)
 
+    def interleaved_samples(
+        self, values: np.ndarray, stats: Filtered, span: tuple[float, float] | None = None
+    ) -> np.ndarray:
+        """Output samples from float results laid out like the samples (rows, W[, C]) of an
+        image whose planes are its channels (no gray, no alpha): the rules of
+        :meth:`samples`, element by element, in one pass over all channels."""
+        flat = values.reshape(values.shape[0], -1)
+        samples, clipped, total = plane_samples(
+            flat, self.in_max, self.out_dtype, self.options, span
+        )
+        stats.clipped += clipped
+        stats.total += total
+        return samples.reshape(values.shape)
+
+    def interleaved_span(self, values: np.ndarray) -> tuple[float, float]:
+        """:meth:`span` of results laid out like the samples (see
+        :meth:`interleaved_samples`)."""
+        mapped = _mapped(values, self.in_max, self.out_dtype, self.options)
+        return float(mapped.min()), float(mapped.max())
+
+    def integer_samples(
+        self, sums: np.ndarray, reach: int, stats: Filtered, span: tuple[float, float] | None
+    ) -> np.ndarray | None:
+        """8-bit samples straight from exact 16-bit integer results (at most ``reach`` in
+        magnitude) laid out like the samples, where the mapping keeps them whole numbers:
+        8-bit in and out, clip or abs, an offset of whole levels. Rounding whole numbers
+        changes nothing, so this is :meth:`interleaved_samples` of the same values, bit for
+        bit, without converting to float. None where the mapping needs the general rules."""
+        o = self.options
+        if not (
+            sums.dtype == np.int16
+            and self.in_max == 255
+            and self.out_dtype == np.uint8
+            and o.range in ("clip", "abs")
+            and reach <= 32767
+            and sums.size > _CV_SCALAR_SIZE
+        ):
+            return None
+        offset = o.offset / 100.0 * 255 if o.offset_percent else o.offset
+        if offset != round(offset) or abs(offset) > 32767:
+            return None
+        import cv2
+
+        # single-channel 2-D views: OpenCV would take a scalar for the first channel only
+        v = sums.reshape(sums.shape[0], -1)
+        if o.range == "abs":
+            v = np.abs(v)  # no -32768 (reach <= 32767): no wrap-around
+        if offset:
+            # saturating at 16 bits keeps every clipped value beyond the same end of 0..255
+            v = cv2.add(v, int(offset))
+        low, high = cv2.minMaxLoc(v)[:2]
+        clipped = 0
+        if low < 0 or high > 255:
+            clipped = v.size - cv2.countNonZero(cv2.inRange(v, 0, 255))
+            if low < 0:
+                v = cv2.max(v, 0)
+        stats.clipped += clipped
+        stats.total += v.size
+        # |x| saturated to 0..255: for the non-negative values, the clip to the output range
+        return cv2.convertScaleAbs(v).reshape(sums.shape)
+
     def mapping(self) -> str:
         """How float results become output samples, in words (for --explain): the very
         rules :meth:`samples` applies."""
@@ -333,6 +394,10 @@ def _merge(planes: list[np.ndarray]) -> np.ndarray:
     return np.stack(planes, axis=-1)
 
 
+#: OpenCV's Python binding reads an array of up to 4 numbers as a Scalar (a 1x1 image plus 0
+#: gave 4 samples): planes this small take numpy's path
+_CV_SCALAR_SIZE = 4
+
 #: sample types OpenCV's split, merge and saturating conversions take
 _CV_DEPTHS = {np.dtype(t) for t in (np.uint8, np.uint16, np.int32, np.float32, np.float64)}
 
@@ -351,6 +416,7 @@ def plane_samples(
         out_dtype in (np.uint8, np.uint16)
         and options.quantize == "nearest"
         and options.range != "rescale"
+        and plane.size > _CV_SCALAR_SIZE
         and has_opencv()
     )
     if not fast:

@@ -282,18 +282,22 @@ def _opencv_decode(im: Any, source: Path | bytes, png_complete: bool) -> np.ndar
         return None
     import cv2
 
+    # a colour JPEG straight to RGB: libjpeg-turbo writes that order itself (the same
+    # pixels as BGR swapped, without the pass); EXIF orientation is applied by orient()
+    rgb = im.format == "JPEG" and im.mode == "RGB" and hasattr(cv2, "IMREAD_COLOR_RGB")
+    flags = cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION if rgb else cv2.IMREAD_UNCHANGED
     if isinstance(source, Path) and str(source).isprintable() and str(source).isascii():
-        pixels = cv2.imread(str(source), cv2.IMREAD_UNCHANGED)  # no copy of the bytes
+        pixels = cv2.imread(str(source), flags)  # no copy of the bytes
     else:  # (a file that imread could not decode is not tried again: Pillow says why)
         data = source if isinstance(source, bytes) else source.read_bytes()
-        pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        pixels = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     if pixels is None or pixels.dtype != np.uint8:
         return None
     channels = 1 if pixels.ndim == 2 else pixels.shape[2]
     wanted = {"L": 1, "RGB": 3, "RGBA": 4}[im.mode]
     if channels != wanted or pixels.shape[:2] != (im.size[1], im.size[0]):
         return None
-    return bgr_to_rgb(pixels, in_place=True)
+    return pixels if rgb else bgr_to_rgb(pixels, in_place=True)
 
 
 def _orientation(im: Any) -> int:

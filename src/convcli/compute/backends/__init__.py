@@ -30,7 +30,13 @@ AUTO_ORDER: tuple[str, ...] = ("opencv", "scipy")
 
 def available(name: str) -> bool:
     """True if the backend's library is installed (without importing it)."""
-    return importlib.util.find_spec(BACKENDS[name][2]) is not None
+    return _installed(BACKENDS[name][2])
+
+
+@cache
+def _installed(package: str) -> bool:
+    # once per process: the search of sys.path costs about a millisecond a call
+    return importlib.util.find_spec(package) is not None
 
 
 @cache
