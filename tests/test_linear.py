@@ -363,3 +363,22 @@ def test_frames_are_not_for_volumes(tmp_path, cli):
     r = cli("apply", "--volume", "--frames", "0", "-k", "box", str(tmp_path / "v.npy"))
     assert r.exit_code == 2
     assert r.stderr.strip().startswith("convcli: error:") and "--frames" in r.stderr
+
+
+@pytest.mark.parametrize("backend", ["scipy", "opencv"])
+def test_an_integer_kernel_is_filtered_in_linear_light(photos, backend):
+    """Integer kernels on 8-bit images have an exact integer path; in linear light the samples
+    are not the values filtered, so that path must not be taken."""
+    if backend == "opencv":
+        pytest.importorskip("cv2")
+    rgb = photos["astronaut"][100:160, 200:270]
+    kernel = np.array([[1.0, 1.0], [-1.0, 0.0]])
+    got = convcli.filter_image(
+        rgb, kernel, boundary="nearest", backend=backend, transfer=SRGB
+    ).pixels
+    lin = srgb_decode(rgb / 255.0)
+    filtered = np.stack(
+        [ndimage.convolve(lin[..., c], kernel, mode="nearest", origin=-1) for c in range(3)], -1
+    )
+    want = np.rint(np.clip(srgb_encode(filtered), 0, 1) * 255)
+    assert np.abs(got.astype(int) - want).max() <= 1

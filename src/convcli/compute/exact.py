@@ -138,6 +138,8 @@ def exact_filter(
         return None
     if not layout.image or layout.in_dtype not in (np.uint8, np.uint16):
         return None
+    if layout.transfer is not None:  # linear light: the values filtered are not the samples
+        return None
     # the planes the general path filters are the samples themselves (no gray, no alpha)
     if layout.channels not in (1, 3) or (layout.channels == 3 and layout.gray):
         return None
