@@ -84,6 +84,8 @@ def encode_into(
         )
     elif pixels.dtype == np.uint16 and colour:
         _encode_colour16(out, pixels, fmt, compress)
+    elif pixels.dtype == np.int32 and colour:
+        _encode_int32_colour(out, pixels, fmt, compress)
     elif pixels.dtype.kind == "f" and colour:
         _encode_float_colour(out, pixels, fmt)
     else:
@@ -153,6 +155,19 @@ def _encode_colour16(out: Any, pixels: np.ndarray, fmt: str, compress: int | Non
             "writing 16-bit colour TIFF needs tifffile: pip install "
             "'convcli[tiff]' (or use PNG, or --depth 8)"
         )
+
+
+def _encode_int32_colour(out: Any, pixels: np.ndarray, fmt: str, compress: int | None) -> None:
+    """32-bit integer colour (an int32 RGB TIFF input kept at --depth same): only TIFF holds
+    it, and only tifffile writes it (Pillow has no 32-bit colour mode)."""
+    if fmt != "TIFF":
+        raise OutputError(f"{fmt} cannot store 32-bit integer samples; use TIFF or --depth 16")
+    if not has_tifffile():
+        raise OutputError(
+            "writing 32-bit integer colour TIFF needs tifffile: pip install 'convcli[tiff]' "
+            "(or use --depth 16)"
+        )
+    _write_tifffile(out, pixels, compress)
 
 
 def _encode_float_colour(out: Any, pixels: np.ndarray, fmt: str) -> None:
