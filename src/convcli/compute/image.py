@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from convcli.compute.backends import get_backend
-from convcli.compute.engine import Options, as_operation
+from convcli.compute.engine import Options, as_operation, check_finite_input
 from convcli.compute.evaluate import (
     StepInfo,
     StripEngine,
@@ -264,8 +264,10 @@ def filter_image(
     operation = as_operation(kernel, conv.pop("combine", None))
     backend, device = conv.pop("backend", "auto"), conv.pop("device", "auto")
     dtype = conv.pop("dtype", None)
+    pixels = np.asarray(pixels)
+    check_finite_input(pixels)
     job = plan_image(
-        ArrayRows(np.asarray(pixels)),
+        ArrayRows(pixels),
         operation,
         options,
         options=Options.make(**conv),

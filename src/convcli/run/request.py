@@ -20,7 +20,7 @@ from convcli.io.formats import format_for
 from convcli.io.limits import max_pixels
 from convcli.kernels.model import AnyKernel, slug
 from convcli.memory import parse_size
-from convcli.run.naming import check_named_formats, DEFAULT_TEMPLATE, OutputSpec, stack_labels
+from convcli.run.naming import DEFAULT_TEMPLATE, OutputSpec, check_named_formats, stack_labels
 from convcli.vocabulary import Alpha, Boundary, Combine, Compat, Depth, Method, Mode, Range
 
 
