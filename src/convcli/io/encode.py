@@ -11,7 +11,7 @@ import numpy as np
 
 from convcli.errors import OutputError
 from convcli.io.arrays import encode_array_into
-from convcli.io.atomic import atomic_file
+from convcli.io.atomic import atomic_file, atomic_write, is_stream
 from convcli.io.decode import bgr_to_rgb
 from convcli.io.formats import ARRAY_FORMATS, format_for
 from convcli.io.inputs import reason
@@ -33,6 +33,10 @@ def write_image(
     so a reader never sees half a file.
     """
     fmt = format_for(path, format)
+    if is_stream(path):  # a device or FIFO: encoders that seek cannot write into it
+        data = encode(pixels, fmt, quality=quality, compress=compress, icc_profile=icc_profile)
+        atomic_write(Path(path), data)
+        return
     with atomic_file(Path(path)) as fh:
         encode_into(fh, pixels, fmt, quality=quality, compress=compress, icc_profile=icc_profile)
 

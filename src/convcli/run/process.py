@@ -17,7 +17,7 @@ from convcli.compute.image import BAND_BYTES, BandJob, ComputePlan, plan_image
 from convcli.compute.pixels import Filtered, Layout, PixelOptions, output_dtype
 from convcli.errors import ConvcliError, InputError, LimitError, OutputError, UsageError
 from convcli.io.arrays import npy_header, parse_array, read_array
-from convcli.io.atomic import write_bands
+from convcli.io.atomic import is_stream, sweep_stale_parts, write_bands
 from convcli.io.decode import open_image, probe_image
 from convcli.io.encode import encode, write_image
 from convcli.io.formats import ARRAY_FORMATS
@@ -90,7 +90,7 @@ def _process(source: Source, request: Request, outcome: Outcome) -> None:
     if out.skip_existing and source.path is not None and source.path.suffix:
         # decide before decoding, so that resuming a batch costs nothing for finished files
         _, ext = format_and_ext(source, request, None)
-        if all(t.exists() for t in output_targets(source, request, ext)):
+        if _all_exist(output_targets(source, request, ext)):
             outcome.skipped = True
             return
     if source.path is not None and not writes_stdout(request) and too_big(source, request):
@@ -109,7 +109,7 @@ def _process(source: Source, request: Request, outcome: Outcome) -> None:
         return
     targets = output_targets(source, request, ext)
     guard_targets(source, request, targets)
-    if out.skip_existing and all(t.exists() for t in targets):
+    if out.skip_existing and _all_exist(targets):
         outcome.skipped = True
         return
     parts = list(result) if len(targets) > 1 else [result]
@@ -124,7 +124,18 @@ def _process(source: Source, request: Request, outcome: Outcome) -> None:
             compress=out.compress,
             icc_profile=loaded.icc_profile,
         )
-        outcome.written.append(str(target))
+        if not is_stream(target):  # a device or FIFO written to is no file to list
+            outcome.written.append(str(target))
+
+
+def _all_exist(targets: list[Path]) -> bool:
+    """Do all outputs exist (a resumed batch skips the input)? The directories of skipped
+    outputs are swept of the part files killed writers left there, as written ones are."""
+    if not all(t.exists() for t in targets):
+        return False
+    for directory in {t.parent for t in targets}:
+        sweep_stale_parts(directory)
+    return True
 
 
 def make_dirs(directory: Path) -> None:
@@ -251,7 +262,8 @@ def write_streamed(
         stacked=bool(job.stacked),
         compress=request.output.compress,
     )
-    outcome.written.append(str(plan.target))
+    if not is_stream(plan.target):
+        outcome.written.append(str(plan.target))
     _warn_clipping(outcome, plan.source, stats)
 
 
