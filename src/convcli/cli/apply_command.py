@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from convcli.run.runner import Settings
     from convcli.run.sources import Source
 
+from convcli.cli import streams
 from convcli.cli.program import BrokenPipe, ConvcliCommand, app, complete_kernel, error
 
 #: the panels of apply --help
@@ -365,9 +366,9 @@ def apply(
         print_result=print_,
         inputs=items,
         recursive=recursive,
-        stdout_is_terminal=output == "-" and sys.stdout.isatty(),
+        stdout_is_terminal=output == "-" and sys.stdout is not None and sys.stdout.isatty(),
     )
-    sources = list(discover(items, recursive=recursive, stdin=sys.stdin.buffer.read))
+    sources = list(discover(items, recursive=recursive, stdin=streams.read_stdin))
     if explain:
         return _explain(sources, request)
     check_sources(sources, request)
@@ -418,7 +419,7 @@ def _explain(sources: list[Source], request: Request) -> int:
 
 def _read_source(name: str) -> bytes:
     if name == "-":
-        return sys.stdin.buffer.read()
+        return streams.read_stdin()
     try:
         return Path(name).read_bytes()
     except OSError as exc:
@@ -463,7 +464,8 @@ def _run_batch(sources: list[Source], request: Request, settings: Settings, view
                 for warning in outcome.warnings:
                     sys.stderr.write(f"convcli: warning: {warning}\n")
             try:
-                _show(outcome, request, view, title=outcome.source.label if many else "")
+                with streams.stdout_errors():
+                    _show(outcome, request, view, title=outcome.source.label if many else "")
             except BrokenPipeError:
                 raise BrokenPipe() from None
 
