@@ -486,12 +486,15 @@ def _show(outcome: Outcome, request: Request, view: _View, title: str) -> None:
     if outcome.array is not None:
         from convcli.cli import render
 
-        render.array(
+        note = render.array(
             outcome.array,
             table=request.output.print_result,
             precision=view.precision,
             title=title,
         )
+        if note and not view.quiet:
+            sys.stdout.flush()
+            sys.stderr.write(f"convcli: note: {outcome.source.label}: {note}\n")
     if outcome.data is not None:
         sys.stdout.flush()
         sys.stdout.buffer.write(outcome.data)
