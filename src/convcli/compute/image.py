@@ -158,8 +158,7 @@ class BandJob:
 
         for r0, r1, samples, counts in ordered_map(work, self._ranges(rows)):
             if stats is not None:
-                stats.clipped += counts.clipped
-                stats.total += counts.total
+                stats.add(counts)
             yield r0, r1, samples
 
     def collect(self, stats: Filtered | None = None) -> np.ndarray:

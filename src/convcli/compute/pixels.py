@@ -97,6 +97,57 @@ class Filtered:
     stacked: int | None
     clipped: int = 0
     total: int = 0
+    #: of the planes that clipped: their results' total magnitude (sum of |r|) and the part
+    #: of it clipping cut off, and how many results ``--range abs`` or ``--offset 50%``
+    #: would have clipped instead (what the clipping warning may truthfully suggest)
+    magnitude: float = 0.0
+    lost: float = 0.0
+    abs_clipped: int = 0
+    offset_clipped: int = 0
+    #: a plane that did not clip would with --offset 50% (not counted, to save a pass)
+    offset_unknown: bool = False
+
+    def add(self, counts: Filtered) -> None:
+        """Add the counts of another band or plane."""
+        self.clipped += counts.clipped
+        self.total += counts.total
+        self.magnitude += counts.magnitude
+        self.lost += counts.lost
+        self.abs_clipped += counts.abs_clipped
+        self.offset_clipped += counts.offset_clipped
+        self.offset_unknown |= counts.offset_unknown
+
+
+def clip_counts(
+    r: np.ndarray, low: float, high: float, out_max: float, options: PixelOptions
+) -> Filtered:
+    """:func:`clipping` of mapped results ``r`` whose extremes are ``low`` and ``high``;
+    for a plane that does not clip, only whether ``--offset 50%`` would."""
+    if low < -0.5 or high > out_max + 0.5:
+        return clipping(r, out_max, options)
+    counts = Filtered(np.empty(0), None)
+    counts.offset_unknown = not options.offset and high > out_max / 2.0 + 0.5
+    return counts
+
+
+def clipping(r: np.ndarray, out_max: float, options: PixelOptions) -> Filtered:
+    """How clipping mapped results ``r`` (in output units) to 0..out_max cuts them: the
+    count, the magnitude lost, and what the alternatives would clip. Called only for
+    planes that clip (the extra passes cost nothing otherwise)."""
+    low, high = -0.5, out_max + 0.5
+    below, above = r < low, r > high
+    clipped = int(np.count_nonzero(below)) + int(np.count_nonzero(above))
+    lost = float(np.sum(low - r, where=below, dtype=np.float64)) + float(
+        np.sum(r - high, where=above, dtype=np.float64)
+    )
+    magnitude = float(np.sum(np.abs(r), dtype=np.float64))
+    counts = Filtered(np.empty(0), None, clipped, 0, magnitude, lost, clipped, clipped)
+    if options.range == "clip":
+        counts.abs_clipped = int(np.count_nonzero(np.abs(r) > high))
+    if not options.offset:
+        half = out_max / 2.0
+        counts.offset_clipped = int(np.count_nonzero((r < low - half) | (r > high - half)))
+    return counts
 
 
 def luminance(colour: np.ndarray) -> np.ndarray:
@@ -234,13 +285,14 @@ class Layout:
             alpha = kept_alpha[0]
         planes = []
         for plane in colour:
-            samples, clipped, total = plane_samples(
-                plane, self.in_max, self.out_dtype, self.options, span
+            counts = Filtered(np.empty(0), None)
+            samples, _, total = plane_samples(
+                plane, self.in_max, self.out_dtype, self.options, span, counts
             )
             planes.append(samples)
             if stats is not None:
-                stats.clipped += clipped
-                stats.total += total
+                counts.total = total
+                stats.add(counts)
         if alpha is not None:
             planes.append(_alpha_samples(alpha, self.in_max, self.out_dtype))
         return _merge(planes)
@@ -322,10 +374,11 @@ def plane_samples(
     out_dtype: np.dtype,
     options: PixelOptions,
     span: tuple[float, float] | None = None,
+    counts: Filtered | None = None,
 ) -> tuple[np.ndarray, int, int]:
     """:func:`to_samples` of one plane, the same numbers; 8- and 16-bit results rounded and
     saturated by OpenCV in one pass when it is installed (its rounding is numpy's: to
-    nearest, ties to even)."""
+    nearest, ties to even). ``counts`` gets the :func:`clipping` of a plane that clips."""
     fast = (
         out_dtype in (np.uint8, np.uint16)
         and options.quantize == "nearest"
@@ -333,16 +386,17 @@ def plane_samples(
         and has_opencv()
     )
     if not fast:
-        return to_samples(plane, in_max, out_dtype, options, span)
+        return to_samples(plane, in_max, out_dtype, options, span, counts)
     import cv2
 
     out_max = sample_max(out_dtype)
     with np.errstate(over="ignore", invalid="ignore"):
         r = _mapped(plane, in_max, out_dtype, options)
         low, high = cv2.minMaxLoc(np.ascontiguousarray(r))[:2]
-        clipped = 0
-        if low < -0.5 or high > out_max + 0.5:
-            clipped = int(np.count_nonzero(r < -0.5)) + int(np.count_nonzero(r > out_max + 0.5))
+        cut = clip_counts(r, low, high, out_max, options)
+        if counts is not None:
+            counts.add(cut)
+        clipped = cut.clipped
         depth = cv2.CV_8U if out_dtype == np.uint8 else cv2.CV_16U
         # adding 0 with an integer dtype is OpenCV's saturating, rounding conversion
         rounded = cv2.add(np.ascontiguousarray(r), 0.0, dtype=depth)
@@ -380,6 +434,7 @@ def to_samples(
     out_dtype: np.dtype,
     options: PixelOptions,
     span: tuple[float, float] | None = None,
+    counts: Filtered | None = None,
 ) -> tuple[np.ndarray, int, int]:
     """Map float results to output samples: depth scaling, abs, offset, rescale or clip.
 
@@ -388,7 +443,7 @@ def to_samples(
     stretches (the result's own when not given). Returns (samples, clipped count, total).
     """
     with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported, not warned
-        return _to_samples(result, in_max, out_dtype, options, span)
+        return _to_samples(result, in_max, out_dtype, options, span, counts)
 
 
 def _to_samples(
@@ -397,6 +452,7 @@ def _to_samples(
     out_dtype: np.dtype,
     options: PixelOptions,
     span: tuple[float, float] | None,
+    counts: Filtered | None,
 ) -> tuple[np.ndarray, int, int]:
     integer = out_dtype.kind in "ui"
     out_max = sample_max(out_dtype) if integer else in_max
@@ -412,7 +468,11 @@ def _to_samples(
         if not finite(out):
             raise InputError(OVERFLOW)
         return out, 0, r.size
-    clipped = int(np.count_nonzero(r < -0.5)) + int(np.count_nonzero(r > out_max + 0.5))
+    low, high = (float(r.min()), float(r.max())) if r.size else (0.0, 0.0)
+    cut = clip_counts(r, low, high, out_max, options)
+    if counts is not None:
+        counts.add(cut)
+    clipped = cut.clipped
     if options.quantize == "imagemagick" and out_max == 255:
         r = np.floor(np.rint(r * 257.0) / 257.0)
     elif options.quantize == "half-up":

@@ -291,8 +291,11 @@ def load(source: Source) -> Loaded:
     return Loaded(picture.pixels, picture.format, picture.icc_profile)
 
 
-#: share of clipped results above which a warning suggests another --range
+#: clipping warns when it cuts off more than this share of the results ...
 CLIP_WARNING_SHARE = 0.01
+#: ... and more than this share of their magnitude (sum of |result|, over the planes that
+#: clip): the negative half of an edge filter, not the overshoot of ordinary sharpening
+CLIP_WARNING_LOSS = 0.05
 
 
 def input_job(
@@ -363,10 +366,31 @@ def array_layout(
 
 
 def _warn_clipping(outcome: Outcome, source: Source, filtered: Filtered) -> None:
-    if filtered.total and filtered.clipped > CLIP_WARNING_SHARE * filtered.total:
-        share = 100.0 * filtered.clipped / filtered.total
-        outcome.warnings.append(
-            f"{source.label}: {filtered.clipped} of {filtered.total} results "
-            f"({share:.1f}%) were clipped to the output range; try --range abs, "
-            "--offset 50% or --depth float"
-        )
+    message = clipping_warning(filtered, source.label)
+    if message:
+        outcome.warnings.append(message)
+
+
+def clipping_warning(filtered: Filtered, label: str) -> str | None:
+    """The warning for results that clipping cut badly, suggesting only the options that
+    would clip fewer of these very results (at most half as many), or None."""
+    total, clipped = filtered.total, filtered.clipped
+    if not total or clipped <= CLIP_WARNING_SHARE * total:
+        return None
+    if filtered.lost <= CLIP_WARNING_LOSS * filtered.magnitude:
+        return None
+
+    def share(count: int) -> str:
+        return f"{100.0 * count / total:.1f}%"
+
+    better = []
+    if filtered.abs_clipped * 2 <= clipped and filtered.abs_clipped != clipped:
+        better.append(f"--range abs would clip {share(filtered.abs_clipped)}")
+    if not filtered.offset_unknown and filtered.offset_clipped * 2 <= clipped:
+        better.append(f"--offset 50% would clip {share(filtered.offset_clipped)}")
+    better.append("--range rescale (min..max to the full range) or --depth float clip none")
+    lost = 100.0 * filtered.lost / filtered.magnitude
+    return (
+        f"{label}: {clipped} of {total} results ({share(clipped)}) were clipped to the "
+        f"output range, cutting off {lost:.0f}% of their magnitude; " + "; ".join(better)
+    )
