@@ -123,6 +123,8 @@ def clip_counts(
 ) -> Filtered:
     """:func:`clipping` of mapped results ``r`` whose extremes are ``low`` and ``high``;
     for a plane that does not clip, only whether ``--offset 50%`` would."""
+    if not (np.isfinite(low) and np.isfinite(high)):
+        raise InputError(overflow(options))  # else clipped to a white or black image
     if low < -0.5 or high > out_max + 0.5:
         return clipping(r, out_max, options)
     counts = Filtered(np.empty(0), None)
@@ -403,11 +405,18 @@ def plane_samples(
         return rounded, clipped, r.size
 
 
-#: why a result cannot be written as floats
+#: why a result cannot be written
 OVERFLOW = (
     "the result overflows to infinity (the input's values times the kernel exceed the "
-    "float range); write integer samples (--depth 8 or 16) or scale the kernel down"
+    "float range); scale the kernel down"
 )
+
+
+def overflow(options: PixelOptions) -> str:
+    """Why a result overflowed, naming --offset when it is what went beyond the range."""
+    if options.offset and not options.offset_percent and abs(options.offset) > 1e30:
+        return f"--offset {options.offset:g} takes the result beyond the float range"
+    return OVERFLOW
 
 
 def _mapped(
@@ -460,13 +469,13 @@ def _to_samples(
     if options.range == "rescale":
         low, high = span if span is not None else (float(r.min()), float(r.max()))
         if not (np.isfinite(low) and np.isfinite(high)):
-            raise InputError(OVERFLOW)
+            raise InputError(overflow(options))
         top = out_max if integer else 1.0
         r = (r - low) * (top / (high - low)) if high > low else np.zeros_like(r)
     if not integer:
         out = r.astype(out_dtype)
         if not finite(out):
-            raise InputError(OVERFLOW)
+            raise InputError(overflow(options))
         return out, 0, r.size
     low, high = (float(r.min()), float(r.max())) if r.size else (0.0, 0.0)
     cut = clip_counts(r, low, high, out_max, options)

@@ -377,7 +377,7 @@ def clipping_warning(filtered: Filtered, label: str) -> str | None:
     total, clipped = filtered.total, filtered.clipped
     if not total or clipped <= CLIP_WARNING_SHARE * total:
         return None
-    if filtered.lost <= CLIP_WARNING_LOSS * filtered.magnitude:
+    if filtered.lost <= CLIP_WARNING_LOSS * filtered.magnitude:  # (False for inf <= inf)
         return None
 
     def share(count: int) -> str:
@@ -389,7 +389,8 @@ def clipping_warning(filtered: Filtered, label: str) -> str | None:
     if not filtered.offset_unknown and filtered.offset_clipped * 2 <= clipped:
         better.append(f"--offset 50% would clip {share(filtered.offset_clipped)}")
     better.append("--range rescale (min..max to the full range) or --depth float clip none")
-    lost = 100.0 * filtered.lost / filtered.magnitude
+    ratio = filtered.lost / filtered.magnitude if filtered.magnitude else 1.0
+    lost = 100.0 * (min(ratio, 1.0) if np.isfinite(ratio) else 1.0)  # sums of huge values
     return (
         f"{label}: {clipped} of {total} results ({share(clipped)}) were clipped to the "
         f"output range, cutting off {lost:.0f}% of their magnitude; " + "; ".join(better)
