@@ -290,6 +290,28 @@ def test_in_place_keeps_owner_and_group(cli, camera):
     assert (st.st_uid, st.st_gid) == (1234, 4321)  # was root's
 
 
+def test_an_output_written_over_keeps_its_mode(cli, camera):
+    out = camera.parent / "out.png"
+    out.write_bytes(b"an older result")
+    out.chmod(0o640)
+    r = cli("apply", "-k", "box", str(camera), "-o", str(out))
+    assert r.exit_code == 0, r.stderr
+    assert stat.S_IMODE(out.stat().st_mode) == 0o640
+    np.testing.assert_array_equal(np.asarray(Image.open(out)), _box_once(camera))
+
+
+def test_an_output_that_is_a_symlink_is_followed(cli, camera):
+    target = camera.parent / "target.png"
+    target.write_bytes(b"an older result")
+    link = camera.parent / "out.png"
+    link.symlink_to(target.name)
+    r = cli("apply", "-k", "box", str(camera), "-o", str(link))
+    assert r.exit_code == 0, r.stderr
+    assert link.is_symlink()
+    np.testing.assert_array_equal(np.asarray(Image.open(target)), _box_once(camera))
+    assert parts(camera.parent) == []
+
+
 def test_in_place_follows_a_symlink(cli, camera):
     link = camera.parent / "link.png"
     link.symlink_to(camera.name)
@@ -352,6 +374,13 @@ def test_a_table_wider_than_the_terminal_is_printed_as_numpy_prints_it(cli, tmp_
     assert r.exit_code == 0
     assert r.stdout.startswith("[[")
     assert "does not fit a table" in r.stderr
+
+
+def test_a_table_of_more_than_ten_thousand_cells_is_numpys_text(cli, tmp_path):
+    np.save(tmp_path / "tall.npy", np.ones((20_001, 1)))
+    r = cli("apply", "-k", "identity", "--print", str(tmp_path / "tall.npy"))
+    assert r.exit_code == 0
+    assert r.stdout.startswith("[[1.]") and "does not fit a table" in r.stderr
 
 
 def test_printing_a_huge_result_is_summarised(cli, tmp_path):
