@@ -133,8 +133,8 @@ def _all_exist(targets: list[Path]) -> bool:
     outputs are swept of the part files killed writers left there, as written ones are."""
     if not all(t.exists() for t in targets):
         return False
-    for directory in {t.parent for t in targets}:
-        sweep_stale_parts(directory)
+    for target in targets:
+        sweep_stale_parts(target.parent, target.name)
     return True
 
 
