@@ -258,8 +258,10 @@ def test_float32_on_8bit_is_exact_after_rounding(photos):
 
 
 def test_input_errors():
-    # NaN is propagated, as numpy and scipy do (the file readers refuse it)
-    assert np.isnan(convcli.convolve([[1.0, np.nan]], "box", boundary="fill")).all()
+    # NaN is refused, as the file readers refuse it (tests/test_library_edges.py: every
+    # backend and method alike)
+    with pytest.raises(InputError, match="NaN or infinity"):
+        convcli.convolve([[1.0, np.nan]], "box", boundary="fill")
     with pytest.raises(InputError, match="4-D"):
         convcli.convolve(np.zeros((2, 2, 2, 2)), "box")
     with pytest.raises(InputError, match="empty"):

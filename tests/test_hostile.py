@@ -215,6 +215,21 @@ def unreadable_dir(tmp: Path) -> None:
     (tmp / "locked").chmod(0)
 
 
+def _needs_dev_full() -> None:
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+
+
+def _int32_rgb_tiff(path: Path) -> None:
+    tifffile = pytest.importorskip("tifffile")
+    pixels = (np.random.default_rng(8).random((12, 16, 3)) * 60000).astype(np.int32)
+    tifffile.imwrite(path, pixels, photometric="rgb")
+
+
+#: ``stdin=CLOSED``: the run's stdin is a closed descriptor (``<&-``)
+CLOSED = b"<closed>"
+
+
 # -- the table -------------------------------------------------------------------------------
 Words = tuple[str | tuple[str, ...], ...]  # each entry: a word, or a tuple of alternatives
 
@@ -990,6 +1005,194 @@ CASES = [
         words=("no such file",),
     ),
     # --- second round: outputs, streams, printing and the library ------------------------
+    case(
+        "name-extension-contradicts-format",
+        *K,
+        "--name",
+        "{stem}.x.tif",
+        "--format",
+        "png",
+        *OUT,
+        "in.png",
+        code=2,
+        names=("--name", "{stem}.x.tif"),
+        words=("--format", "png"),
+        files={"in.png": IMG},
+    ),
+    case(
+        "output-extension-contradicts-format",
+        *K,
+        "-o",
+        "q.jpg",
+        "--format",
+        "png",
+        "in.png",
+        code=2,
+        names=("q.jpg",),
+        words=("JPEG", "--format"),
+        files={"in.png": IMG},
+    ),
+    case(
+        "output-on-dev-full",
+        *K,
+        "-o",
+        "/dev/full",
+        "--format",
+        "png",
+        "in.png",
+        code=1,
+        names=("in.png", "/dev/full"),
+        words=("no space",),
+        files={"in.png": IMG},
+        setup=lambda tmp: _needs_dev_full(),
+    ),
+    case(
+        "array-output-on-dev-full",
+        *K,
+        "-o",
+        "/dev/full",
+        "--format",
+        "npy",
+        "a.npy",
+        code=1,
+        names=("a.npy", "/dev/full"),
+        words=("no space",),
+        files={"a.npy": npy_bytes(np.ones((5, 5)))},
+        setup=lambda tmp: _needs_dev_full(),
+    ),
+    case(
+        "int32-colour-result-as-png",
+        *K,
+        "-o",
+        "out.png",
+        "rgb32.tif",
+        code=1,
+        names=("rgb32.tif",),
+        words=("32-bit",),
+        setup=lambda tmp: _int32_rgb_tiff(tmp / "rgb32.tif"),
+    ),
+    case(
+        "kernel-values-sum-beyond-float",
+        "-k",
+        "[[1e308,1e308],[1e308,1e308]]",
+        *OUT,
+        "in.png",
+        code=2,
+        names=("kernel",),
+        words=("too large", "overflow"),
+        files={"in.png": IMG},
+        env={"PYTHONWARNINGS": "error"},
+        subprocess=True,  # a stray RuntimeWarning would be a second line
+    ),
+    case(
+        "normalize-kernel-values-sum-beyond-float",
+        "-k",
+        "[[1e308,1e308]]",
+        "--normalize",
+        *OUT,
+        "in.png",
+        code=2,
+        names=("kernel",),
+        words=("overflow",),
+        files={"in.png": IMG},
+        env={"PYTHONWARNINGS": "error"},
+        subprocess=True,  # was "cannot normalize, its sum is 0" after a RuntimeWarning
+    ),
+    case(
+        "kernel-beyond-float32-for-8-bit-input",
+        "-k",
+        "unsharp:sigma=1,amount=1e300",
+        *OUT,
+        "in.png",
+        code=2,
+        names=("unsharp:sigma=1,amount=1e300",),
+        words=("float32",),
+        files={"in.png": IMG},
+        env={"PYTHONWARNINGS": "error"},
+        subprocess=True,
+    ),
+    case(
+        "fill-value-beyond-float32",
+        *K,
+        "--boundary",
+        "fill",
+        "--fill-value",
+        "1e308",
+        *OUT,
+        "in.png",
+        code=2,
+        names=("--fill-value",),
+        words=("float32",),
+        files={"in.png": IMG},
+        env={"PYTHONWARNINGS": "error"},
+        subprocess=True,
+    ),
+    case(
+        "offset-beyond-float",
+        *K,
+        "--offset",
+        "1e308",
+        *OUT,
+        "in.png",
+        code=1,
+        names=("in.png", "--offset"),
+        words=("beyond the float range",),
+        files={"in.png": IMG},
+        env={"PYTHONWARNINGS": "error"},
+        subprocess=True,  # was an all-white image, exit 0
+    ),
+    case(
+        "chain-overflows-to-infinity",
+        "-k",
+        "[[1e30]]",
+        "-k",
+        "[[1e30]]",
+        *OUT,
+        "in.png",
+        code=1,
+        names=("in.png",),
+        words=("overflows",),
+        files={"in.png": IMG},
+        env={"PYTHONWARNINGS": "error"},
+        subprocess=True,  # was an image of clipped infinities, exit 0
+    ),
+    case(
+        "array-chain-overflows-to-infinity",
+        "-k",
+        "[[1e200]]",
+        "-k",
+        "[[1e200]]",
+        "[[1,2],[3,4]]",
+        code=1,
+        names=("[[1,2],[3,4]]",),
+        words=("overflows",),
+        env={"PYTHONWARNINGS": "error"},
+        subprocess=True,
+    ),
+    case(
+        "closed-stdin-as-input",
+        *K,
+        "-",
+        "-o",
+        "out.png",
+        code=2,
+        names=("stdin",),
+        words=("closed",),
+        subprocess=True,
+        stdin=CLOSED,
+    ),
+    case(
+        "closed-stdin-for-files-from",
+        *K,
+        "--files-from",
+        "-",
+        *OUT,
+        code=2,
+        names=("stdin",),
+        words=("closed",),
+        subprocess=True,
+        stdin=CLOSED,
+    ),
     # (cases for outputs that are not regular files, in-place, printing and warnings go here)
     # --- outputs --------------------------------------------------------------------------
     case(
@@ -1342,13 +1545,15 @@ def run_convcli(cli, case: Case, tmp: Path) -> Run:
     started = time.perf_counter()
     if case.subprocess:
         env = {**os.environ, **{k: v.replace("{tmp}", str(tmp)) for k, v in case.env.items()}}
+        closed = case.stdin == CLOSED
         proc = subprocess.run(
             [sys.executable, "-m", "convcli", *args],
-            input=case.stdin or b"",
+            input=None if closed else case.stdin or b"",
             capture_output=True,
             cwd=tmp,
             env=env,
             timeout=60,
+            preexec_fn=(lambda: os.close(0)) if closed else None,
         )
         stderr = proc.stderr.decode("utf-8", "surrogateescape")
         return Run(proc.returncode, proc.stdout, stderr, time.perf_counter() - started)

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from convcli.run.runner import Settings
     from convcli.run.sources import Source
 
+from convcli.cli import streams
 from convcli.cli.program import BrokenPipe, ConvcliCommand, app, complete_kernel, error
 
 #: the panels of apply --help
@@ -393,11 +394,11 @@ def apply(
         frames=frames,
         inputs=items,
         recursive=recursive,
-        stdout_is_terminal=output == "-" and sys.stdout.isatty(),
+        stdout_is_terminal=output == "-" and sys.stdout is not None and sys.stdout.isatty(),
         volume=volume,
         linear=linear,
     )
-    sources = list(discover(items, recursive=recursive, stdin=sys.stdin.buffer.read))
+    sources = list(discover(items, recursive=recursive, stdin=streams.read_stdin))
     if explain:
         return _explain(sources, request)
     check_sources(sources, request)
@@ -448,7 +449,7 @@ def _explain(sources: list[Source], request: Request) -> int:
 
 def _read_source(name: str) -> bytes:
     if name == "-":
-        return sys.stdin.buffer.read()
+        return streams.read_stdin()
     try:
         return Path(name).read_bytes()
     except OSError as exc:
@@ -493,7 +494,8 @@ def _run_batch(sources: list[Source], request: Request, settings: Settings, view
                 for warning in outcome.warnings:
                     sys.stderr.write(f"convcli: warning: {warning}\n")
             try:
-                _show(outcome, request, view, title=outcome.source.label if many else "")
+                with streams.stdout_errors():
+                    _show(outcome, request, view, title=outcome.source.label if many else "")
             except BrokenPipeError:
                 raise BrokenPipe() from None
 
@@ -514,12 +516,15 @@ def _show(outcome: Outcome, request: Request, view: _View, title: str) -> None:
     if outcome.array is not None:
         from convcli.cli import render
 
-        render.array(
+        note = render.array(
             outcome.array,
             table=request.output.print_result,
             precision=view.precision,
             title=title,
         )
+        if note and not view.quiet:
+            sys.stdout.flush()
+            sys.stderr.write(f"convcli: note: {outcome.source.label}: {note}\n")
     if outcome.data is not None:
         sys.stdout.flush()
         sys.stdout.buffer.write(outcome.data)

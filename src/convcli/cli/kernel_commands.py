@@ -11,6 +11,7 @@ import typer
 if TYPE_CHECKING:
     pass
 
+from convcli.cli import streams
 from convcli.cli.program import ConvcliCommand, app, complete_kernel
 
 
@@ -35,7 +36,9 @@ def list_kernels_cmd(
     from convcli.cli import render
     from convcli.kernels.registry import list_kernels
 
-    render.kernel_list(list_kernels(tag), as_json)
+    with streams.stdout_errors():
+        render.kernel_list(list_kernels(tag), as_json)
+        sys.stdout.flush()
 
 
 class KernelFormat(StrEnum):
@@ -80,8 +83,12 @@ def show_kernel_cmd(
     if fmt is not None:
         from convcli.kernels.formats import export
 
-        sys.stdout.write(export(kernel, fmt.value))
+        with streams.stdout_errors():
+            sys.stdout.write(export(kernel, fmt.value))
+            sys.stdout.flush()
         return
     from convcli.cli import render
 
-    render.show_kernel(kernel, as_json)
+    with streams.stdout_errors():
+        render.show_kernel(kernel, as_json)
+        sys.stdout.flush()

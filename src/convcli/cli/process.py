@@ -19,6 +19,7 @@ Each is put back when the command ends. Batch workers, forked during the command
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import sys
@@ -78,6 +79,10 @@ def decoder_warnings_off() -> Iterator[None]:
         yield
 
 
+#: the copies of stderr made by native_stderr_off, which stay open (see there)
+_KEPT_OPEN: list[object] = []
+
+
 @contextlib.contextmanager
 def native_stderr_off() -> Iterator[None]:
     stream = sys.stderr
@@ -93,6 +98,8 @@ def native_stderr_off() -> Iterator[None]:
     # The copy is never closed here: a log handler made during the command may hold it (and
     # with it the descriptor, which must not be reused for another file meanwhile).
     copy = os.fdopen(saved, "w", buffering=1, encoding=stream.encoding, errors=stream.errors)
+    _KEPT_OPEN.append(copy)  # never garbage-collected (which warns "unclosed file") either
+    atexit.register(copy.close)  # but closed when the interpreter ends (a quiet exit)
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(devnull, 2)

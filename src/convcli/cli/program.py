@@ -21,7 +21,7 @@ except ImportError:  # pragma: no cover - older typer uses click itself
     import click  # type: ignore[no-redef]
 
 from convcli import __version__
-from convcli.cli import process
+from convcli.cli import process, streams
 from convcli.cli.coercion import QuickParsing
 from convcli.errors import ConvcliError, Stopped
 
@@ -98,6 +98,7 @@ class ConvcliGroup(QuickParsing, TyperGroup):
         debug = "--debug" in argv
         restore_sigterm = _stop_on_sigterm()
         try:
+            streams.check_stdout()
             code = super().main(
                 args=argv,
                 prog_name=prog_name or "convcli",
@@ -120,6 +121,8 @@ class ConvcliGroup(QuickParsing, TyperGroup):
             _silence_stdout()
             code = 141
         except ConvcliError as exc:
+            if isinstance(exc, streams.StdoutError):
+                _silence_stdout()  # the interpreter's last flush would fail again
             if debug:
                 import traceback
 

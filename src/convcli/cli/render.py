@@ -152,26 +152,64 @@ def _num(value: float) -> str:
 
 
 # -- arrays ------------------------------------------------------------------------------------
-def array(result: np.ndarray, *, table: bool, precision: int | None, title: str = "") -> None:
+#: results of up to this many numbers are printed whole; larger ones as numpy summarises them
+#: (the first and last three along each axis), since printing 10^7 numbers takes gigabytes
+PRINT_WHOLE = 100_000
+#: a --print table holds at most this many cells (and must fit the width of the terminal)
+TABLE_CELLS = 10_000
+
+
+def array(result: np.ndarray, *, table: bool, precision: int | None, title: str = "") -> str | None:
     """Print a result: numpy's own text by default (what ``print(array)`` shows), or a rich
-    table with ``--print``."""
-    if not table:
-        digits = 8 if precision is None else precision  # numpy's default is 8
-        with np.printoptions(threshold=sys.maxsize, linewidth=120, precision=digits):
-            print(f"{title}\n{result}" if title else str(result))
-        return
+    table with ``--print`` when it fits. Returns a note for stderr when the result was
+    summarised or could not be a table, else None."""
+    if table:
+        grid = _table(result, precision, title)
+        if grid is not None:
+            for part in grid:
+                stdout.print(part)
+            return None
+    digits = 8 if precision is None else precision  # numpy's default is 8
+    whole = result.size <= PRINT_WHOLE
+    threshold = sys.maxsize if whole else 1000
+    with np.printoptions(threshold=threshold, edgeitems=3, linewidth=120, precision=digits):
+        print(f"{title}\n{result}" if title else str(result))
+    shape = "x".join(map(str, result.shape))
+    what = f"the {shape} result" + (f" ({result.size} numbers)" if result.ndim > 1 else "")
+    if not whole:
+        return (
+            f"{what} is printed summarised; write it whole with -o or -d (.npy, .csv, .txt, .json)"
+        )
+    if table:
+        return f"{what} does not fit a table and is printed as numpy prints it"
+    return None
+
+
+def _table(result: np.ndarray, precision: int | None, title: str) -> list[Table] | None:
+    """Tables of the result (one per plane of a stack), or None when one would not fit the
+    terminal's width or holds too many cells to read."""
+    if result.size > TABLE_CELLS:
+        return None
     if result.ndim >= 3 and not (result.ndim == 3 and result.shape[2] <= 4):
+        tables = []
         for i, part in enumerate(result):
-            array(part, table=True, precision=precision, title=f"{title} [{i}]".strip())
-        return
+            sub = _table(part, precision, f"{title} [{i}]".strip())
+            if sub is None:
+                return None
+            tables += sub
+        return tables
     digits = 4 if precision is None else precision
     grid = result[np.newaxis] if result.ndim == 1 else result
+    cells = [[_cell(v, digits) for v in row] for row in grid]
+    widths = [max(len(row[c]) for row in cells) for c in range(grid.shape[1])]
+    if sum(widths) + 2 * (len(widths) - 1) > stdout.width:
+        return None
     out = Table(title=title or None, show_header=False, box=None, pad_edge=False)
     for _ in range(grid.shape[1]):
         out.add_column(justify="right")
-    for row in grid:
-        out.add_row(*(_cell(v, digits) for v in row))
-    stdout.print(out)
+    for row in cells:
+        out.add_row(*row)
+    return [out]
 
 
 def _cell(value: Any, digits: int) -> str:

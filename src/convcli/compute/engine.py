@@ -21,11 +21,13 @@ from convcli.compute.plan import Options, choose_method, plan_kernel, work_dtype
 from convcli.errors import InputError, UsageError
 from convcli.kernels.model import AnyKernel, Kernel, KernelBank, KernelChain
 from convcli.kernels.registry import for_ndim, get_kernel
+from convcli.numeric import finite
 
 __all__ = [
     "Options",
     "StepInfo",
     "as_operation",
+    "check_finite_input",
     "check_request",
     "check_signal_kernels",
     "choose_method",
@@ -48,7 +50,7 @@ def as_operation(kernel: Any, combine: str | None = None) -> AnyKernel:
     if isinstance(kernel, np.ndarray) and kernel.ndim == 3:  # a 3-D kernel (nested lists of
         return as_operation(Kernel(kernel, name="array"), combine)  # that depth are a chain)
     if _nesting(kernel) <= 2:  # numbers, or rows of numbers: one kernel
-        return as_operation(Kernel(kernel, name="array"), combine)
+        return as_operation(Kernel(_plain_rows(kernel), name="array"), combine)
     if len(kernel) == 1:  # one bank with --combine: its own combine is overridden
         return as_operation(kernel[0], combine)
     items = [as_operation(k) for k in kernel]
@@ -60,6 +62,14 @@ def as_operation(kernel: Any, combine: str | None = None) -> AnyKernel:
     if len(items) == 1:
         return items[0]
     return KernelChain(tuple(items), name="+".join(i.name for i in items))
+
+
+def _plain_rows(value: Any) -> Any:
+    """Rows given as 1-D arrays (``[np.array([1, 2]), np.array([3, 4])]``) as lists, which
+    the kernel model checks like any rows of numbers."""
+    if isinstance(value, list | tuple) and any(isinstance(v, np.ndarray) for v in value):
+        return [v.tolist() if isinstance(v, np.ndarray) else v for v in value]
+    return value
 
 
 def _nesting(value: Any) -> int:
@@ -146,6 +156,7 @@ def convolve(
         raise InputError(f"expected a 1-D signal, a 2-D array or an image, got {arr.ndim}-D")
     if arr.size == 0:
         raise InputError("the input array is empty")
+    check_finite_input(arr)
     if arr.ndim == 1:
         operation = for_ndim(operation, 1)
         check_signal_kernels(operation)
@@ -172,6 +183,22 @@ def _rows_of(planes: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return planes[:, rows]
 
 
+#: why NaN and infinity are refused rather than convolved
+NOT_FINITE = (
+    "the input holds NaN or infinity, which each method would spread over a different "
+    "part of the result (direct sums reach a kernel's width, FFTs the whole signal); "
+    "replace them first (numpy.nan_to_num, or a mask)"
+)
+
+
+def check_finite_input(arr: np.ndarray) -> None:
+    """Refuse floating-point input holding NaN or infinity, on every backend and method alike
+    (as the command line refuses such files): the same input must never give results that
+    depend on which algorithm ran."""
+    if arr.dtype.kind == "f" and not finite(arr):
+        raise InputError(NOT_FINITE)
+
+
 def check_signal_kernels(operation: AnyKernel) -> None:
     """A 1-D signal takes only 1-D kernels (one row)."""
     kernels = [operation] if isinstance(operation, Kernel) else operation.leaves()
@@ -187,14 +214,16 @@ def _to_planes(
     """(N, H, W) planes in the compute dtype, and the function that gives the result back its
     caller's layout (with a leading stack axis when a bank stacked)."""
     if arr.ndim == 1:
-        planes = arr.astype(dtype, copy=False)[np.newaxis, np.newaxis, :]
+        planes = np.ascontiguousarray(arr, dtype=dtype)[np.newaxis, np.newaxis, :]
 
         def restore_1d(out: np.ndarray, stacked: int | None) -> np.ndarray:
             return out[:, 0, :] if stacked else out[0, 0, :]
 
         return planes, restore_1d
     if arr.ndim == 2:
-        planes = arr.astype(dtype, copy=False)[np.newaxis]  # backends never write into it
+        # C order (a copy only of a transposed, Fortran-ordered or broadcast view, which some
+        # backends cannot take); backends never write into it
+        planes = np.ascontiguousarray(arr, dtype=dtype)[np.newaxis]
 
         def restore_2d(out: np.ndarray, stacked: int | None) -> np.ndarray:
             return out if stacked else out[0]

@@ -103,6 +103,25 @@ class StepInfo:
     member_of: str = ""  # the bank it belongs to, if any
 
 
+def check_range(kernel: Kernel, weights: np.ndarray, options: Options, dtype: np.dtype) -> None:
+    """Refuse a kernel or fill value beyond the range of the dtype the input is filtered in
+    (8-bit and float32 inputs: float32, up to 3.4e38), which would turn into infinity there
+    and give a result of clipped infinities, with a message naming it."""
+    if dtype.kind != "f":
+        return
+    top = float(np.finfo(dtype).max)
+    if float(np.max(np.abs(weights))) > top:
+        raise UsageError(
+            f"kernel {kernel.name!r}: its values exceed the {dtype} range ({top:.3g}) in which "
+            "this input is filtered; scale the kernel down"
+        )
+    if options.boundary is Boundary.FILL and abs(options.fill_value) > top:
+        raise UsageError(
+            f"--fill-value {options.fill_value:g} exceeds the {dtype} range ({top:.3g}) in "
+            "which this input is filtered"
+        )
+
+
 class StripEngine:
     """Evaluates one operation on any band of output rows of an (N, H, W) input."""
 
@@ -151,6 +170,7 @@ class StripEngine:
                 self.stacked = len(item.members)
             return shapes.pop()
         plan = plan_kernel(item, self.options, shape, self.backend.name, self.dtype)
+        check_range(item, plan.weights, self.options, self.dtype)
         out = (
             output_length(self.options.mode, shape[0], plan.shape[0]),
             output_length(self.options.mode, shape[1], plan.shape[1]),

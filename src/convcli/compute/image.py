@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from convcli.compute.backends import get_backend
-from convcli.compute.engine import Options, as_operation
+from convcli.compute.engine import Options, as_operation, check_finite_input
 from convcli.compute.evaluate import (
     StepInfo,
     StripEngine,
@@ -172,8 +172,7 @@ class BandJob:
 
         for r0, r1, samples, counts in ordered_map(work, self._ranges(rows, band_rows)):
             if stats is not None:
-                stats.clipped += counts.clipped
-                stats.total += counts.total
+                stats.add(counts)
             yield r0, r1, samples
 
     def collect(self, stats: Filtered | None = None) -> np.ndarray:
@@ -292,8 +291,10 @@ def filter_image(
     operation = as_operation(kernel, conv.pop("combine", None))
     backend, device = conv.pop("backend", "auto"), conv.pop("device", "auto")
     dtype = conv.pop("dtype", None)
+    pixels = np.asarray(pixels)
+    check_finite_input(pixels)
     job = plan_image(
-        ArrayRows(np.asarray(pixels)),
+        ArrayRows(pixels),
         operation,
         options,
         options=Options.make(**conv),

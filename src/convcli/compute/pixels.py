@@ -98,6 +98,59 @@ class Filtered:
     stacked: int | None
     clipped: int = 0
     total: int = 0
+    #: of the planes that clipped: their results' total magnitude (sum of |r|) and the part
+    #: of it clipping cut off, and how many results ``--range abs`` or ``--offset 50%``
+    #: would have clipped instead (what the clipping warning may truthfully suggest)
+    magnitude: float = 0.0
+    lost: float = 0.0
+    abs_clipped: int = 0
+    offset_clipped: int = 0
+    #: a plane that did not clip would with --offset 50% (not counted, to save a pass)
+    offset_unknown: bool = False
+
+    def add(self, counts: Filtered) -> None:
+        """Add the counts of another band or plane."""
+        self.clipped += counts.clipped
+        self.total += counts.total
+        self.magnitude += counts.magnitude
+        self.lost += counts.lost
+        self.abs_clipped += counts.abs_clipped
+        self.offset_clipped += counts.offset_clipped
+        self.offset_unknown |= counts.offset_unknown
+
+
+def clip_counts(
+    r: np.ndarray, low: float, high: float, out_max: float, options: PixelOptions
+) -> Filtered:
+    """:func:`clipping` of mapped results ``r`` whose extremes are ``low`` and ``high``;
+    for a plane that does not clip, only whether ``--offset 50%`` would."""
+    if not (np.isfinite(low) and np.isfinite(high)):
+        raise InputError(overflow(options))  # else clipped to a white or black image
+    if low < -0.5 or high > out_max + 0.5:
+        return clipping(r, out_max, options)
+    counts = Filtered(np.empty(0), None)
+    counts.offset_unknown = not options.offset and high > out_max / 2.0 + 0.5
+    return counts
+
+
+def clipping(r: np.ndarray, out_max: float, options: PixelOptions) -> Filtered:
+    """How clipping mapped results ``r`` (in output units) to 0..out_max cuts them: the
+    count, the magnitude lost, and what the alternatives would clip. Called only for
+    planes that clip (the extra passes cost nothing otherwise)."""
+    low, high = -0.5, out_max + 0.5
+    below, above = r < low, r > high
+    clipped = int(np.count_nonzero(below)) + int(np.count_nonzero(above))
+    lost = float(np.sum(low - r, where=below, dtype=np.float64)) + float(
+        np.sum(r - high, where=above, dtype=np.float64)
+    )
+    magnitude = float(np.sum(np.abs(r), dtype=np.float64))
+    counts = Filtered(np.empty(0), None, clipped, 0, magnitude, lost, clipped, clipped)
+    if options.range == "clip":
+        counts.abs_clipped = int(np.count_nonzero(np.abs(r) > high))
+    if not options.offset:
+        half = out_max / 2.0
+        counts.offset_clipped = int(np.count_nonzero((r < low - half) | (r > high - half)))
+    return counts
 
 
 def luminance(colour: np.ndarray) -> np.ndarray:
@@ -251,13 +304,14 @@ class Layout:
             colour = [self.transfer.encode(c, i, self.in_max) for i, c in enumerate(colour)]
         planes = []
         for plane in colour:
-            samples, clipped, total = plane_samples(
-                plane, self.in_max, self.out_dtype, self.options, span
+            counts = Filtered(np.empty(0), None)
+            samples, _, total = plane_samples(
+                plane, self.in_max, self.out_dtype, self.options, span, counts
             )
             planes.append(samples)
             if stats is not None:
-                stats.clipped += clipped
-                stats.total += total
+                counts.total = total
+                stats.add(counts)
         if alpha is not None:
             planes.append(_alpha_samples(alpha, self.in_max, self.out_dtype))
         return _merge(planes)
@@ -309,16 +363,17 @@ class Layout:
         v = sums.reshape(sums.shape[0], -1)
         if o.range == "abs":
             v = np.abs(v)  # no -32768 (reach <= 32767): no wrap-around
+        unshifted = v
         if offset:
             # saturating at 16 bits keeps every clipped value beyond the same end of 0..255
             v = cv2.add(v, int(offset))
         low, high = cv2.minMaxLoc(v)[:2]
-        clipped = 0
-        if low < 0 or high > 255:
-            clipped = v.size - cv2.countNonZero(cv2.inRange(v, 0, 255))
+        if low < 0 or high > 255:  # what clipping cuts, from the unsaturated values
+            stats.add(clipping(unshifted.astype(np.float32) + np.float32(offset), 255.0, o))
             if low < 0:
                 v = cv2.max(v, 0)
-        stats.clipped += clipped
+        elif not o.offset and high > 255 / 2.0 + 0.5:
+            stats.offset_unknown = True  # as clip_counts says of a plane that does not clip
         stats.total += v.size
         # |x| saturated to 0..255: for the non-negative values, the clip to the output range
         return cv2.convertScaleAbs(v).reshape(sums.shape)
@@ -408,10 +463,11 @@ def plane_samples(
     out_dtype: np.dtype,
     options: PixelOptions,
     span: tuple[float, float] | None = None,
+    counts: Filtered | None = None,
 ) -> tuple[np.ndarray, int, int]:
     """:func:`to_samples` of one plane, the same numbers; 8- and 16-bit results rounded and
     saturated by OpenCV in one pass when it is installed (its rounding is numpy's: to
-    nearest, ties to even)."""
+    nearest, ties to even). ``counts`` gets the :func:`clipping` of a plane that clips."""
     fast = (
         out_dtype in (np.uint8, np.uint16)
         and options.quantize == "nearest"
@@ -420,27 +476,35 @@ def plane_samples(
         and has_opencv()
     )
     if not fast:
-        return to_samples(plane, in_max, out_dtype, options, span)
+        return to_samples(plane, in_max, out_dtype, options, span, counts)
     import cv2
 
     out_max = sample_max(out_dtype)
     with np.errstate(over="ignore", invalid="ignore"):
         r = _mapped(plane, in_max, out_dtype, options)
         low, high = cv2.minMaxLoc(np.ascontiguousarray(r))[:2]
-        clipped = 0
-        if low < -0.5 or high > out_max + 0.5:
-            clipped = int(np.count_nonzero(r < -0.5)) + int(np.count_nonzero(r > out_max + 0.5))
+        cut = clip_counts(r, low, high, out_max, options)
+        if counts is not None:
+            counts.add(cut)
+        clipped = cut.clipped
         depth = cv2.CV_8U if out_dtype == np.uint8 else cv2.CV_16U
         # adding 0 with an integer dtype is OpenCV's saturating, rounding conversion
         rounded = cv2.add(np.ascontiguousarray(r), 0.0, dtype=depth)
         return rounded, clipped, r.size
 
 
-#: why a result cannot be written as floats
+#: why a result cannot be written
 OVERFLOW = (
     "the result overflows to infinity (the input's values times the kernel exceed the "
-    "float range); write integer samples (--depth 8 or 16) or scale the kernel down"
+    "float range); scale the kernel down"
 )
+
+
+def overflow(options: PixelOptions) -> str:
+    """Why a result overflowed, naming --offset when it is what went beyond the range."""
+    if options.offset and not options.offset_percent and abs(options.offset) > 1e30:
+        return f"--offset {options.offset:g} takes the result beyond the float range"
+    return OVERFLOW
 
 
 def _mapped(
@@ -467,6 +531,7 @@ def to_samples(
     out_dtype: np.dtype,
     options: PixelOptions,
     span: tuple[float, float] | None = None,
+    counts: Filtered | None = None,
 ) -> tuple[np.ndarray, int, int]:
     """Map float results to output samples: depth scaling, abs, offset, rescale or clip.
 
@@ -475,7 +540,7 @@ def to_samples(
     stretches (the result's own when not given). Returns (samples, clipped count, total).
     """
     with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported, not warned
-        return _to_samples(result, in_max, out_dtype, options, span)
+        return _to_samples(result, in_max, out_dtype, options, span, counts)
 
 
 def _to_samples(
@@ -484,6 +549,7 @@ def _to_samples(
     out_dtype: np.dtype,
     options: PixelOptions,
     span: tuple[float, float] | None,
+    counts: Filtered | None,
 ) -> tuple[np.ndarray, int, int]:
     integer = out_dtype.kind in "ui"
     out_max = sample_max(out_dtype) if integer else in_max
@@ -491,15 +557,19 @@ def _to_samples(
     if options.range == "rescale":
         low, high = span if span is not None else (float(r.min()), float(r.max()))
         if not (np.isfinite(low) and np.isfinite(high)):
-            raise InputError(OVERFLOW)
+            raise InputError(overflow(options))
         top = out_max if integer else 1.0
         r = (r - low) * (top / (high - low)) if high > low else np.zeros_like(r)
     if not integer:
         out = r.astype(out_dtype)
         if not finite(out):
-            raise InputError(OVERFLOW)
+            raise InputError(overflow(options))
         return out, 0, r.size
-    clipped = int(np.count_nonzero(r < -0.5)) + int(np.count_nonzero(r > out_max + 0.5))
+    low, high = (float(r.min()), float(r.max())) if r.size else (0.0, 0.0)
+    cut = clip_counts(r, low, high, out_max, options)
+    if counts is not None:
+        counts.add(cut)
+    clipped = cut.clipped
     if options.quantize == "imagemagick" and out_max == 255:
         r = np.floor(np.rint(r * 257.0) / 257.0)
     elif options.quantize == "half-up":

@@ -10,6 +10,7 @@ they compute that, never in what.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,6 +132,8 @@ class Options:
     ) -> Options:
         if method not in METHODS:
             raise UsageError(f"method {method!r} is not one of {', '.join(METHODS)}")
+        if not isinstance(fill_value, numbers.Real):  # complex, strings, None
+            raise UsageError(f"fill value must be a real number, got {fill_value!r}")
         if not math.isfinite(fill_value):
             raise UsageError(f"fill value must be a finite number, got {fill_value}")
         if keep_edges and as_mode(mode) is not Mode.SAME:

@@ -11,7 +11,7 @@ import numpy as np
 
 from convcli.errors import OutputError
 from convcli.io.arrays import encode_array_into
-from convcli.io.atomic import atomic_file
+from convcli.io.atomic import atomic_file, atomic_write, is_stream
 from convcli.io.decode import bgr_to_rgb
 from convcli.io.formats import ARRAY_FORMATS, format_for
 from convcli.io.inputs import reason
@@ -33,6 +33,10 @@ def write_image(
     so a reader never sees half a file.
     """
     fmt = format_for(path, format)
+    if is_stream(path):  # a device or FIFO: encoders that seek cannot write into it
+        data = encode(pixels, fmt, quality=quality, compress=compress, icc_profile=icc_profile)
+        atomic_write(Path(path), data)
+        return
     with atomic_file(Path(path)) as fh:
         encode_into(fh, pixels, fmt, quality=quality, compress=compress, icc_profile=icc_profile)
 
@@ -84,6 +88,8 @@ def encode_into(
         )
     elif pixels.dtype == np.uint16 and colour:
         _encode_colour16(out, pixels, fmt, compress)
+    elif pixels.dtype == np.int32 and colour:
+        _encode_int32_colour(out, pixels, fmt, compress)
     elif pixels.dtype.kind == "f" and colour:
         _encode_float_colour(out, pixels, fmt)
     else:
@@ -153,6 +159,19 @@ def _encode_colour16(out: Any, pixels: np.ndarray, fmt: str, compress: int | Non
             "writing 16-bit colour TIFF needs tifffile: pip install "
             "'convcli[tiff]' (or use PNG, or --depth 8)"
         )
+
+
+def _encode_int32_colour(out: Any, pixels: np.ndarray, fmt: str, compress: int | None) -> None:
+    """32-bit integer colour (an int32 RGB TIFF input kept at --depth same): only TIFF holds
+    it, and only tifffile writes it (Pillow has no 32-bit colour mode)."""
+    if fmt != "TIFF":
+        raise OutputError(f"{fmt} cannot store 32-bit integer samples; use TIFF or --depth 16")
+    if not has_tifffile():
+        raise OutputError(
+            "writing 32-bit integer colour TIFF needs tifffile: pip install 'convcli[tiff]' "
+            "(or use --depth 16)"
+        )
+    _write_tifffile(out, pixels, compress)
 
 
 def _encode_float_colour(out: Any, pixels: np.ndarray, fmt: str) -> None:

@@ -159,6 +159,13 @@ class Kernel:
                     f"kernel {short(self.name)!r}: the scale makes values overflow to infinity"
                 )
             matrix.setflags(write=False)
+        with np.errstate(over="ignore"):
+            magnitude = np.abs(matrix).sum()
+        if not np.isfinite(magnitude):  # its sum, normalizing, any result: all infinite
+            raise KernelError(
+                f"kernel {short(self.name)!r}: its values are too large: their sum "
+                "overflows the float range"
+            )
         object.__setattr__(self, "matrix", matrix)
         object.__setattr__(self, "scale", 1.0)
         object.__setattr__(self, "tags", tuple(self.tags))

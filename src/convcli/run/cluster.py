@@ -219,22 +219,22 @@ def _ordered(
     def submit(chunk: tuple[int, int]) -> Any:
         return client.submit(_chunk_rows, plan, shared, chunk, span, pure=False)
 
-    for r0, r1, samples, clipped, total in ordered(submit, chunks, ahead):
-        stats.clipped += clipped
-        stats.total += total
+    for r0, r1, samples, counts in ordered(submit, chunks, ahead):
+        stats.add(counts)
         yield r0, r1, samples
 
 
 def _chunk_rows(
     plan: StreamPlan, request: Request, rows: tuple[int, int], span: tuple[float, float] | None
-) -> tuple[int, int, np.ndarray, int, int]:
-    """On a worker: the output samples of rows ``r0:r1`` (reading their halo itself)."""
+) -> tuple[int, int, np.ndarray, Filtered]:
+    """On a worker: the output samples of rows ``r0:r1`` (reading their halo itself), and
+    how clipping cut them."""
     with plan.job(request) as job:
         stats = Filtered(np.empty(0), job.stacked)
         parts = [samples for _, _, samples in job.bands(stats, rows, span)]
         axis = 1 if job.stacked else 0
         samples = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=axis)
-        return rows[0], rows[1], samples, stats.clipped, stats.total
+        return rows[0], rows[1], samples, stats
 
 
 def _chunk_span(plan: StreamPlan, request: Request, rows: tuple[int, int]) -> tuple[float, float]:

@@ -118,11 +118,78 @@ def frame_target(target: Path, frame: int, width: int) -> Path:
 
 
 def format_and_ext(source: Source, request: Request, detected: str | None) -> tuple[str, str]:
-    """Output format name and the {ext} of output names."""
+    """Output format name and the {ext} of output names.
+
+    The extension a written name ends with decides its format: ``-o x.tif`` or ``--name
+    '{stem}.x.tif'`` write TIFF, and a ``--format`` that contradicts it is refused (the bytes
+    of one format in a file named as another are unreadable to most programs). ``--depth
+    float`` with neither writes a float TIFF, the one image format that holds floats.
+    """
     out = request.output
     if out.path not in (None, "-"):
-        fmt = format_for(out.path, out.format)
-        return fmt, Path(str(out.path)).suffix
+        check_named_formats(out)
+        return format_for(out.path, out.format), Path(str(out.path)).suffix
+    fmt, ext = _input_format_and_ext(source, request, detected)
+    if out.in_place or out.path == "-":
+        return fmt, ext
+    rendered = out.template.format(stem="name", ext=ext, kernel="kernel")
+    named = named_format(rendered) if not out.template.endswith("{ext}") else None
+    if named is not None and named != fmt:
+        if out.format:
+            raise UsageError(
+                f"--name {out.template!r} names {Path(rendered).suffix} files but --format is "
+                f"{out.format}; make them agree (or drop --format)"
+            )
+        return named, extension_for(named)
+    if (
+        named is None
+        and not out.format
+        and request.pixels.depth == "float"
+        and fmt not in ("TIFF", *ARRAY_FORMATS.values())
+    ):
+        return "TIFF", ".tif"  # float samples: as a float TIFF (README, --depth)
+    return fmt, ext
+
+
+def check_named_formats(out: OutputSpec) -> None:
+    """Refuse, once for the whole request, an ``-o`` name or a ``--name`` template whose
+    extension names another format than ``--format`` (the per-input names are checked by
+    :func:`format_and_ext`)."""
+    if not out.format:
+        return
+    fmt = format_for(None, out.format)
+    if out.path not in (None, "-"):
+        named = named_format(str(out.path))
+        if named is not None and named != fmt:
+            raise UsageError(
+                f"-o {out.path} names a {named} file but --format is {out.format}; "
+                "make them agree (or drop --format)"
+            )
+    elif out.path is None and not out.in_place and not out.template.endswith("}"):
+        rendered = out.template.format(stem="name", ext="", kernel="kernel")
+        named = named_format(rendered)
+        if named is not None and named != fmt:
+            raise UsageError(
+                f"--name {out.template!r} names {Path(rendered).suffix} files but --format is "
+                f"{out.format}; make them agree (or drop --format)"
+            )
+
+
+def named_format(name: str) -> str | None:
+    """The format a file name's extension names, or None for none or an unknown one."""
+    if not Path(name).suffix:
+        return None
+    try:
+        return format_for(name)
+    except UsageError:
+        return None
+
+
+def _input_format_and_ext(
+    source: Source, request: Request, detected: str | None
+) -> tuple[str, str]:
+    """The format from --format or from the input (its own format, or its extension)."""
+    out = request.output
     if out.format:
         fmt = format_for(None, out.format)
         return fmt, extension_for(fmt)

@@ -20,7 +20,7 @@ from convcli.compute.transfer import Transfer, transfer_for
 from convcli.compute.volume import VolumePlan
 from convcli.errors import ConvcliError, InputError, LimitError, OutputError, UsageError
 from convcli.io.arrays import npy_header, parse_array, read_array
-from convcli.io.atomic import write_bands
+from convcli.io.atomic import is_stream, sweep_stale_parts, write_bands
 from convcli.io.colour import probe_colour
 from convcli.io.decode import open_image, probe_image
 from convcli.io.encode import encode, write_image
@@ -111,7 +111,7 @@ def _process(source: Source, request: Request, outcome: Outcome) -> None:
     if out.skip_existing and source.path is not None and source.path.suffix:
         # decide before decoding, so that resuming a batch costs nothing for finished files
         _, ext = format_and_ext(source, request, None)
-        if all(t.exists() for t in output_targets(source, request, ext)):
+        if _all_exist(output_targets(source, request, ext)):
             outcome.skipped = True
             return
     if source.path is not None and not writes_stdout(request) and too_big(source, request):
@@ -130,7 +130,7 @@ def _process(source: Source, request: Request, outcome: Outcome) -> None:
         return
     targets = output_targets(source, request, ext)
     guard_targets(source, request, targets)
-    if out.skip_existing and all(t.exists() for t in targets):
+    if out.skip_existing and _all_exist(targets):
         outcome.skipped = True
         return
     parts = list(result) if len(targets) > 1 else [result]
@@ -145,7 +145,18 @@ def _process(source: Source, request: Request, outcome: Outcome) -> None:
             compress=out.compress,
             icc_profile=loaded.icc_profile,
         )
-        outcome.written.append(str(target))
+        if not is_stream(target):  # a device or FIFO written to is no file to list
+            outcome.written.append(str(target))
+
+
+def _all_exist(targets: list[Path]) -> bool:
+    """Do all outputs exist (a resumed batch skips the input)? The directories of skipped
+    outputs are swept of the part files killed writers left there, as written ones are."""
+    if not all(t.exists() for t in targets):
+        return False
+    for target in targets:
+        sweep_stale_parts(target.parent, target.name)
+    return True
 
 
 def make_dirs(directory: Path) -> None:
@@ -284,7 +295,8 @@ def write_streamed(
         stacked=bool(job.stacked),
         compress=request.output.compress,
     )
-    outcome.written.append(str(plan.target))
+    if not is_stream(plan.target):
+        outcome.written.append(str(plan.target))
     _warn_clipping(outcome, plan.source, stats)
 
 
@@ -312,8 +324,11 @@ def load(source: Source) -> Loaded:
     return Loaded(picture.pixels, picture.format, picture.icc_profile)
 
 
-#: share of clipped results above which a warning suggests another --range
+#: clipping warns when it cuts off more than this share of the results ...
 CLIP_WARNING_SHARE = 0.01
+#: ... and more than this share of their magnitude (sum of |result|, over the planes that
+#: clip): the negative half of an edge filter, not the overshoot of ordinary sharpening
+CLIP_WARNING_LOSS = 0.05
 
 
 def input_job(
@@ -420,10 +435,32 @@ def array_layout(
 
 
 def _warn_clipping(outcome: Outcome, source: Source, filtered: Filtered) -> None:
-    if filtered.total and filtered.clipped > CLIP_WARNING_SHARE * filtered.total:
-        share = 100.0 * filtered.clipped / filtered.total
-        outcome.warnings.append(
-            f"{source.label}: {filtered.clipped} of {filtered.total} results "
-            f"({share:.1f}%) were clipped to the output range; try --range abs, "
-            "--offset 50% or --depth float"
-        )
+    message = clipping_warning(filtered, source.label)
+    if message:
+        outcome.warnings.append(message)
+
+
+def clipping_warning(filtered: Filtered, label: str) -> str | None:
+    """The warning for results that clipping cut badly, suggesting only the options that
+    would clip fewer of these very results (at most half as many), or None."""
+    total, clipped = filtered.total, filtered.clipped
+    if not total or clipped <= CLIP_WARNING_SHARE * total:
+        return None
+    if filtered.lost <= CLIP_WARNING_LOSS * filtered.magnitude:  # (False for inf <= inf)
+        return None
+
+    def share(count: int) -> str:
+        return f"{100.0 * count / total:.1f}%"
+
+    better = []
+    if filtered.abs_clipped * 2 <= clipped and filtered.abs_clipped != clipped:
+        better.append(f"--range abs would clip {share(filtered.abs_clipped)}")
+    if not filtered.offset_unknown and filtered.offset_clipped * 2 <= clipped:
+        better.append(f"--offset 50% would clip {share(filtered.offset_clipped)}")
+    better.append("--range rescale (min..max to the full range) or --depth float clip none")
+    ratio = filtered.lost / filtered.magnitude if filtered.magnitude else 1.0
+    lost = 100.0 * (min(ratio, 1.0) if np.isfinite(ratio) else 1.0)  # sums of huge values
+    return (
+        f"{label}: {clipped} of {total} results ({share(clipped)}) were clipped to the "
+        f"output range, cutting off {lost:.0f}% of their magnitude; " + "; ".join(better)
+    )

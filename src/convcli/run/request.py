@@ -22,7 +22,7 @@ from convcli.io.limits import max_pixels
 from convcli.kernels.model import AnyKernel, slug
 from convcli.kernels.registry import for_ndim
 from convcli.memory import parse_size
-from convcli.run.naming import DEFAULT_TEMPLATE, OutputSpec, stack_labels
+from convcli.run.naming import DEFAULT_TEMPLATE, OutputSpec, check_named_formats, stack_labels
 from convcli.run.selection import FrameSelection, parse_frames
 from convcli.vocabulary import Alpha, Boundary, Combine, Compat, Depth, Method, Mode, Range
 
@@ -143,6 +143,7 @@ def build_request(
         skip_existing=skip_existing,
         print_result=print_result,
     )
+    check_named_formats(out)
     return Request(
         operation=operation,
         label=output_label(operation, specs),

@@ -31,6 +31,26 @@ def check_sources(sources: list[Source], request: Request) -> None:
         raise UsageError(f"-o takes one input, got {len(sources)}; use -d for many")
 
 
+def distinct_files(sources: list[Source]) -> list[Source]:
+    """Each file once (the first time it is named; through a link or a hard link, it is the
+    same file): ``--in-place`` must not filter a file twice, nor let two workers replace it
+    at once."""
+    seen: set[object] = set()
+    kept = []
+    for source in sources:
+        key: object = source
+        if source.path is not None:
+            try:
+                st = os.stat(source.path)
+                key = (st.st_dev, st.st_ino)
+            except OSError:
+                key = os.path.realpath(source.path)  # its own error comes when processed
+        if key not in seen:
+            seen.add(key)
+            kept.append(source)
+    return kept
+
+
 def execute(
     sources: list[Source],
     request: Request,
@@ -41,6 +61,8 @@ def execute(
     """Process every source, reporting each :class:`Outcome` as it completes."""
     settings = settings or Settings()
     check_sources(sources, request)
+    if request.output.in_place:
+        sources = distinct_files(sources)
     if settings.scheduler:
         from convcli.run import cluster
 

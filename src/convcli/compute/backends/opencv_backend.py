@@ -47,14 +47,14 @@ class OpenCVBackend(Backend):
         # other than `same`'s, need an extended copy.
         native = boundary is not Boundary.WRAP and not (boundary is Boundary.FILL and fill != 0)
         if native and plan.is_same:
-            out = np.empty_like(planes)
+            out = np.empty(planes.shape, planes.dtype)  # C order, whatever the input's
             for i in range(n):
                 filt(_rows_contiguous(planes[i]), out[i], anchor, _BORDER[boundary])
             return out
         if native and plan.rows_extended:
             # rows already extended (a band): filter with OpenCV's border for the columns and
             # drop the rows whose windows reach past the block (a view: no copy)
-            out = np.empty_like(planes)
+            out = np.empty(planes.shape, planes.dtype)  # C order, whatever the input's
             for i in range(n):
                 filt(_rows_contiguous(planes[i]), out[i], anchor, _BORDER[boundary])
             return out[:, cy : cy + h - kh + 1]

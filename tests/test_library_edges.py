@@ -1,0 +1,129 @@
+"""The library's edge cases: array layouts, NaN and infinity, odd argument types.
+
+Every backend and method must give the same answer for the same call: the result of
+scipy.signal.convolve2d for any memory layout of the input, and one refusal (an InputError,
+also a ValueError) for input holding NaN or infinity, which the methods would otherwise
+spread over different parts of the result.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+import scipy.signal
+
+import convcli
+from convcli.errors import InputError, UsageError
+
+BACKENDS = [
+    pytest.param(
+        name,
+        marks=pytest.mark.skipif(
+            module is not None and importlib.util.find_spec(module) is None,
+            reason=f"{module} is not installed",
+        ),
+    )
+    for name, module in (("scipy", None), ("opencv", "cv2"), ("torch", "torch"))
+]
+METHODS = ["direct", "separable", "fft"]
+RANK_ONE = np.outer([1.0, 2.0, 1.0], [1.0, 0.0, -1.0])  # separable, so every method applies
+
+
+def layouts(x: np.ndarray) -> dict[str, np.ndarray]:
+    """The same numbers in the memory layouts numpy hands out."""
+    return {
+        "fortran": np.asfortranarray(x),
+        "transposed": np.ascontiguousarray(x.T).T,
+        "strided": np.repeat(np.repeat(x, 2, 0), 2, 1)[::2, ::2],
+        "broadcast": np.broadcast_to(x[0], x.shape),
+        "negative-strides": x[::-1, ::-1].copy()[::-1, ::-1],
+    }
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize(
+    "layout", ["fortran", "transposed", "strided", "broadcast", "negative-strides"]
+)
+def test_any_memory_layout_gives_scipys_numbers(backend, method, layout):
+    x = np.random.default_rng(3).random((9, 7)).astype(np.float32)
+    view = layouts(x)[layout]
+    for kernel in (RANK_ONE, [[1.0, 2.0], [3.0, 4.0]]):
+        if method == "separable" and np.linalg.matrix_rank(np.asarray(kernel)) > 1:
+            continue
+        want = scipy.signal.convolve2d(np.asarray(view, np.float64), kernel, mode="same")
+        got = convcli.convolve(view, kernel, boundary="fill", backend=backend, method=method)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_fortran_ordered_channels_and_signals(backend):
+    rng = np.random.default_rng(4)
+    image = np.asfortranarray(rng.random((8, 6, 3)))
+    got = convcli.convolve(image, RANK_ONE, boundary="fill", backend=backend)
+    for c in range(3):
+        want = scipy.signal.convolve2d(image[:, :, c], RANK_ONE, mode="same")
+        np.testing.assert_allclose(got[:, :, c], want, rtol=1e-9, atol=1e-9)
+    signal = rng.random(40)[::2]  # a strided 1-D view
+    got = convcli.convolve(signal, [1.0, 2.0, 3.0], mode="full", boundary="fill", backend=backend)
+    np.testing.assert_allclose(got, np.convolve(signal, [1.0, 2.0, 3.0]), rtol=1e-9)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_nan_and_infinity_are_refused_by_every_backend_and_method(backend, method, bad):
+    """The issue's case: one NaN in a 1000-sample signal and a 200-tap kernel reached 200
+    results on scipy-direct, 926 on OpenCV and all 1000 on the FFT: now one refusal."""
+    signal = np.ones(1000)
+    signal[500] = bad
+    with pytest.raises(InputError, match="NaN or infinity") as raised:
+        convcli.convolve(signal, np.ones(200), backend=backend, method=method)
+    assert isinstance(raised.value, ValueError)
+    image = np.ones((20, 20), np.float32)
+    image[3, 4] = bad
+    with pytest.raises(InputError, match="NaN or infinity"):
+        convcli.convolve(image, RANK_ONE, backend=backend, method=method)
+
+
+def test_nan_is_refused_by_filter_image_too():
+    image = np.ones((12, 12, 3), np.float32)
+    image[5, 5, 1] = np.nan
+    with pytest.raises(InputError, match="NaN or infinity"):
+        convcli.filter_image(image, "box")
+
+
+def test_integer_input_needs_no_finiteness_check():
+    x = np.arange(30, dtype=np.int64).reshape(5, 6)
+    got = convcli.convolve(x, RANK_ONE, boundary="fill")
+    np.testing.assert_allclose(got, scipy.signal.convolve2d(x, RANK_ONE, mode="same"))
+
+
+@pytest.mark.parametrize("value", [1j, np.complex128(2 + 0j), "0", None, [0.0]])
+def test_a_fill_value_that_is_not_a_real_number_is_a_usage_error(value):
+    with pytest.raises(UsageError, match="fill value must be a real number") as raised:
+        convcli.convolve(np.ones((4, 4)), "box", boundary="fill", fill_value=value)
+    assert isinstance(raised.value, ValueError)
+
+
+def test_real_fill_values_of_any_numeric_type_are_taken():
+    from fractions import Fraction
+
+    x = np.ones((4, 4))
+    want = convcli.convolve(x, "box", boundary="fill", fill_value=0.5)
+    for value in (Fraction(1, 2), np.float32(0.5), np.float64(0.5)):
+        got = convcli.convolve(x, "box", boundary="fill", fill_value=value)
+        np.testing.assert_array_equal(got, want)
+
+
+def test_a_kernel_given_as_a_list_of_1d_arrays_is_its_rows():
+    x = np.random.default_rng(5).random((7, 9))
+    rows = [np.array([1.0, 2.0]), np.array([3.0, 4.0])]
+    got = convcli.convolve(x, rows, boundary="fill", mode="full")
+    np.testing.assert_allclose(got, scipy.signal.convolve2d(x, [[1, 2], [3, 4]]), rtol=1e-12)
+    mixed = [np.array([1.0, 2.0]), [3.0, 4.0]]
+    np.testing.assert_array_equal(convcli.convolve(x, mixed, boundary="fill", mode="full"), got)
+    with pytest.raises(UsageError):  # ragged rows stay an error naming the problem
+        convcli.convolve(x, [np.array([1.0, 2.0]), np.array([3.0])])
