@@ -161,8 +161,8 @@ TABLE_CELLS = 10_000
 
 def array(result: np.ndarray, *, table: bool, precision: int | None, title: str = "") -> str | None:
     """Print a result: numpy's own text by default (what ``print(array)`` shows), or a rich
-    table with ``--print`` when it fits. Returns a note for stderr when the result was
-    summarised or could not be a table, else None."""
+    table with ``--print`` when it fits (else numpy's text, which holds the same numbers).
+    Returns a note for stderr when the result was summarised (numbers left out), else None."""
     if table:
         grid = _table(result, precision, title)
         if grid is not None:
@@ -174,15 +174,11 @@ def array(result: np.ndarray, *, table: bool, precision: int | None, title: str 
     threshold = sys.maxsize if whole else 1000
     with np.printoptions(threshold=threshold, edgeitems=3, linewidth=120, precision=digits):
         print(f"{title}\n{result}" if title else str(result))
+    if whole:
+        return None
     shape = "x".join(map(str, result.shape))
-    what = f"the {shape} result" + (f" ({result.size} numbers)" if result.ndim > 1 else "")
-    if not whole:
-        return (
-            f"{what} is printed summarised; write it whole with -o or -d (.npy, .csv, .txt, .json)"
-        )
-    if table:
-        return f"{what} does not fit a table and is printed as numpy prints it"
-    return None
+    what = f"the {shape} result ({result.size} numbers)" if result.ndim > 1 else "the result"
+    return f"{what} is printed summarised; write it whole with -o or -d (.npy, .csv, .txt, .json)"
 
 
 def _table(result: np.ndarray, precision: int | None, title: str) -> list[Table] | None:
