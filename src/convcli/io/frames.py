@@ -28,6 +28,7 @@ from convcli.errors import ConvcliError, InputError, LimitError, OutputError
 from convcli.io import gif
 from convcli.io.inputs import check_readable, reason
 from convcli.io.limits import max_pixels, pillow_limit_error
+from convcli.io.tiff import page_shape
 from convcli.machine import has_tifffile
 from convcli.numeric import finite
 
@@ -499,17 +500,7 @@ _TIFF_TYPES = {"uint8": "uint8", "uint16": "uint16", "float32": "float32", "int3
 
 
 def _page_layout(page: Any, label: str) -> tuple[tuple[int, ...], str]:
-    shape = tuple(int(n) for n in page.shape)
-    if page.planarconfig == 2 and len(shape) == 3:
-        shape = (shape[1], shape[2], shape[0])
-    if len(shape) == 3 and shape[2] == 1:
-        shape = shape[:2]
-    if len(shape) not in (2, 3) or 0 in shape or (len(shape) == 3 and shape[2] > 4):
-        raise InputError(
-            f"unsupported TIFF page layout {'x'.join(map(str, shape)) or '(empty)'} "
-            "(convcli reads pages of 2-D images with 1 to 4 samples per pixel)",
-            subject=label,
-        )
+    shape = page_shape(page, label)
     dtype = np.dtype(page.dtype)
     if dtype == np.bool_:
         return shape, "uint8"

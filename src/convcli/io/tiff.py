@@ -32,11 +32,9 @@ def needs_tifffile(im: Any) -> bool:
     return samples > 1 and bits is not None and bits > 8
 
 
-def tiff_header(tif: Any, label: str) -> tuple[tuple[int, ...], np.dtype]:
-    """The (H, W[, C]) shape and sample type tifffile will decode, checked before decoding."""
-    if not len(tif.pages):
-        raise InputError("the TIFF holds no images (0 pages)", subject=label)
-    page = tif.pages.first
+def page_shape(page: Any, label: str) -> tuple[int, ...]:
+    """The (H, W[, C]) shape of a TIFF page as it is decoded (planar pages interleaved),
+    refused unless it is a 2-D image of 1 to 4 samples a pixel."""
     shape = tuple(int(n) for n in page.shape)
     if page.planarconfig == 2 and len(shape) == 3:
         shape = (shape[1], shape[2], shape[0])
@@ -48,6 +46,15 @@ def tiff_header(tif: Any, label: str) -> tuple[tuple[int, ...], np.dtype]:
             "(convcli reads 2-D images with 1 to 4 samples per pixel)",
             subject=label,
         )
+    return shape
+
+
+def tiff_header(tif: Any, label: str) -> tuple[tuple[int, ...], np.dtype]:
+    """The (H, W[, C]) shape and sample type tifffile will decode, checked before decoding."""
+    if not len(tif.pages):
+        raise InputError("the TIFF holds no images (0 pages)", subject=label)
+    page = tif.pages.first
+    shape = page_shape(page, label)
     check_pixels(shape[1], shape[0], label)
     return shape, _tiff_sample_type(np.dtype(page.dtype), label)
 
