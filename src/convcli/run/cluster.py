@@ -155,12 +155,8 @@ def _huge_volume(client: Any, source: Source, request: Request, shared: Any) -> 
             compress=request.output.compress,
         )
         outcome.written.append(str(targets[0]))
-    except ConvcliError as exc:
-        outcome.error = str(exc) if exc.subject else f"{source.label}: {exc.message}"
-        outcome.exit_code = exc.exit_code
     except Exception as exc:
-        outcome.error = f"{source.label}: failed on the cluster: {type(exc).__name__}: {exc}"
-        outcome.exit_code = 1
+        _failed(outcome, source, exc)
     return outcome
 
 
@@ -196,12 +192,8 @@ def _huge(client: Any, source: Source, request: Request, shared: Any) -> Outcome
             stats = Filtered(np.empty(0), job.stacked)
             bands = _ordered(client, plan, shared, chunks, span, stats)
             write_streamed(plan, job, request, outcome, bands, stats)
-    except ConvcliError as exc:
-        outcome.error = str(exc) if exc.subject else f"{source.label}: {exc.message}"
-        outcome.exit_code = exc.exit_code
     except Exception as exc:
-        outcome.error = f"{source.label}: failed on the cluster: {type(exc).__name__}: {exc}"
-        outcome.exit_code = 1
+        _failed(outcome, source, exc)
     return outcome
 
 
@@ -240,3 +232,14 @@ def _chunk_rows(
 def _chunk_span(plan: StreamPlan, request: Request, rows: tuple[int, int]) -> tuple[float, float]:
     with plan.job(request) as job:
         return job.span(rows)
+
+
+def _failed(outcome: Outcome, source: Source, exc: Exception) -> None:
+    """Record an input's failure on the cluster: convcli's own errors as they are, any other
+    (a worker lost, a task's exception) named as a cluster failure."""
+    if isinstance(exc, ConvcliError):
+        outcome.error = str(exc) if exc.subject else f"{source.label}: {exc.message}"
+        outcome.exit_code = exc.exit_code
+    else:
+        outcome.error = f"{source.label}: failed on the cluster: {type(exc).__name__}: {exc}"
+        outcome.exit_code = 1
