@@ -160,6 +160,10 @@ def richardson_lucy(
     True
     """
     y = np.asarray(plane, dtype=np.float64)
+    if np.any(y < 0):
+        raise InputError(
+            "Richardson-Lucy needs non-negative data (intensities); try --method wiener"
+        )
     blur = Blur(psf, y.shape, as_boundary(boundary), fill_value)
     u = np.full(y.shape, float(start))
     for _ in range(iterations):
@@ -322,24 +326,22 @@ def deconvolve_image(
     options: DeconvolveOptions,
     pixels: PixelOptions | None = None,
     *,
-    image: bool = True,
+    layout: Layout | None = None,
 ) -> Filtered:
     """Deconvolve an image's colour channels (alpha is kept as it is) and map the result to
     output samples as ``apply`` does (``pixels``: depth, range). Images are taken in units
-    where full intensity is 1; arrays (``image=False``) as they are, written as float."""
+    where full intensity is 1; an array is given with its ``layout`` (numbers, taken as
+    they are)."""
     arr = np.asarray(samples)
     if arr.ndim not in (2, 3):
         raise InputError(f"{arr.ndim}-D: expected an image or a 2-D array")
     check_psf(psf, arr.shape)
-    pixels = pixels or PixelOptions()
-    if image:
-        layout = Layout.of(arr.dtype, arr.shape, pixels, np.float64)
-    else:
-        layout = Layout.of_numbers(arr.dtype, arr.shape, pixels, np.dtype(np.float64), np.float64)
+    if layout is None:
+        layout = Layout.of(arr.dtype, arr.shape, pixels or PixelOptions(), np.float64)
     planes = layout.planes(arr)
-    scale = layout.in_max if image else 1.0
+    scale = layout.in_max if layout.image else 1.0
     restored = np.stack([deconvolve_plane(p / scale, psf, options) * scale for p in planes])
-    kept = layout.alpha_plane(arr) if layout.has_alpha else None
+    kept = layout.alpha_plane(arr) if layout.has_alpha and not layout.alpha_filtered else None
     stats = Filtered(np.empty(0), None)
     stats.pixels = layout.samples(restored, kept, stats)
     return stats

@@ -108,12 +108,13 @@ class Normal:
     energy: float = 0.0  # sum of the squared targets
     count: int = 0  # output samples
 
-    def __iadd__(self, other: Normal) -> Normal:
-        self.gram = self.gram + other.gram
-        self.rhs = self.rhs + other.rhs
-        self.energy += other.energy
-        self.count += other.count
-        return self
+    def __add__(self, other: Normal) -> Normal:
+        return Normal(
+            self.gram + other.gram,
+            self.rhs + other.rhs,
+            self.energy + other.energy,
+            self.count + other.count,
+        )
 
 
 @dataclass(frozen=True)
@@ -176,7 +177,9 @@ def prepare(x: Any, y: Any, options: FitOptions, *, images: bool = True, label: 
     if images and y.dtype.kind in "biu":  # float results are in the input's units already
         scale = sample_max(x.dtype) / sample_max(y.dtype)
     xp = _planes(x, images, options.gray, "input")
-    stacked = y.ndim == x.ndim + 1 or (options.bank is not None and y.ndim == 3 and x.ndim == 2)
+    # one more axis than the input is a stack of results (apply writes a stacked bank so),
+    # except that a colour image made of a gray one is colour, not a stack
+    stacked = y.ndim == x.ndim + 1 and not (images and y.ndim == 3 and y.shape[2] in (2, 3, 4))
     if options.bank is not None and x.ndim == 2 and y.ndim == 3 and y.shape[2] == options.bank:
         yp = np.moveaxis(y.astype(np.float64), 2, 0)[:, np.newaxis]  # target channels: members
     elif stacked:
@@ -276,23 +279,32 @@ def accumulate(ext: np.ndarray, targets: np.ndarray, size: tuple[int, int]) -> l
     return [Normal(gram, rhs[m], float(energies[m]), out_h * out_w) for m in range(members)]
 
 
-def normal_equations(pairs: Sequence[Pair], options: FitOptions) -> list[Normal]:
+def normal_equations(pairs: Sequence[Pair], options: FitOptions, jobs: int = 1) -> list[Normal]:
     """One system per bank member (or per channel with ``channels="each"``), summed over the
-    pairs (and the channels a kernel is shared by)."""
-    systems: list[Normal] | None = None
+    pairs (and the channels a kernel is shared by). ``jobs`` planes are accumulated at a
+    time, on threads (BLAS and numpy's copies release the GIL)."""
     for pair in pairs:
         check_shapes(pair, options)
-        per_channel = [
-            accumulate(extend(plane, options), pair.targets[:, c], options.size)
-            for c, plane in enumerate(pair.inputs)
-        ]
+    tasks = [(pair, c) for pair in pairs for c in range(pair.inputs.shape[0])]
+
+    def one(task: tuple[Pair, int]) -> list[Normal]:
+        pair, c = task
+        return accumulate(extend(pair.inputs[c], options), pair.targets[:, c], options.size)
+
+    if jobs > 1 and len(tasks) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(jobs, len(tasks))) as pool:
+            results = list(pool.map(one, tasks))
+    else:
+        results = [one(task) for task in tasks]
+    systems: list[Normal] | None = None
+    for (pair, c), normals in zip(tasks, results, strict=True):
         if options.channels == "each":
-            found = [normals[0] for normals in per_channel]
+            found = [Normal(np.zeros((0, 0)), np.zeros(0)) for _ in range(pair.inputs.shape[0])]
+            found[c] = normals[0]
         else:
-            found = per_channel[0]
-            for normals in per_channel[1:]:
-                for total, extra in zip(found, normals, strict=True):
-                    total += extra
+            found = normals
         if systems is None:
             systems = found
         elif len(systems) != len(found):
@@ -302,8 +314,11 @@ def normal_equations(pairs: Sequence[Pair], options: FitOptions) -> list[Normal]
                 subject=pair.label or None,
             )
         else:
-            for total, extra in zip(systems, found, strict=True):
-                total += extra
+            for index, extra in enumerate(found):
+                if extra.gram.size:
+                    systems[index] = (
+                        extra if not systems[index].gram.size else systems[index] + extra
+                    )
     if systems is None:
         raise UsageError("give at least one input and target")
     return systems
@@ -425,6 +440,7 @@ def fit_kernel(
     options: FitOptions,
     *,
     images: bool = True,
+    jobs: int = 1,
 ) -> FitResult:
     """Fit the kernel (or bank) that maps each input to its target under ``options``.
 
@@ -443,7 +459,7 @@ def fit_kernel(
     prepared = [
         p if isinstance(p, Pair) else prepare(p[0], p[1], options, images=images) for p in pairs
     ]
-    systems = normal_equations(prepared, options)
+    systems = normal_equations(prepared, options, jobs)
     kernels, solutions = [], []
     for index, normal in enumerate(systems):
         weights, solved, steps = solve(normal, options)

@@ -29,6 +29,7 @@ from convcli.compute.fit import (
 )
 from convcli.errors import BackendError, UsageError
 from convcli.kernels.model import AnyKernel, Kernel, KernelBank
+from convcli.machine import threads_per_worker
 
 OPTIMIZERS = ("lbfgs", "adam")
 
@@ -86,6 +87,61 @@ def train_kernel(
             data.append((x[np.newaxis], y[0][np.newaxis]))
         else:  # channels as a batch: (C, 1, H, W) -> (C, M, Ho, Wo)
             data.append((x[:, np.newaxis], y.permute(1, 0, 2, 3)))
+    count = sum(int(y.numel()) for _, y in data)
+    # small layers run fastest on one thread (the pool's start-up costs more than the work);
+    # the caller's setting is put back after
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1 if count < SMALL else min(threads, threads_per_worker()))
+    try:
+        return _train(
+            torch,
+            data,
+            prepared,
+            options,
+            members,
+            each,
+            count,
+            scale,
+            target_scale,
+            optimizer=optimizer,
+            steps=steps,
+            learning_rate=learning_rate,
+            seed=seed,
+            device=device,
+            dtype=dtype,
+            progress=progress,
+            started=started,
+            images=images,
+        )
+    finally:
+        torch.set_num_threads(threads)
+
+
+#: samples below which training runs on one thread
+SMALL = 1 << 20
+
+
+def _train(
+    torch: Any,
+    data: list[tuple[Any, Any]],
+    prepared: list[Pair],
+    options: FitOptions,
+    members: int,
+    each: bool,
+    count: int,
+    scale: float,
+    target_scale: float,
+    *,
+    optimizer: str,
+    steps: int | None,
+    learning_rate: float | None,
+    seed: int,
+    device: str,
+    dtype: Any,
+    progress: Progress | None,
+    started: float,
+    images: bool,
+) -> FitResult:
     torch.manual_seed(seed)
     layer = torch.nn.Conv2d(
         members if each else 1,
@@ -94,7 +150,6 @@ def train_kernel(
         bias=False,
         groups=members if each else 1,
     ).to(device=device, dtype=dtype)
-    count = sum(int(y.numel()) for _, y in data)
 
     def loss_of() -> Any:
         total = sum(((layer(x) - y) ** 2).sum() for x, y in data)
