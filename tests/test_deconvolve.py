@@ -146,5 +146,6 @@ def test_bad_requests():
     with pytest.raises(InputError, match="non-negative"):
         richardson_lucy(-np.ones((8, 8)), convcli.get_kernel("box"))
     with pytest.raises(InputError, match="larger than"):
-        deconvolve_image(np.zeros((4, 4), np.uint8), convcli.get_kernel("box:size=5"),
-                         DeconvolveOptions())
+        deconvolve_image(
+            np.zeros((4, 4), np.uint8), convcli.get_kernel("box:size=5"), DeconvolveOptions()
+        )

@@ -174,8 +174,10 @@ def test_constrained_fit_is_the_constrained_least_squares_solution(gray, rng):
     y = rng.normal(size=x.shape)
     fit = fit_kernel([(x, y)], FitOptions(size=(3, 3), symmetric=True, total=2.0), images=False)
     basis = symmetric_basis((3, 3))
-    columns = [convcli.convolve(x, (basis[:, j]).reshape(3, 3), dtype=np.float64).ravel()
-               for j in range(basis.shape[1])]
+    columns = [
+        convcli.convolve(x, (basis[:, j]).reshape(3, 3), dtype=np.float64).ravel()
+        for j in range(basis.shape[1])
+    ]
     a = np.stack(columns, axis=1)
     counts = basis.sum(axis=0)
     # z = z0 + N t with counts . z = 2
