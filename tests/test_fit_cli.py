@@ -356,3 +356,56 @@ def test_deconvolve_one_bad_input_fails_alone(tmp_path, blurred, cli):
     assert r.exit_code == 1
     assert "bad.png" in r.stderr
     assert _files(tmp_path / "out") == ["b.rl-box.png"]
+
+
+def test_fit_gray_and_torch_progress(tmp_path, photos, cli):
+    rgb = photos["coffee"][100:160, 100:180]
+    src = write_png(tmp_path / "c.png", rgb)
+    r = cli(
+        "apply", "-k", "box", "--gray", str(src), "-o", str(tmp_path / "g.tif"), "--depth", "float"
+    )
+    assert r.exit_code == 0, r.stderr
+    r = cli("fit", str(src), str(tmp_path / "g.tif"), "--gray", "-o", "-", "-q")
+    assert r.exit_code == 0, r.stderr
+    (tmp_path / "k.toml").write_text(r.stdout)
+    np.testing.assert_allclose(
+        convcli.get_kernel(str(tmp_path / "k.toml")).matrix, 1 / 9, atol=1e-6
+    )
+    pytest.importorskip("torch")
+    r = cli(
+        "fit",
+        str(src),
+        str(tmp_path / "g.tif"),
+        "--gray",
+        "--backend",
+        "torch",
+        "--steps",
+        "3",
+        "--seed",
+        "2",
+        "--progress",
+        "-o",
+        str(tmp_path / "t.toml"),
+    )
+    assert r.exit_code == 0, r.stderr
+    assert "convcli fit" in r.stderr and "loss" in r.stderr
+
+
+def test_deconvolve_recursive_directory(tmp_path, blurred, cli):
+    _, path = blurred
+    tree = tmp_path / "tree" / "deep"
+    tree.mkdir(parents=True)
+    shutil.copy(path, tree / "x.png")
+    r = cli(
+        "deconvolve",
+        "-k",
+        "gaussian:sigma=1.5",
+        "-r",
+        str(tmp_path / "tree"),
+        "-d",
+        str(tmp_path / "out"),
+        "--iterations",
+        "2",
+    )
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout == f"{tmp_path / 'out' / 'deep' / 'x.rl-gaussian-sigma1.5.png'}\n"

@@ -48,6 +48,7 @@ def fit(
         typer.Argument(
             help="INPUT TARGET: an image (or array) and what a kernel made of it; more pairs "
             "may follow.",
+            metavar="INPUT TARGET...",
             show_default=False,
         ),
     ] = None,

@@ -452,7 +452,7 @@ def fit_kernel(
     >>> x = np.random.default_rng(0).random((40, 50))
     >>> y = convcli.convolve(x, "sobel-x", dtype=np.float64)
     >>> fit = fit_kernel([(x, y)], FitOptions(size=(3, 3)), images=False)
-    >>> np.round(fit.kernel.matrix, 6).tolist()
+    >>> (np.round(fit.kernel.matrix, 6) + 0.0).tolist()
     [[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]
     """
     started = time.perf_counter()
