@@ -132,11 +132,14 @@ class Blur:
         h, w = self.shape
         if self.rows is None or self.cols is None:  # fill: the extension is constant
             return ext[top : top + h, left : left + w]
-        folded = np.zeros((h, ew))
-        np.add.at(folded, self.rows, ext)
-        out = np.zeros((w, h))
-        np.add.at(out, self.cols, folded.T)
-        return out.T
+        # the inside maps onto itself; only the few extended rows and columns fold back
+        rows = ext[top : top + h].copy()
+        for i in (*range(top), *range(top + h, ext.shape[0])):
+            rows[self.rows[i]] += ext[i]
+        out = rows[:, left : left + w].copy()
+        for j in (*range(left), *range(left + w, ext.shape[1])):
+            out[:, self.cols[j]] += rows[:, j]
+        return out
 
 
 def richardson_lucy(
