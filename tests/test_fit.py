@@ -256,3 +256,20 @@ def test_torch_training_reaches_the_least_squares_kernel(photos):
     assert np.max(np.abs(adam.kernel.matrix - exact)) < 0.75 * np.max(np.abs(exact))
     with pytest.raises(UsageError, match="least-squares"):
         train_kernel([(x, y)], FitOptions(size=(3, 3), total=1.0))
+
+
+def test_eight_bit_edge_targets_with_an_offset(gray):
+    """An edge filter's 8-bit result keeps its negative half only with an offset (apply
+    --offset 50%): fitting the offset too recovers sobel-x within the rounding."""
+    k = KERNELS["sobel-x"] / 8  # keeps the results within 0..255 around 127.5
+    exact = convcli.convolve(gray, k, dtype=np.float64) + 127.5
+    y = np.clip(np.round(exact), 0, 255).astype(np.uint8)
+    assert np.array_equal(y, np.round(exact))  # nothing clipped
+    fit = fit_kernel([(gray, y)], FitOptions(size=(3, 3), offset=True))
+    assert np.max(np.abs(fit.kernel.matrix - k)) < 2e-3
+    assert abs(fit.kernel.offset - 127.5) < 0.2
+    assert fit.rms < 0.35 and fit.max_error < 1.0
+    exact_fit = fit_kernel([(gray, exact)], FitOptions(size=(3, 3), offset=True))
+    assert _error(exact_fit, k) < 1e-6 and abs(exact_fit.kernel.offset - 127.5) < 1e-6
+    with pytest.raises(UsageError):
+        FitOptions(size=(3, 3), offset=True, separable=True)

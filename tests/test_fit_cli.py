@@ -4,6 +4,7 @@ and the effective kernels of libvips' and ImageMagick's blurs."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 
@@ -409,3 +410,19 @@ def test_deconvolve_recursive_directory(tmp_path, blurred, cli):
     )
     assert r.exit_code == 0, r.stderr
     assert r.stdout == f"{tmp_path / 'out' / 'deep' / 'x.rl-gaussian-sigma1.5.png'}\n"
+
+
+def test_fit_offset_recovers_an_edge_filter_from_an_eight_bit_target(tmp_path, pair, cli):
+    src, _ = pair
+    edge = "[[-0.125, 0, 0.125], [-0.25, 0, 0.25], [-0.125, 0, 0.125]]"  # sobel-x / 8
+    r = cli("apply", "-k", edge, "--offset", "50%", str(src), "-o", str(tmp_path / "e.png"))
+    assert r.exit_code == 0, r.stderr
+    r = cli("fit", str(src), str(tmp_path / "e.png"), "--offset", "-o", str(tmp_path / "k.toml"))
+    assert r.exit_code == 0, r.stderr
+    kernel = convcli.get_kernel(str(tmp_path / "k.toml"))
+    assert np.max(np.abs(kernel.matrix - np.array(json.loads(edge)))) < 5e-3
+    assert abs(kernel.offset - 127.5) < 0.5
+    r = cli("apply", "-k", str(tmp_path / "k.toml"), str(src), "-o", str(tmp_path / "re.png"))
+    assert r.exit_code == 0, r.stderr
+    again = convcli.read_image(tmp_path / "re.png").astype(int)
+    assert np.max(np.abs(again - convcli.read_image(tmp_path / "e.png").astype(int))) <= 1

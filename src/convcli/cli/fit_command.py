@@ -87,6 +87,15 @@ def fit(
             rich_help_panel=_FIT,
         ),
     ] = False,
+    offset: Annotated[
+        bool,
+        typer.Option(
+            "--offset",
+            help="Also fit a constant added to the result (the kernel file's offset), as for "
+            "targets made with apply --offset.",
+            rich_help_panel=_FIT,
+        ),
+    ] = False,
     ridge: Annotated[
         float,
         typer.Option(
@@ -221,6 +230,7 @@ def fit(
         boundary=boundary.value,
         fill_value=fill_value,
         correlate=correlate,
+        offset=offset,
         ridge=ridge,
         total=total,
         symmetric=symmetric,

@@ -52,6 +52,7 @@ class FitOptions:
     boundary: str = "reflect"
     fill_value: float = 0.0
     correlate: bool = False
+    offset: bool = False  # also fit a constant added to the result (the kernel's offset)
     ridge: float = 0.0  # relative: times the mean diagonal of the normal matrix
     total: float | None = None  # the kernel's sum (--sum), or free
     symmetric: bool = False  # even about both axes
@@ -72,6 +73,8 @@ class FitOptions:
             raise UsageError(f"--channels {self.channels!r} is not one of shared, each")
         if self.bank is not None and self.bank < 1:
             raise UsageError(f"--bank must be at least 1, got {self.bank}")
+        if self.offset and self.separable:
+            raise UsageError("--offset and --separable conflict: fit one of them")
         if self.bank is not None and self.channels == "each":
             raise UsageError("--bank and --channels each conflict: a bank member is shared")
         object.__setattr__(self, "mode", as_mode(self.mode))
@@ -107,6 +110,8 @@ class Normal:
     rhs: np.ndarray  # (T,)
     energy: float = 0.0  # sum of the squared targets
     count: int = 0  # output samples
+    sums: np.ndarray | None = None  # (T,) each tap's sum over the windows (for an offset)
+    target_sum: float = 0.0
 
     def __add__(self, other: Normal) -> Normal:
         return Normal(
@@ -114,7 +119,16 @@ class Normal:
             self.rhs + other.rhs,
             self.energy + other.energy,
             self.count + other.count,
+            None if self.sums is None or other.sums is None else self.sums + other.sums,
+            self.target_sum + other.target_sum,
         )
+
+    def with_offset(self) -> Normal:
+        """The system of the kernel and a constant added to its result: one more unknown,
+        whose column in the design is all ones."""
+        assert self.sums is not None
+        gram = np.block([[self.gram, self.sums[:, None]], [self.sums[None, :], self.count]])
+        return Normal(gram, np.append(self.rhs, self.target_sum), self.energy, self.count)
 
 
 @dataclass(frozen=True)
@@ -268,15 +282,21 @@ def accumulate(ext: np.ndarray, targets: np.ndarray, size: tuple[int, int]) -> l
     members, out_h, out_w = targets.shape
     gram = np.zeros((taps, taps))
     rhs = np.zeros((members, taps))
+    sums = np.zeros(taps)
     rows = max(1, BAND_BYTES // (8 * taps * out_w))
     windows = np.lib.stride_tricks.sliding_window_view(ext, (kh, kw))
     for r0 in range(0, out_h, rows):
         r1 = min(out_h, r0 + rows)
         a = windows[r0:r1].reshape(-1, taps)
         gram += a.T @ a
+        sums += a.sum(axis=0)
         rhs += targets[:, r0:r1].reshape(members, -1) @ a
     energies = np.einsum("mij,mij->m", targets, targets)
-    return [Normal(gram, rhs[m], float(energies[m]), out_h * out_w) for m in range(members)]
+    totals = targets.reshape(members, -1).sum(axis=1)
+    return [
+        Normal(gram, rhs[m], float(energies[m]), out_h * out_w, sums, float(totals[m]))
+        for m in range(members)
+    ]
 
 
 def normal_equations(pairs: Sequence[Pair], options: FitOptions, jobs: int = 1) -> list[Normal]:
@@ -352,14 +372,16 @@ def solve_quadratic(
     ridge: float,
     total: float | None,
     what: str,
+    taps: int | None = None,
 ) -> Solved:
     """Minimise ``|y - A w|^2 + ridge |w|^2`` over ``w = basis z`` (with ``sum(w) = total``
     when given), from the normal equations; refuses a system that does not determine ``z``."""
     import scipy.linalg
 
+    kernel = basis[:taps]  # the rows of the kernel's taps (the rest: an offset)
     a = basis.T @ gram @ basis
     if ridge:
-        a = a + ridge * (basis.T @ basis)
+        a = a + ridge * (kernel.T @ kernel)
     b = basis.T @ rhs
     eig = scipy.linalg.eigvalsh(a)
     low, high = float(eig[0]), float(eig[-1])
@@ -375,23 +397,33 @@ def solve_quadratic(
     else:
         # the constraint's row scaled like the system, so that the KKT matrix is balanced
         weight = np.sqrt(high / len(b))
-        c = basis.sum(axis=0) * weight
+        c = kernel.sum(axis=0) * weight
         kkt = np.block([[a, c[:, np.newaxis]], [c[np.newaxis, :], np.zeros((1, 1))]])
         z = scipy.linalg.solve(kkt, np.append(b, total * weight), assume_a="sym")[:-1]
     return Solved(z, condition, (low, high))
 
 
-def solve(normal: Normal, options: FitOptions) -> tuple[np.ndarray, Solved, int]:
-    """The correlation weights (kh, kw) of one member, the last system solved, and the
-    number of alternating solves (0 unless separable)."""
+def solve(normal: Normal, options: FitOptions) -> tuple[np.ndarray, Solved, int, float]:
+    """The correlation weights (kh, kw) of one member, the last system solved, the number
+    of alternating solves (0 unless separable) and the fitted offset (0 unless asked)."""
     kh, kw = options.size
     ridge = options.ridge * float(np.trace(normal.gram)) / options.taps
     what = f"a {kh}x{kw} kernel"
     basis = symmetric_basis(options.size) if options.symmetric else np.eye(options.taps)
+    if options.offset:
+        system = normal.with_offset()
+        basis = np.block(
+            [[basis, np.zeros((options.taps, 1))], [np.zeros((1, basis.shape[1])), np.ones((1, 1))]]
+        )
+        solved = solve_quadratic(
+            system.gram, system.rhs, basis, ridge, options.total, what, options.taps
+        )
+        values = basis @ solved.values
+        return values[:-1].reshape(kh, kw), solved, 0, float(values[-1])
     if not options.separable or kh == 1 or kw == 1:
         solved = solve_quadratic(normal.gram, normal.rhs, basis, ridge, options.total, what)
-        return (basis @ solved.values).reshape(kh, kw), solved, 0
-    return _separable(normal, options, ridge, what)
+        return (basis @ solved.values).reshape(kh, kw), solved, 0, 0.0
+    return (*_separable(normal, options, ridge, what), 0.0)
 
 
 def _separable(
@@ -462,11 +494,16 @@ def fit_kernel(
     systems = normal_equations(prepared, options, jobs)
     kernels, solutions = [], []
     for index, normal in enumerate(systems):
-        weights, solved, steps = solve(normal, options)
+        weights, solved, steps, offset = solve(normal, options)
         matrix = weights if options.correlate else weights[::-1, ::-1]
         name = options.name if len(systems) == 1 else f"{options.name}-{index}"
         kernels.append(
-            Kernel(np.ascontiguousarray(matrix), name=name, description=describe(options))
+            Kernel(
+                np.ascontiguousarray(matrix),
+                name=name,
+                description=describe(options),
+                offset=offset,
+            )
         )
         solutions.append((solved, steps))
     members = []
@@ -478,9 +515,8 @@ def fit_kernel(
         result = KernelBank(
             tuple(kernels), combine="stack", name=options.name, description=describe(options)
         )
-    unknowns = (symmetric_basis(options.size).shape[1] if options.symmetric else options.taps) - (
-        options.total is not None
-    )
+    free = symmetric_basis(options.size).shape[1] if options.symmetric else options.taps
+    unknowns = free - (options.total is not None) + options.offset
     return FitResult(
         kernel=result,
         members=tuple(members),
@@ -504,6 +540,8 @@ def describe(options: FitOptions, how: str = "least squares") -> str:
         extras.append(f"sum {options.total:g}")
     if options.ridge:
         extras.append(f"ridge {options.ridge:g}")
+    if options.offset:
+        extras.append("with an offset")
     tail = f" ({', '.join(extras)})" if extras else ""
     return (
         f"fitted by convcli fit ({how}): {kh}x{kw} {flip}, mode {options.mode.value}, boundary "

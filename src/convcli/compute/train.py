@@ -56,10 +56,11 @@ def train_kernel(
     least-squares kernel to float64 precision in a few dozen steps) or ``adam`` (the usual
     choice for networks; slower to converge). Weights start from ``torch.manual_seed(seed)``.
     """
-    if options.ridge or options.total is not None or options.symmetric or options.separable:
+    constrained = options.total is not None or options.symmetric or options.separable
+    if options.ridge or options.offset or constrained:
         raise UsageError(
-            "--backend torch trains the plain kernel; --ridge, --sum, --symmetric and "
-            "--separable need the least-squares solver (--backend scipy)"
+            "--backend torch trains the plain kernel; --ridge, --offset, --sum, --symmetric "
+            "and --separable need the least-squares solver (--backend scipy)"
         )
     if optimizer not in OPTIMIZERS:
         raise UsageError(f"--optimizer {optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
