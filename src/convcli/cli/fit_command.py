@@ -177,7 +177,13 @@ def fit(
     ] = False,
     jobs: Annotated[
         int | None,
-        typer.Option("--jobs", "-j", min=1, help="Planes accumulated at once [default: CPUs]."),
+        typer.Option(
+            "--jobs",
+            "-j",
+            min=1,
+            help="Planes accumulated at once, on threads [default: 1: BLAS already uses every "
+            "core].",
+        ),
     ] = None,
     explain: Annotated[
         bool,
@@ -261,7 +267,7 @@ def fit(
             learning_rate=learning_rate,
             seed=seed,
             device=device,
-            jobs=jobs or os.cpu_count() or 1,
+            jobs=jobs or 1,
             progress=advance,
         )
     if explain:
