@@ -449,7 +449,7 @@ def test_only_the_input_that_kills_its_worker_fails(monkeypatch):
 
     rounds = []
 
-    def pool_round(queue, request, jobs, record, setup=None):
+    def pool_round(queue, request, jobs, record, setup=None, work=None):
         rounds.append(jobs)
         while taken := list(itertools.islice(queue, 2 * jobs)):
             if any(s.label == "poison" for s in taken):

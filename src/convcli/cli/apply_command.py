@@ -27,6 +27,7 @@ from convcli.vocabulary import (
 )
 
 if TYPE_CHECKING:
+    from convcli.run.pool import Work
     from convcli.run.process import Outcome
     from convcli.run.request import Request
     from convcli.run.runner import Settings
@@ -415,6 +416,38 @@ def apply(
     return _run_batch(sources, request, settings, view)
 
 
+def run_batch(
+    sources: list[Source],
+    request: Request,
+    *,
+    jobs: int | None,
+    fail_fast: bool,
+    progress: bool | None,
+    quiet: bool,
+    debug: bool,
+    precision: int | None,
+    work: Work | None = None,
+) -> int:
+    """Run a batch as apply does (workers, progress, one line per failure, the summary),
+    doing ``work`` to each input: apply's filtering by default, another command's work
+    (deconvolve's) when given."""
+    from convcli.cli.allocator import keep_freed_memory
+    from convcli.run.runner import Settings, check_sources
+
+    check_sources(sources, request)
+    show_progress = (
+        progress if progress is not None else sys.stderr.isatty() and not quiet and len(sources) > 1
+    )
+    settings = Settings(jobs=jobs, fail_fast=fail_fast, worker_setup=keep_freed_memory)
+    view = _View(progress=show_progress, quiet=quiet, debug=debug, precision=precision)
+    return _run_batch(sources, request, settings, view, work)
+
+
+def input_items(inputs: list[str] | None, files_from: str | None, null: bool) -> list[str]:
+    """The inputs named on the command line and in --files-from (apply's rules)."""
+    return _inputs(inputs, files_from, null)
+
+
 def _inputs(inputs: list[str] | None, files_from: str | None, null: bool) -> list[str]:
     """The inputs named on the command line and in --files-from."""
     from convcli.run.sources import read_list
@@ -466,7 +499,13 @@ class _View:
     precision: int | None  # digits of printed arrays
 
 
-def _run_batch(sources: list[Source], request: Request, settings: Settings, view: _View) -> int:
+def _run_batch(
+    sources: list[Source],
+    request: Request,
+    settings: Settings,
+    view: _View,
+    work: Work | None = None,
+) -> int:
     from convcli.cli.allocator import keep_freed_memory
     from convcli.run.runner import execute
 
@@ -499,7 +538,7 @@ def _run_batch(sources: list[Source], request: Request, settings: Settings, view
             except BrokenPipeError:
                 raise BrokenPipe() from None
 
-        summary = execute(sources, request, settings, on_outcome=report)
+        summary = execute(sources, request, settings, on_outcome=report, work=work)
     if not view.quiet and (many or view.progress):
         sys.stderr.write(
             f"convcli: {summary.done} done, {summary.skipped} skipped, {summary.failed} failed "

@@ -57,8 +57,12 @@ class Summary:
 
 #: what a worker runs as it starts (a module-level function: it is pickled for spawned workers)
 Setup = Callable[[], object]
+#: what is done to each input (apply's :func:`process` unless a command brings its own; a
+#: module-level function too)
+Work = Callable[[Source, Any], Outcome]
 
 _worker_request: Request | None = None
+_worker_work: Work = process
 _worker_busy = False
 _worker_stopping = False
 _worker_parent = 0
@@ -68,10 +72,11 @@ def _orphaned() -> bool:
     return os.getppid() != _worker_parent
 
 
-def _init_worker(request: Request, threads: int, setup: Setup | None) -> None:
+def _init_worker(request: Request, threads: int, setup: Setup | None, work: Work) -> None:
     """Runs once in each worker: keep the request, share the cores, and leave when orphaned."""
-    global _worker_request
+    global _worker_request, _worker_work
     _worker_request = request
+    _worker_work = work
     from convcli.compute.backends import limit_threads
 
     limit_threads(threads)
@@ -112,7 +117,7 @@ def _work(source: Source) -> Outcome:
         os._exit(0)  # the parent is gone: do not start inputs queued for it
     _worker_busy = True
     try:
-        return process(source, _worker_request)
+        return _worker_work(source, _worker_request)
     except Stopped as stop:
         os._exit(128 + stop.signum)
     finally:
@@ -127,9 +132,11 @@ def run(
     fail_fast: bool = False,
     on_outcome: Callable[[Outcome], None] = lambda o: None,
     worker_setup: Setup | None = None,
+    work: Work = process,
 ) -> Summary:
     """Process every source, ``jobs`` at a time, reporting each outcome as it completes;
-    ``worker_setup`` runs in each worker process as it starts (it must pickle)."""
+    ``worker_setup`` runs in each worker process as it starts (it must pickle), ``work`` is
+    what is done to each source (apply's :func:`process` by default; it must pickle)."""
     started = time.perf_counter()
     summary = Summary()
     items = list(sources)
@@ -142,10 +149,10 @@ def run(
     items = [source for i, source in enumerate(items) if i not in clashes]
     if jobs <= 1 or len(items) <= 1:
         for source in items:
-            if record(process(source, request)):
+            if record(work(source, request)):
                 break
     else:
-        _run_pool(items, request, jobs, record, worker_setup)
+        _run_pool(items, request, jobs, record, worker_setup, work)
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -156,6 +163,7 @@ def _run_pool(
     jobs: int,
     record: Callable[[Outcome], bool],
     setup: Setup | None = None,
+    work: Work = process,
 ) -> None:
     """Feed the workers a short queue (so --fail-fast stops soon) and record as they finish.
 
@@ -166,11 +174,11 @@ def _run_pool(
     """
     queue = iter(items)
     while True:
-        stopped, lost = _pool_round(queue, request, jobs, record, setup)
+        stopped, lost = _pool_round(queue, request, jobs, record, setup, work)
         if stopped or not lost:
             return
         for source in lost:
-            stopped, died = _pool_round(iter([source]), request, 1, record, setup)
+            stopped, died = _pool_round(iter([source]), request, 1, record, setup, work)
             if stopped:
                 return
             if died:
@@ -204,6 +212,7 @@ def _pool_round(
     jobs: int,
     record: Callable[[Outcome], bool],
     setup: Setup | None = None,
+    work: Work = process,
 ) -> tuple[bool, list[Source]]:
     """One pool's run over the queue: whether --fail-fast stopped it, and the inputs in
     flight when a worker died (the pool is then gone)."""
@@ -212,7 +221,7 @@ def _pool_round(
         max_workers=jobs,
         mp_context=_worker_context(),
         initializer=_init_worker,
-        initargs=(request, threads, setup),
+        initargs=(request, threads, setup, work),
     ) as pool:
         try:
             with Window(_submitter(pool), queue, 2 * jobs, in_order=False) as window:

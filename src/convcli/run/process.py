@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -65,10 +65,18 @@ class Loaded:
 
 def process(source: Source, request: Request) -> Outcome:
     """Filter one input and write (or return) its result; never raises for the input's sake."""
+    return guarded(source, request, _process)
+
+
+def guarded(
+    source: Source, request: Request, work: Callable[[Source, Request, Outcome], None]
+) -> Outcome:
+    """Run ``work`` on one input and say what happened: whatever goes wrong becomes the
+    outcome's one error line (naming the input) and exit code, never an exception."""
     started = time.perf_counter()
     outcome = Outcome(source)
     try:
-        _process(source, request, outcome)
+        work(source, request, outcome)
     except OutputError as exc:
         where = exc.subject if exc.subject and exc.subject != source.label else None
         outcome.error = (

@@ -8,9 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from convcli.errors import UsageError
-from convcli.run.pool import Setup, Summary
+from convcli.run.pool import Setup, Summary, Work
 from convcli.run.pool import run as run_locally
-from convcli.run.process import Outcome
+from convcli.run.process import Outcome, process
 from convcli.run.request import Request
 from convcli.run.sources import Source
 
@@ -57,12 +57,16 @@ def execute(
     settings: Settings | None = None,
     *,
     on_outcome: Callable[[Outcome], None] = lambda o: None,
+    work: Work | None = None,
 ) -> Summary:
-    """Process every source, reporting each :class:`Outcome` as it completes."""
+    """Process every source, reporting each :class:`Outcome` as it completes; ``work`` is
+    what is done to each (apply's filtering unless given; local workers only)."""
     settings = settings or Settings()
     check_sources(sources, request)
     if request.output.in_place:
         sources = distinct_files(sources)
+    if settings.scheduler and work is not None:
+        raise UsageError("only apply runs on a Dask cluster; run this command locally")
     if settings.scheduler:
         from convcli.run import cluster
 
@@ -80,4 +84,5 @@ def execute(
         fail_fast=settings.fail_fast,
         on_outcome=on_outcome,
         worker_setup=settings.worker_setup,
+        work=work or process,
     )
