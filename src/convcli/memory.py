@@ -8,9 +8,13 @@
 
 from __future__ import annotations
 
+import math
 import os
 
 from convcli.errors import UsageError
+
+#: the smallest budget that can hold one band of a streamed input
+MIN_BUDGET = 1024**2
 
 UNITS = {
     "": 1,
@@ -30,8 +34,15 @@ UNITS = {
 }
 
 
-def parse_size(text: str) -> int:
-    """``"256MiB"`` -> 268435456; plain numbers are bytes."""
+def parse_size(text: str, what: str = "memory size") -> int:
+    """``"256MiB"`` -> 268435456; plain numbers are bytes. A size that is no finite number,
+    or under :data:`MIN_BUDGET` (1 MiB), is refused: ``0.5`` would otherwise mean no budget.
+
+    >>> parse_size("0.5")
+    Traceback (most recent call last):
+    ...
+    convcli.errors.UsageError: memory size '0.5' is 0 B, under the least budget of 1.0 MiB
+    """
     raw = text.strip().lower().replace(" ", "")
     number = raw.rstrip("abcdefghijklmnopqrstuvwxyz")
     unit = raw[len(number) :]
@@ -39,16 +50,22 @@ def parse_size(text: str) -> int:
         value = float(number)
     except ValueError:
         value = -1.0
-    if unit not in UNITS or value <= 0:
-        raise UsageError(f"memory size {text!r} is not like 512MiB, 2GiB or 4GB")
-    return int(value * UNITS[unit])
+    if unit not in UNITS or not value > 0 or not math.isfinite(value * UNITS[unit]):
+        raise UsageError(f"{what} {text!r} is not like 512MiB, 2GiB or 4GB")
+    size = int(value * UNITS[unit])
+    if size < MIN_BUDGET:
+        raise UsageError(
+            f"{what} {text!r} is {format_size(size)}, under the least budget of "
+            f"{format_size(MIN_BUDGET)}"
+        )
+    return size
 
 
 def default_budget() -> int:
     """A quarter of the machine's memory (``CONVCLI_MEMORY`` overrides)."""
     env = os.environ.get("CONVCLI_MEMORY", "").strip()
     if env:
-        return parse_size(env)
+        return parse_size(env, "CONVCLI_MEMORY")
     try:
         total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):

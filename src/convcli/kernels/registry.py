@@ -48,6 +48,35 @@ class KernelCycleError(KernelError):
     chain of names, is passed on as it is from however deep it was found."""
 
 
+class KernelCountError(KernelCycleError):
+    """A spec that expands to more kernels than :func:`max_kernels` (banks naming each other
+    as a DAG double at each level: 25 levels are 2^25 kernels). Passed on as it is, like a
+    cycle."""
+
+
+#: the most kernels one spec may expand to (every member of every bank, counted as expanded)
+DEFAULT_MAX_KERNELS = 4096
+#: the deepest nesting of banks and kernel files (a chain of distinct files is no cycle, but
+#: Python's stack is finite)
+MAX_NESTING = 64
+
+
+def max_kernels() -> int:
+    """``CONVCLI_MAX_KERNELS``, or 4096."""
+    raw = os.environ.get("CONVCLI_MAX_KERNELS", "").strip()
+    if not raw:
+        return DEFAULT_MAX_KERNELS
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise KernelError(
+            f"CONVCLI_MAX_KERNELS must be a whole number of kernels, at least 1, got {raw!r}"
+        )
+    return value
+
+
 def builtin_dir() -> Path:
     """Where the built-in kernel files are.
 
@@ -93,6 +122,8 @@ class Registry:
         self.dirs = list(dirs) if dirs is not None else [*user_dirs(), builtin_dir()]
         self._builtin = builtin_dir()
         self._index: dict[str, Path] | None = None
+        self._expanded = 0  # kernels made by the get() under way (see max_kernels)
+        self._limit = DEFAULT_MAX_KERNELS
 
     # -- lookup -------------------------------------------------------------------------------
     @property
@@ -116,26 +147,52 @@ class Registry:
 
     def get(self, spec: str) -> AnyKernel:
         """Resolve one spec to a :class:`Kernel` or :class:`KernelBank`."""
+        self._expanded, self._limit = 0, max_kernels()
         return self._resolve(spec, stack=())
 
     def _resolve(self, spec: str, stack: tuple[str, ...]) -> AnyKernel:
         text = spec.strip()
         if not text:
             raise KernelError("empty kernel spec")
+        self._count(stack, text)
         if text.startswith("["):
             return inline_kernel(text)
         if interop.is_imagemagick_spec(text):
             return interop.parse_imagemagick(text)
         if is_file_spec(text):
-            return self._load_file(paths.expand(text), stack)
+            path = paths.expand(text)
+            return self._load_file(path, self._enter(stack, _file_key(path), text))
         name, _, param_text = text.partition(":")
         return self._by_name(name.strip(), param_text, stack)
 
+    def _count(self, stack: tuple[str, ...], text: str) -> None:
+        """Count a kernel about to be made, refusing the spec past the limits (before a
+        bank DAG expands to millions of kernels, or nesting exhausts the stack)."""
+        self._expanded += 1
+        if self._expanded > self._limit:
+            first = _shown(stack[0]) if stack else short(text)
+            raise KernelCountError(
+                f"kernel {first!r} expands to more than {self._limit} kernels (banks that "
+                "name other banks multiply); set CONVCLI_MAX_KERNELS to raise the limit"
+            )
+        if len(stack) > MAX_NESTING:
+            raise KernelCountError(
+                f"kernel {_shown(stack[0])!r} nests banks and kernel files more than "
+                f"{MAX_NESTING} deep"
+            )
+
+    @staticmethod
+    def _enter(stack: tuple[str, ...], key: str, text: str) -> tuple[str, ...]:
+        """The stack with one more kernel on it, refusing a cycle."""
+        if key in stack:
+            loop = (*stack[stack.index(key) :], key)
+            chain = " -> ".join(_shown(k) for k in loop)
+            raise KernelCycleError(f"kernel {_shown(key)!r} refers to itself ({chain})")
+        return (*stack, key)
+
     def _by_name(self, name: str, param_text: str, stack: tuple[str, ...]) -> AnyKernel:
         key = name.lower()
-        if key in stack:
-            chain = " -> ".join([*stack, key])
-            raise KernelCycleError(f"kernel {stack[0]!r} refers to itself ({chain})")
+        self._enter(stack, key, name)
         path = self.index.get(key)
         if path is None:
             raise KernelError(f"unknown kernel {name!r}{self._suggest(key)}")
@@ -170,9 +227,9 @@ class Registry:
                     raise KernelError(f"kernel {label!r} takes no parameters")
                 return Kernel(as_matrix(data, path.stem), name=path.stem, source=where)
             data = {"name": path.stem, **data}  # (the parsed file is cached: never mutated)
-            return self._from_definition(
-                data, where, stack or (str(data["name"]).lower(),), param_text
-            )
+            if not stack or os.path.isabs(stack[-1]):  # a file named by path: its name too
+                stack = (*stack, str(data["name"]).lower())
+            return self._from_definition(data, where, stack, param_text)
         except (KernelFileError, KernelCycleError):
             raise  # they say where they come from already
         except KernelError as exc:
@@ -282,6 +339,7 @@ class Registry:
             where = self._where(path)
             try:
                 data = read_definition(path)
+                self._expanded, self._limit = 0, max_kernels()
                 kernel = self._load_file(path, (key,), name=key)
             except KernelError as exc:
                 infos.append(KernelInfo(key, "?", (), "", where, "error", error=exc.message))
@@ -303,6 +361,27 @@ class Registry:
                 )
             )
         return infos
+
+
+def _file_key(path: Path) -> str:
+    """What a kernel file is known by on the stack of kernels being resolved: the file it
+    finally is (``a.toml``, ``./a.toml`` and a link to it are one file)."""
+    try:
+        return os.path.realpath(path)
+    except (OSError, ValueError):
+        return str(path)
+
+
+def _shown(key: str) -> str:
+    """A stack entry as messages show it: a name, or a file's path relative to the working
+    directory where that is shorter."""
+    if not os.path.isabs(key):
+        return key
+    try:
+        rel = os.path.relpath(key)
+    except ValueError:
+        return short(key)
+    return short(rel if len(rel) < len(key) else key)
 
 
 def is_file_spec(text: str) -> bool:

@@ -18,8 +18,8 @@ from convcli.compute.pixels import PixelOptions, parse_offset
 from convcli.errors import UsageError
 from convcli.io.formats import format_for
 from convcli.io.limits import max_pixels
-from convcli.kernels.model import AnyKernel, slug
-from convcli.memory import parse_size
+from convcli.kernels.model import AnyKernel, max_kernel_size, slug
+from convcli.memory import default_budget, parse_size
 from convcli.run.naming import DEFAULT_TEMPLATE, OutputSpec, stack_labels
 from convcli.vocabulary import Alpha, Boundary, Combine, Compat, Depth, Method, Mode, Range
 
@@ -101,7 +101,7 @@ def build_request(
     offset_value, offset_percent = parse_offset(offset)
     if format is not None:
         format_for(None, format)  # an unknown --format is one usage error, not one per input
-    max_pixels()  # likewise a malformed CONVCLI_MAX_PIXELS
+    check_environment()  # likewise a malformed CONVCLI_MAX_PIXELS, _MEMORY, ...
     operation = as_operation(specs, combine)
     preset = get_preset(compat) if compat else None
     pixels = _pixels(preset, gray, alpha, depth, value_range, offset_value, offset_percent)
@@ -132,8 +132,16 @@ def build_request(
         output=out,
         depth_given=depth is not None,
         stack_labels=stack_labels(operation),
-        memory=parse_size(memory) if memory else 0,
+        memory=parse_size(memory, "--memory") if memory else 0,
     )
+
+
+def check_environment() -> None:
+    """The limits set in the environment, each checked once as a usage error (not once per
+    input, and never silently the default)."""
+    max_pixels()
+    max_kernel_size()
+    default_budget()
 
 
 def _pixels(
