@@ -942,7 +942,6 @@ CASES = [
     ),
     # --- second round: outputs, streams, printing and the library ------------------------
     # (cases for outputs that are not regular files, in-place, printing and warnings go here)
-
     # --- outputs --------------------------------------------------------------------------
     case(
         "out-dir-under-a-regular-file",

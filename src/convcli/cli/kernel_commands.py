@@ -41,7 +41,8 @@ def list_kernels_cmd(
     render.kernel_list([i for i in infos if not i.error], as_json)
     broken = [i for i in infos if i.error]
     for info in broken:
-        error(f"kernel file {info.where!r}: {info.error.removeprefix(f'kernel file {info.where!r}: ')}")
+        named = f"kernel file {info.where!r}: "
+        error(named + info.error.removeprefix(named))
     return 1 if broken else 0
 
 
