@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from convcli.errors import ConvcliError, InputError
+from convcli.io.allowed import allowed_formats, refusal
 from convcli.io.inputs import check_readable, reason
 from convcli.io.limits import check_pixels, pillow_limit_error
 from convcli.io.tiff import decode_tiff, is_tiff, needs_tifffile, probe_tiff
@@ -60,7 +61,11 @@ def _pillow_open(source: Path | bytes, label: str) -> Iterator[Any]:
 
     if isinstance(source, Path):
         check_readable(source, label)
-    with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
+    allowed = allowed_formats()
+    formats = None if allowed is None else sorted(allowed)
+    with Image.open(
+        io.BytesIO(source) if isinstance(source, bytes) else source, formats=formats
+    ) as im:
         yield im
 
 
@@ -84,7 +89,7 @@ def open_image(source: Path | bytes, name: str | None = None) -> Picture:
     except Image.DecompressionBombError:
         raise pillow_limit_error(source, label) from None
     except UnidentifiedImageError:
-        if is_tiff(source) and has_tifffile():
+        if is_tiff(source) and has_tifffile() and tiff_allowed():
             try:  # float colour and other TIFFs Pillow does not open
                 return Picture(decode_tiff(source, label), "TIFF")
             except ConvcliError:
@@ -93,7 +98,7 @@ def open_image(source: Path | bytes, name: str | None = None) -> Picture:
                 raise InputError(
                     f"corrupt or unsupported TIFF ({reason(exc)})", subject=label
                 ) from None
-        raise unknown_format(label) from None
+        raise refusal(source, label) or unknown_format(label) from None
     except MemoryError:
         raise
     except Exception as exc:
@@ -215,9 +220,9 @@ def probe_image(source: Path | bytes, name: str | None = None) -> tuple[tuple[in
     except Image.DecompressionBombError:
         raise pillow_limit_error(source, label) from None
     except UnidentifiedImageError:
-        if is_tiff(source) and has_tifffile():
+        if is_tiff(source) and has_tifffile() and tiff_allowed():
             return probe_tiff(source, label)
-        raise unknown_format(label) from None
+        raise refusal(source, label) or unknown_format(label) from None
     except MemoryError:
         raise
     except Exception as exc:
@@ -361,6 +366,11 @@ def _to_array(im: Any) -> np.ndarray:
     elif mode.startswith("I;16"):
         return np.array(im, dtype=np.uint16)
     return np.array(im)
+
+
+def tiff_allowed() -> bool:
+    allowed = allowed_formats()
+    return allowed is None or "TIFF" in allowed
 
 
 def unknown_format(label: str) -> InputError:

@@ -16,9 +16,11 @@ from convcli.compute.compat import Preset, adapt, get_preset
 from convcli.compute.engine import Options, as_operation, check_request
 from convcli.compute.pixels import PixelOptions, parse_offset
 from convcli.errors import UsageError
+from convcli.io.allowed import allowed_formats
 from convcli.io.formats import format_for
 from convcli.io.limits import max_pixels
 from convcli.kernels.model import AnyKernel, max_kernel_size, slug
+from convcli.kernels.registry import max_kernels
 from convcli.memory import default_budget, parse_size
 from convcli.run.naming import DEFAULT_TEMPLATE, OutputSpec, stack_labels
 from convcli.vocabulary import Alpha, Boundary, Combine, Compat, Depth, Method, Mode, Range
@@ -141,7 +143,9 @@ def check_environment() -> None:
     input, and never silently the default)."""
     max_pixels()
     max_kernel_size()
+    max_kernels()
     default_budget()
+    allowed_formats()
 
 
 def _pixels(
