@@ -13,8 +13,6 @@ import os
 
 from convcli.errors import UsageError
 
-#: the smallest budget that can hold one band of a streamed input
-MIN_BUDGET = 1024**2
 
 UNITS = {
     "": 1,
@@ -35,13 +33,13 @@ UNITS = {
 
 
 def parse_size(text: str, what: str = "memory size") -> int:
-    """``"256MiB"`` -> 268435456; plain numbers are bytes. A size that is no finite number,
-    or under :data:`MIN_BUDGET` (1 MiB), is refused: ``0.5`` would otherwise mean no budget.
+    """``"256MiB"`` -> 268435456; plain numbers are bytes. A size that is no finite number
+    or less than a byte is refused (``0.5`` rounded to no budget would mean the default).
 
     >>> parse_size("0.5")
     Traceback (most recent call last):
     ...
-    convcli.errors.UsageError: memory size '0.5' is 0 B, under the least budget of 1.0 MiB
+    convcli.errors.UsageError: memory size '0.5' is less than one byte
     """
     raw = text.strip().lower().replace(" ", "")
     number = raw.rstrip("abcdefghijklmnopqrstuvwxyz")
@@ -53,11 +51,8 @@ def parse_size(text: str, what: str = "memory size") -> int:
     if unit not in UNITS or not value > 0 or not math.isfinite(value * UNITS[unit]):
         raise UsageError(f"{what} {text!r} is not like 512MiB, 2GiB or 4GB")
     size = int(value * UNITS[unit])
-    if size < MIN_BUDGET:
-        raise UsageError(
-            f"{what} {text!r} is {format_size(size)}, under the least budget of "
-            f"{format_size(MIN_BUDGET)}"
-        )
+    if size < 1:
+        raise UsageError(f"{what} {text!r} is less than one byte")
     return size
 
 

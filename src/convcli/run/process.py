@@ -83,9 +83,12 @@ def process(source: Source, request: Request) -> Outcome:
 
 def _process(source: Source, request: Request, outcome: Outcome) -> None:
     out = request.output
+    check_signal_memory(source, request)
     writes = out.path is not None or out.out_dir is not None or out.in_place
     if not writes and (source.is_array or out.print_result):
-        outcome.array = _compute(load(source), source, request, outcome, to_array=True)
+        outcome.array = _compute(
+            load(source, request.memory), source, request, outcome, to_array=True
+        )
         return
     if out.skip_existing and source.path is not None and source.path.suffix:
         # decide before decoding, so that resuming a batch costs nothing for finished files
@@ -96,7 +99,7 @@ def _process(source: Source, request: Request, outcome: Outcome) -> None:
     if source.path is not None and not writes_stdout(request) and too_big(source, request):
         _stream(source, request, outcome)
         return
-    loaded = load(source)
+    loaded = load(source, request.memory)
     fmt, ext = format_and_ext(source, request, loaded.format)
     result = _compute(loaded, source, request, outcome, to_array=fmt in ARRAY_FORMATS.values())
     if out.print_result:
@@ -147,6 +150,29 @@ def writes_stdout(request: Request) -> bool:
 
 def memory_budget(request: Request) -> int:
     return request.memory or default_budget()
+
+
+def check_signal_memory(source: Source, request: Request) -> None:
+    """Refuse a 1-D ``.npy`` signal whose samples and result would not fit in the memory
+    budget: signals are filtered in memory, never streamed."""
+    if source.path is None or source.path.suffix.lower() != ".npy":
+        return
+    try:
+        shape, array_dtype = npy_header(source.path, source.label)
+    except ConvcliError:
+        return  # read_array names the problem
+    if len(shape) != 1:
+        return
+    members = max(1, len(request.stack_labels))
+    needed = shape[0] * (array_dtype.itemsize + 2 * 8 * members)
+    budget = memory_budget(request)
+    if needed > budget:
+        raise LimitError(
+            f"a 1-D signal of {shape[0]} samples needs about {format_size(needed)} of memory, "
+            f"over the budget of {format_size(budget)}; signals are not streamed (raise "
+            "--memory or CONVCLI_MEMORY)",
+            subject=source.label,
+        )
 
 
 def too_big(source: Source, request: Request) -> bool:
@@ -264,9 +290,10 @@ def _stream(source: Source, request: Request, outcome: Outcome) -> None:
         write_streamed(plan, job, request, outcome, job.bands(stats), stats)
 
 
-def load(source: Source) -> Loaded:
+def load(source: Source, memory: int = 0) -> Loaded:
+    """An input's contents; a text array within ``memory`` bytes (0: the default budget)."""
     if source.inline is not None:
-        return Loaded(parse_array(source.inline, source.label), is_array=True)
+        return Loaded(parse_array(source.inline, source.label, memory or None), is_array=True)
     if source.stdin is not None:
         if not source.stdin:
             raise InputError("stdin is empty (no image bytes)", subject=source.label)
@@ -274,7 +301,7 @@ def load(source: Source) -> Loaded:
         return Loaded(picture.pixels, picture.format, picture.icc_profile)
     assert source.path is not None
     if source.is_array:
-        return Loaded(read_array(source.path), is_array=True)
+        return Loaded(read_array(source.path, memory or None), is_array=True)
     picture = open_image(source.path, source.label)
     return Loaded(picture.pixels, picture.format, picture.icc_profile)
 
