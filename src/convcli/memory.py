@@ -13,7 +13,6 @@ import os
 
 from convcli.errors import UsageError
 
-
 UNITS = {
     "": 1,
     "b": 1,
