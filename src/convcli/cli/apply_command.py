@@ -9,7 +9,6 @@ import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
-import click
 import typer
 
 from convcli.errors import ConvcliError, UsageError
@@ -411,16 +410,7 @@ def _allow_formats(formats: str) -> None:
     from convcli.io.allowed import ENV, parse_formats
 
     parse_formats(formats, "--formats")
-    saved = os.environ.get(ENV)
-    os.environ[ENV] = formats
-
-    def restore() -> None:
-        if saved is None:
-            os.environ.pop(ENV, None)
-        else:
-            os.environ[ENV] = saved
-
-    click.get_current_context().call_on_close(restore)
+    os.environ[ENV] = formats  # (put back when the command ends: cli.process)
 
 
 def _inputs(inputs: list[str] | None, files_from: str | None, null: bool, limit: int) -> list[str]:

@@ -32,7 +32,15 @@ from convcli.errors import KernelError
 from convcli.kernels import formats as interop
 from convcli.kernels.formats import KernelFileError
 from convcli.kernels.generators import GENERATORS
-from convcli.kernels.model import AnyKernel, Kernel, KernelBank, KernelChain, as_matrix, short
+from convcli.kernels.model import (
+    AnyKernel,
+    Kernel,
+    KernelBank,
+    KernelChain,
+    as_matrix,
+    max_kernel_size,
+    short,
+)
 from convcli.numeric import loads_json
 from convcli.vocabulary import COMBINES
 
@@ -124,6 +132,7 @@ class Registry:
         self._index: dict[str, Path] | None = None
         self._expanded = 0  # kernels made by the get() under way (see max_kernels)
         self._limit = DEFAULT_MAX_KERNELS
+        self._taps = 0  # the taps of the kernels made by it
 
     # -- lookup -------------------------------------------------------------------------------
     @property
@@ -147,7 +156,7 @@ class Registry:
 
     def get(self, spec: str) -> AnyKernel:
         """Resolve one spec to a :class:`Kernel` or :class:`KernelBank`."""
-        self._expanded, self._limit = 0, max_kernels()
+        self._expanded, self._limit, self._taps = 0, max_kernels(), 0
         return self._resolve(spec, stack=())
 
     def _resolve(self, spec: str, stack: tuple[str, ...]) -> AnyKernel:
@@ -156,9 +165,9 @@ class Registry:
             raise KernelError("empty kernel spec")
         self._count(stack, text)
         if text.startswith("["):
-            return inline_kernel(text)
+            return self._weigh(inline_kernel(text))
         if interop.is_imagemagick_spec(text):
-            return interop.parse_imagemagick(text)
+            return self._weigh(interop.parse_imagemagick(text))
         if is_file_spec(text):
             path = paths.expand(text)
             return self._load_file(path, self._enter(stack, _file_key(path), text))
@@ -180,6 +189,18 @@ class Registry:
                 f"kernel {_shown(stack[0])!r} nests banks and kernel files more than "
                 f"{MAX_NESTING} deep"
             )
+
+    def _weigh(self, kernel: AnyKernel) -> AnyKernel:
+        """Count a kernel's taps against the spec's total (16 kernels of the largest size),
+        so that a bank of 1500 large kernels is refused after the 16th, not made in full."""
+        self._taps += sum(k.matrix.size for k in _leaves(kernel))
+        limit = 16 * max_kernel_size() ** 2
+        if self._taps > limit:
+            raise KernelCountError(
+                f"kernel {kernel.name!r}: the spec's kernels hold more than {limit} taps in "
+                "all (16 of the largest size; set CONVCLI_MAX_KERNEL_SIZE to raise it)"
+            )
+        return kernel
 
     @staticmethod
     def _enter(stack: tuple[str, ...], key: str, text: str) -> tuple[str, ...]:
@@ -218,14 +239,15 @@ class Registry:
         if path.suffix.lower() == ".mat":
             if param_text:
                 raise KernelError(f"kernel {label!r} takes no parameters")
-            return interop.read_vips_matrix(path)
+            return self._weigh(interop.read_vips_matrix(path))
         data = read_definition(path)
         where = self._where(path)
         try:
             if isinstance(data, list):  # a JSON file holding a bare array
                 if param_text:
                     raise KernelError(f"kernel {label!r} takes no parameters")
-                return Kernel(as_matrix(data, path.stem), name=path.stem, source=where)
+                kernel = Kernel(as_matrix(data, path.stem), name=path.stem, source=where)
+                return self._weigh(kernel)
             data = {"name": path.stem, **data}  # (the parsed file is cached: never mutated)
             if not stack or os.path.isabs(stack[-1]):  # a file named by path: its name too
                 stack = (*stack, str(data["name"]).lower())
@@ -248,7 +270,7 @@ class Registry:
             return self._bank(data, where, stack)
         if "generator" in data:
             _check_keys(data, _GENERATOR_KEYS, name)
-            return self._generated(data, where, param_text)
+            return self._weigh(self._generated(data, where, param_text))
         _check_keys(data, _KERNEL_KEYS, name)
         if param_text:
             raise KernelError(f"kernel {name!r} takes no parameters")
@@ -256,15 +278,17 @@ class Registry:
             raise KernelError(
                 f"kernel {name!r}: no matrix (give 'matrix', or 'kernels' for a bank)"
             )
-        return Kernel(
-            data["matrix"],
-            name=name,
-            description=str(data.get("description", "")),
-            tags=_tags(data, name),
-            source=str(data.get("source", where)),
-            scale=_number(data.get("scale", 1.0), f"kernel {name!r}: scale"),
-            origin=_origin(data.get("origin"), name),
-            offset=_number(data.get("offset", 0.0), f"kernel {name!r}: offset"),
+        return self._weigh(
+            Kernel(
+                data["matrix"],
+                name=name,
+                description=str(data.get("description", "")),
+                tags=_tags(data, name),
+                source=str(data.get("source", where)),
+                scale=_number(data.get("scale", 1.0), f"kernel {name!r}: scale"),
+                origin=_origin(data.get("origin"), name),
+                offset=_number(data.get("offset", 0.0), f"kernel {name!r}: offset"),
+            )
         )
 
     def _generated(self, data: dict[str, Any], where: str, param_text: str) -> Kernel:
@@ -339,7 +363,7 @@ class Registry:
             where = self._where(path)
             try:
                 data = read_definition(path)
-                self._expanded, self._limit = 0, max_kernels()
+                self._expanded, self._limit, self._taps = 0, max_kernels(), 0
                 kernel = self._load_file(path, (key,), name=key)
             except KernelError as exc:
                 infos.append(KernelInfo(key, "?", (), "", where, "error", error=exc.message))
@@ -361,6 +385,13 @@ class Registry:
                 )
             )
         return infos
+
+
+def _leaves(kernel: AnyKernel) -> list[Kernel]:
+    if isinstance(kernel, Kernel):
+        return [kernel]
+    parts = kernel.steps if isinstance(kernel, KernelChain) else kernel.members
+    return [leaf for part in parts for leaf in _leaves(part)]
 
 
 def _file_key(path: Path) -> str:

@@ -21,6 +21,8 @@ from convcli.io.atomic import write_bands
 from convcli.io.decode import open_image, probe_image
 from convcli.io.encode import encode, write_image
 from convcli.io.formats import ARRAY_FORMATS
+from convcli.io.inputs import reason
+from convcli.io.limits import max_pixels
 from convcli.io.rows import ArrayRows, RowReader, open_rows
 from convcli.memory import default_budget, format_size
 from convcli.run.naming import format_and_ext, guard_targets, output_targets
@@ -70,8 +72,11 @@ def process(source: Source, request: Request) -> Outcome:
     except ConvcliError as exc:
         outcome.error = str(exc) if exc.subject else f"{source.label}: {exc.message}"
         outcome.exit_code = exc.exit_code
-    except MemoryError:
-        outcome.error = f"{source.label}: out of memory (try a smaller image or --memory)"
+    except MemoryError as exc:  # numpy's says how much it could not allocate
+        outcome.error = (
+            f"{source.label}: out of memory ({reason(exc)}); a smaller --memory streams "
+            "TIFF and .npy inputs"
+        )
         outcome.exit_code = 1
     except Exception as exc:  # an input must never take the batch down
         outcome.error = f"{source.label}: internal error: {type(exc).__name__}: {exc}"
@@ -324,7 +329,7 @@ def input_job(
     if to_array and not request.depth_given:
         pixels = replace(pixels, depth="float")
     layout = array_layout(reader.shape, reader.dtype, pixels, to_array) if is_array else None
-    return plan_image(
+    job = plan_image(
         reader,
         request.operation,
         pixels,
@@ -334,6 +339,30 @@ def input_job(
         layout=layout,
         band_bytes=band_bytes or BAND_BYTES,
     )
+    check_result_size(job)
+    return job
+
+
+def check_result_size(job: BandJob) -> None:
+    """Refuse before computing a result (or a chain's intermediate) over the pixel limit:
+    ``--mode full`` grows an image by each kernel of a chain, and a stacked bank holds one
+    image per member (20 x box:size=1025 make 8x8 pixels 20488x20488)."""
+    limit = max_pixels()
+    for step in job.colour.steps():
+        h, w = step.out_shape
+        if h * w > limit:
+            raise LimitError(
+                f"kernel {step.kernel.name!r} makes a {h}x{w} = {h * w} pixel result "
+                f"(--mode {job.colour.options.mode.value}), over the limit of {limit} pixels "
+                "(set CONVCLI_MAX_PIXELS to raise it)"
+            )
+    members = job.stacked or 1
+    h, w = job.colour.out_shape
+    if members * h * w > limit:
+        raise LimitError(
+            f"the result is {members} images of {h}x{w} pixels = {members * h * w}, over the "
+            f"limit of {limit} pixels (set CONVCLI_MAX_PIXELS to raise it)"
+        )
 
 
 def signal_rows(data: np.ndarray, request: Request) -> np.ndarray:
