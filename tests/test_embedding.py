@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 import convcli
-from convcli.errors import LimitError
+from convcli.errors import InputError, LimitError
 from convcli.io import decode
 from convcli.io.decode import open_image, probe_image
 from convcli.io.rows import TiffRows
@@ -195,25 +195,21 @@ def test_the_command_line_turns_pillows_limit_off_while_it_runs(cli, tmp_path, p
     assert _state() == before  # put back when the command ended
 
 
-def test_convcli_warnings_reach_the_host_but_not_the_command_line(cli, tmp_path, monkeypatch):
-    """The one warning convcli itself issues while decoding (16-bit colour PNG without
-    OpenCV): the host program sees it; the command line keeps it off stderr."""
+def test_a_16_bit_colour_png_without_opencv_is_refused_not_lowered(cli, tmp_path, monkeypatch):
+    """16-bit colour PNG without OpenCV: Pillow alone would keep 8 of the 16 bits, which
+    would be data lost, so the library and the command line (--explain too) refuse it."""
     rgb16 = (np.arange(24 * 32 * 3, dtype=np.uint16).reshape(24, 32, 3)) * 50
     path = tmp_path / "16.png"
     convcli.write_image(rgb16, path)
     monkeypatch.setattr(decode, "has_opencv", lambda: False)
-    with pytest.warns(UserWarning, match="16-bit colour PNG read as 8-bit"):
+    with pytest.raises(InputError, match=r"16-bit colour PNG.*OpenCV"):
         convcli.read_image(path)
-    with warnings.catch_warnings():  # as in a fresh interpreter: printed on stderr
-        warnings.simplefilter("default")
-        monkeypatch.setattr(warnings, "showwarning", _print_warning)
-        r = cli("apply", "-k", "box", "-j", "1", "-o", str(tmp_path / "o.png"), str(path))
-    assert r.exit_code == 0, r.stderr
-    assert r.stderr == ""
-
-
-def _print_warning(message, category, filename, lineno, file=None, line=None):
-    sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+    for extra in ((), ("--explain",)):
+        r = cli("apply", "-k", "box", "-j", "1", "-o", str(tmp_path / "o.png"), str(path), *extra)
+        assert r.exit_code == 1, r.stderr
+        assert r.stderr.startswith("convcli: error: ") and "16-bit colour PNG" in r.stderr
+        assert r.stdout == ""
+        assert not (tmp_path / "o.png").exists()
 
 
 @pytest.mark.skipif(not HAS_CV2, reason="needs OpenCV (whose libpng prints on stderr)")

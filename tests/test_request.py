@@ -125,7 +125,7 @@ def test_compat_presets_fill_what_is_not_given():
         ({"output": "o.png", "recursive": True}, "-o takes one input; use -d with -r"),
         ({"offset": "lots"}, "offset 'lots' is not a number"),
         ({"format": "nope"}, "unknown output format 'nope'"),
-        ({"memory": "12 apples"}, "memory size '12 apples' is not like"),
+        ({"memory": "12 apples"}, "--memory '12 apples' is not like"),
         ({"compat": "matlab"}, "--compat 'matlab' is not one of"),
         ({"mode": "huge"}, "huge"),
         ({"kernels": ["no-such-kernel"]}, "no-such-kernel"),

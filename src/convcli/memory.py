@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 
 from convcli.errors import UsageError
@@ -30,8 +31,15 @@ UNITS = {
 }
 
 
-def parse_size(text: str) -> int:
-    """``"256MiB"`` -> 268435456; plain numbers are bytes."""
+def parse_size(text: str, what: str = "memory size") -> int:
+    """``"256MiB"`` -> 268435456; plain numbers are bytes. A size that is no finite number
+    or less than a byte is refused (``0.5`` rounded to no budget would mean the default).
+
+    >>> parse_size("0.5")
+    Traceback (most recent call last):
+    ...
+    convcli.errors.UsageError: memory size '0.5' is less than one byte
+    """
     raw = text.strip().lower().replace(" ", "")
     number = raw.rstrip("abcdefghijklmnopqrstuvwxyz")
     unit = raw[len(number) :]
@@ -39,16 +47,19 @@ def parse_size(text: str) -> int:
         value = float(number)
     except ValueError:
         value = -1.0
-    if unit not in UNITS or value <= 0:
-        raise UsageError(f"memory size {text!r} is not like 512MiB, 2GiB or 4GB")
-    return int(value * UNITS[unit])
+    if unit not in UNITS or not value > 0 or not math.isfinite(value * UNITS[unit]):
+        raise UsageError(f"{what} {text!r} is not like 512MiB, 2GiB or 4GB")
+    size = int(value * UNITS[unit])
+    if size < 1:
+        raise UsageError(f"{what} {text!r} is less than one byte")
+    return size
 
 
 def default_budget() -> int:
     """A quarter of the machine's memory (``CONVCLI_MEMORY`` overrides)."""
     env = os.environ.get("CONVCLI_MEMORY", "").strip()
     if env:
-        return parse_size(env)
+        return parse_size(env, "CONVCLI_MEMORY")
     try:
         total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):

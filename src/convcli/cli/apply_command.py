@@ -7,7 +7,6 @@ import contextlib
 import os
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -152,6 +151,16 @@ def apply(
             "inputs and outputs must be on a filesystem the workers share "
             "[env: CONVCLI_SCHEDULER].",
             metavar="ADDRESS",
+            rich_help_panel=_BATCH,
+        ),
+    ] = None,
+    formats: Annotated[
+        str | None,
+        typer.Option(
+            help="Image formats decoded, comma-separated Pillow names; 'default' is PNG, JPEG, "
+            "TIFF, WebP, BMP and GIF, 'all' every format Pillow opens (e.g. default,ico) "
+            "[env: CONVCLI_FORMATS].",
+            metavar="LIST",
             rich_help_panel=_BATCH,
         ),
     ] = None,
@@ -358,13 +367,18 @@ def apply(
       convcli apply -k box-1d:size=4 --mode valid '[1,2,3,4,5,4,3,2,1]'
     """
     from convcli.cli.allocator import keep_freed_memory
+    from convcli.io.inputs import read_image_stream
+    from convcli.memory import default_budget, parse_size
     from convcli.run.cluster import scheduler_address
     from convcli.run.request import build_request, kernel_specs
     from convcli.run.runner import Settings, check_sources
     from convcli.run.sources import discover
 
+    if formats is not None:
+        _allow_formats(formats)
     specs = kernel_specs(kernel)
-    items = _inputs(inputs, files_from, null)
+    budget = parse_size(memory, "--memory") if memory else default_budget()
+    items = _inputs(inputs, files_from, null, budget // 4)
     request = build_request(
         specs,
         combine=combine,
@@ -399,7 +413,13 @@ def apply(
         volume=volume,
         linear=linear,
     )
-    sources = list(discover(items, recursive=recursive, stdin=streams.read_stdin))
+    sources = list(
+        discover(
+            items,
+            recursive=recursive,
+            stdin=lambda: read_image_stream(streams.stdin_stream(), budget, "<stdin>"),
+        )
+    )
     if explain:
         return _explain(sources, request)
     check_sources(sources, request)
@@ -445,19 +465,29 @@ def run_batch(
 
 def input_items(inputs: list[str] | None, files_from: str | None, null: bool) -> list[str]:
     """The inputs named on the command line and in --files-from (apply's rules)."""
-    return _inputs(inputs, files_from, null)
+    from convcli.memory import default_budget
+
+    return _inputs(inputs, files_from, null, default_budget() // 4)
 
 
-def _inputs(inputs: list[str] | None, files_from: str | None, null: bool) -> list[str]:
-    """The inputs named on the command line and in --files-from."""
-    from convcli.run.sources import read_list
+def _allow_formats(formats: str) -> None:
+    """--formats: the image formats decoded while the command runs (as CONVCLI_FORMATS,
+    which the workers inherit)."""
+    from convcli.io.allowed import ENV, parse_formats
+
+    parse_formats(formats, "--formats")
+    os.environ[ENV] = formats  # (put back when the command ends: cli.process)
+
+
+def _inputs(inputs: list[str] | None, files_from: str | None, null: bool, limit: int) -> list[str]:
+    """The inputs named on the command line and in --files-from (at most ``limit`` bytes)."""
 
     items = list(inputs or [])
     stdin_used = items.count("-") + (files_from == "-")
     if stdin_used > 1:
         raise UsageError("stdin can be read only once: '-' as an input and --files-from - conflict")
     if files_from is not None:
-        items += read_list(_read_source(files_from), null)
+        items += _read_list(files_from, null, limit)
     elif null:
         raise UsageError("-0/--null goes with --files-from")
     if not items:
@@ -480,13 +510,24 @@ def _explain(sources: list[Source], request: Request) -> int:
     return worst
 
 
-def _read_source(name: str) -> bytes:
+def _read_list(name: str, null: bool, limit: int) -> list[str]:
+    """The names of --files-from (a file, a pipe, or stdin), read boundedly; a FIFO with no
+    writer reads as empty rather than waiting for one."""
+    from convcli import bounded
+    from convcli.run.sources import read_list_stream
+
+    label = f"--files-from {name}"
     if name == "-":
-        return streams.read_stdin()
+        return read_list_stream(streams.stdin_stream(), null, limit, label)
     try:
-        return Path(name).read_bytes()
+        with bounded.open_without_waiting(name) as stream:
+            return read_list_stream(stream, null, limit, label)
+    except ConvcliError:
+        raise
     except OSError as exc:
-        raise UsageError(f"--files-from {name}: {exc.strerror or exc}") from None
+        raise UsageError(f"{label}: {exc.strerror or exc}") from None
+    except ValueError:  # (open's, for a name holding a NUL byte)
+        raise UsageError(f"{label}: the name holds a NUL byte") from None
 
 
 @dataclass(frozen=True)

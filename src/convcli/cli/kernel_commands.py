@@ -25,20 +25,28 @@ def list_kernels_cmd(
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
-) -> None:
+) -> int:
     """List the named kernels: built-ins and your own (CONVCLI_KERNEL_PATH,
-    ~/.config/convcli/kernels).
+    ~/.config/convcli/kernels). A broken kernel file is named on stderr (exit 1) and the
+    others are listed.
 
     \b
     Example:
       convcli list-kernels --tag edge
     """
     from convcli.cli import render
+    from convcli.cli.program import error
     from convcli.kernels.registry import list_kernels
 
+    infos = list_kernels(tag)
     with streams.stdout_errors():
-        render.kernel_list(list_kernels(tag), as_json)
+        render.kernel_list([i for i in infos if not i.error], as_json)
         sys.stdout.flush()
+    broken = [i for i in infos if i.error]
+    for info in broken:
+        named = f"kernel file {info.where!r}: "
+        error(named + info.error.removeprefix(named))
+    return 1 if broken else 0
 
 
 class KernelFormat(StrEnum):

@@ -9,6 +9,7 @@ process, and while a command runs it sets:
   applies, and its error says how to raise it;
 * Pillow's and tifffile's log records, and the decoders' Python warnings, off stderr: a problem
   with an input reaches the user as one ``convcli: error:`` line;
+* ``CONVCLI_FORMATS`` as apply's ``--formats`` sets it (the workers inherit it);
 * file descriptor 2 on /dev/null, with Python's ``sys.stderr`` on a copy of the real one: C
   libraries (libpng, libjpeg and libtiff inside OpenCV) print their complaints on descriptor 2
   directly. This only when ``sys.stderr`` is the interpreter's own: a caller that replaced it
@@ -40,7 +41,22 @@ def command_settings() -> Iterator[None]:
         stack.enter_context(decoder_logs_off())
         stack.enter_context(decoder_warnings_off())
         stack.enter_context(native_stderr_off())
+        stack.enter_context(environment_kept("CONVCLI_FORMATS"))
         yield
+
+
+@contextlib.contextmanager
+def environment_kept(name: str) -> Iterator[None]:
+    """An environment variable as it was before the command, put back after it: an option
+    (apply's --formats) sets it for the command and the workers it starts."""
+    saved = os.environ.get(name)
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = saved
 
 
 @contextlib.contextmanager

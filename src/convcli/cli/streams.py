@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Iterator
+from typing import BinaryIO
 
 from convcli.errors import ConvcliError, UsageError
 
@@ -23,11 +24,11 @@ def check_stdout() -> None:
         raise UsageError(STDOUT_CLOSED)
 
 
-def read_stdin() -> bytes:
-    """All of stdin, or a usage error when it is closed."""
+def stdin_stream() -> BinaryIO:
+    """stdin's bytes (read boundedly by the caller), or a usage error when it is closed."""
     if sys.stdin is None:
         raise UsageError("stdin is closed: '-' (or --files-from -) has nothing to read")
-    return sys.stdin.buffer.read()
+    return sys.stdin.buffer
 
 
 class StdoutError(ConvcliError):

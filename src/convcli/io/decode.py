@@ -5,7 +5,8 @@ Images come back as numpy arrays in the layout Pillow and OpenCV use: ``(H, W)``
 ``uint16`` for 16-bit, ``int32`` for 32-bit integer and ``float32`` for float images. Palette,
 1-bit, CMYK, YCbCr, LAB and HSV images are converted to gray or RGB(A) on read; EXIF
 orientation is applied. 16-bit colour needs OpenCV (PNG) or tifffile (TIFF), which the
-``opencv`` and ``tiff`` extras install; Pillow alone would keep only 8 bits.
+``opencv`` and ``tiff`` extras install; without them such a file is refused (Pillow alone
+would keep only 8 bits).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import io
 import struct
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 
 from convcli.errors import ConvcliError, InputError
+from convcli.io.allowed import allowed_formats, identify, refusal
+from convcli.io.containers import CHECKED_BEFORE_OPENING, check_contained
 from convcli.io.inputs import check_readable, reason
 from convcli.io.limits import check_pixels, pillow_limit_error
 from convcli.io.tiff import decode_tiff, is_tiff, needs_tifffile, probe_tiff
@@ -72,7 +74,15 @@ def _pillow_open(source: Path | bytes, label: str) -> Iterator[Any]:
 
     if isinstance(source, Path):
         check_readable(source, label)
-    with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
+    allowed = allowed_formats()
+    formats = None if allowed is None else sorted(allowed)
+    # before Pillow opens it: its ICO plugin decodes the largest icon while opening
+    found = _format_of(source)
+    if found in CHECKED_BEFORE_OPENING:
+        check_contained(found, source, label)
+    with Image.open(
+        io.BytesIO(source) if isinstance(source, bytes) else source, formats=formats
+    ) as im:
         yield im
 
 
@@ -96,7 +106,7 @@ def open_image(source: Path | bytes, name: str | None = None) -> Picture:
     except Image.DecompressionBombError:
         raise pillow_limit_error(source, label) from None
     except UnidentifiedImageError:
-        if is_tiff(source) and has_tifffile():
+        if is_tiff(source) and has_tifffile() and tiff_allowed():
             try:  # float colour and other TIFFs Pillow does not open
                 return Picture(decode_tiff(source, label), "TIFF")
             except ConvcliError:
@@ -105,7 +115,7 @@ def open_image(source: Path | bytes, name: str | None = None) -> Picture:
                 raise InputError(
                     f"corrupt or unsupported TIFF ({reason(exc)})", subject=label
                 ) from None
-        raise unknown_format(label) from None
+        raise refusal(source, label) or unknown_format(label) from None
     except MemoryError:
         raise
     except Exception as exc:
@@ -117,6 +127,7 @@ def _decode(im: Any, source: Path | bytes, label: str) -> Picture:
 
     width, height = im.size
     check_pixels(width, height, label)
+    check_contained(im.format, source, label)
     png_complete = _check_png_chunks(source, label) if im.format == "PNG" else False
     fmt = im.format
     icc = im.info.get("icc_profile")
@@ -214,12 +225,14 @@ def probe_image(source: Path | bytes, name: str | None = None) -> tuple[tuple[in
         with _pillow_open(source, label) as im:
             w, h = im.size
             check_pixels(w, h, label)
+            check_contained(im.format, source, label)
             if im.format == "TIFF" and needs_tifffile(im):
                 return probe_tiff(source, label)
             channels, dtype = _MODE_LAYOUT.get(im.mode, (3, "uint8"))
             if im.mode == "P" and "transparency" in im.info:
                 channels = 4
-            if im.format == "PNG" and channels >= 3 and _png_bit_depth(source) == 16:
+            if _is_png16(im, source):
+                check_png16(label)
                 dtype = "uint16"
             orientation = _orientation(im)
     except ConvcliError:
@@ -227,9 +240,9 @@ def probe_image(source: Path | bytes, name: str | None = None) -> tuple[tuple[in
     except Image.DecompressionBombError:
         raise pillow_limit_error(source, label) from None
     except UnidentifiedImageError:
-        if is_tiff(source) and has_tifffile():
+        if is_tiff(source) and has_tifffile() and tiff_allowed():
             return probe_tiff(source, label)
-        raise unknown_format(label) from None
+        raise refusal(source, label) or unknown_format(label) from None
     except MemoryError:
         raise
     except Exception as exc:
@@ -242,11 +255,28 @@ def probe_image(source: Path | bytes, name: str | None = None) -> tuple[tuple[in
 
 def _special_decoder(im: Any, source: Path | bytes, label: str) -> np.ndarray | None:
     """16-bit colour (and float colour TIFF), which Pillow would truncate to 8 bits."""
-    if im.format == "PNG" and im.mode in ("RGB", "RGBA", "LA") and _png_bit_depth(source) == 16:
+    if _is_png16(im, source):
+        check_png16(label)
         return _decode_png16(source if isinstance(source, bytes) else source.read_bytes())
     if im.format == "TIFF" and needs_tifffile(im):
         return decode_tiff(source, label)
     return None
+
+
+def _is_png16(im: Any, source: Path | bytes) -> bool:
+    """16-bit colour or gray + alpha, which Pillow reads as their high bytes."""
+    return im.format == "PNG" and im.mode in ("RGB", "RGBA", "LA") and _png_bit_depth(source) == 16
+
+
+def check_png16(label: str) -> None:
+    """Refuse a 16-bit colour PNG where only Pillow can read it, which would keep 8 of its
+    16 bits: silently lower depth is data lost."""
+    if not has_opencv():
+        raise InputError(
+            "16-bit colour PNG, which convcli reads at 16 bits through OpenCV, not installed "
+            "(Pillow alone would keep 8 bits): pip install 'convcli[opencv]'",
+            subject=label,
+        )
 
 
 def _png_bit_depth(source: Path | bytes) -> int:
@@ -328,16 +358,6 @@ def orient(pixels: np.ndarray, orientation: int) -> np.ndarray:
 
 def _decode_png16(data: bytes) -> np.ndarray:
     """16-bit colour PNG (colour type 2 or 6) through OpenCV, which keeps the 16 bits."""
-    if not has_opencv():
-        warnings.warn(
-            "16-bit colour PNG read as 8-bit; install OpenCV to keep 16 bits: "
-            "pip install 'convcli[opencv]'",
-            stacklevel=3,
-        )
-        from PIL import Image
-
-        with Image.open(io.BytesIO(data)) as im:
-            return _to_array(im)
     import cv2
 
     pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
@@ -377,6 +397,18 @@ def _to_array(im: Any) -> np.ndarray:
     elif mode.startswith("I;16"):
         return np.array(im, dtype=np.uint16)
     return np.array(im)
+
+
+def _format_of(source: Path | bytes) -> str | None:
+    if isinstance(source, bytes):
+        return identify(source[:64])
+    with source.open("rb") as fh:
+        return identify(fh.read(64))
+
+
+def tiff_allowed() -> bool:
+    allowed = allowed_formats()
+    return allowed is None or "TIFF" in allowed
 
 
 def unknown_format(label: str) -> InputError:

@@ -9,6 +9,7 @@ runs in: an image within convcli's limit that Pillow refuses gets an error namin
 from __future__ import annotations
 
 import io
+import math
 import os
 from pathlib import Path
 
@@ -19,14 +20,20 @@ DEFAULT_MAX_PIXELS = 256 * 1024 * 1024
 
 
 def max_pixels() -> int:
+    """``CONVCLI_MAX_PIXELS`` (a whole number of pixels, at least 1; ``1e9`` is fine), or the
+    default; anything else is a usage error rather than silently the default."""
     raw = os.environ.get("CONVCLI_MAX_PIXELS", "").strip()
     if not raw:
         return DEFAULT_MAX_PIXELS
     try:
-        value = int(float(raw))
+        number = float(raw)
     except ValueError:
-        raise UsageError(f"CONVCLI_MAX_PIXELS must be a number, got {raw!r}") from None
-    return value if value > 0 else DEFAULT_MAX_PIXELS
+        number = math.nan
+    if not (math.isfinite(number) and number >= 1 and number.is_integer()):
+        raise UsageError(
+            f"CONVCLI_MAX_PIXELS must be a whole number of pixels, at least 1, got {raw!r}"
+        )
+    return int(number)
 
 
 def check_pixels(w: int, h: int, label: str) -> None:

@@ -72,11 +72,15 @@ def _tiff_sample_type(dtype: np.dtype, label: str) -> np.dtype:
     raise InputError(f"unsupported TIFF samples ({dtype})", subject=label)
 
 
-def decode_tiff(source: Path | bytes, label: str) -> np.ndarray:
+def _check_tifffile(label: str) -> None:
     if not has_tifffile():
         raise InputError(
             "16-bit or float colour TIFF needs tifffile: pip install 'convcli[tiff]'", subject=label
         )
+
+
+def decode_tiff(source: Path | bytes, label: str) -> np.ndarray:
+    _check_tifffile(label)
     import tifffile
 
     with tifffile.TiffFile(io.BytesIO(source) if isinstance(source, bytes) else source) as tif:
@@ -97,6 +101,7 @@ def decode_tiff(source: Path | bytes, label: str) -> np.ndarray:
 
 def probe_tiff(source: Path | bytes, label: str) -> tuple[tuple[int, ...], str]:
     """The shape and sample type tifffile would decode, from the header."""
+    _check_tifffile(label)
     import tifffile
 
     try:

@@ -22,9 +22,16 @@ from pathlib import Path
 
 import numpy as np
 
-from convcli import paths
-from convcli.errors import KernelError
-from convcli.kernels.model import AnyKernel, Kernel, KernelBank, KernelChain, short
+from convcli import bounded, paths
+from convcli.errors import KernelError, LimitError
+from convcli.kernels.model import (
+    AnyKernel,
+    Kernel,
+    KernelBank,
+    KernelChain,
+    max_kernel_size,
+    short,
+)
 
 
 class KernelFileError(KernelError):
@@ -93,6 +100,13 @@ def _parse_one(text: str, index: int) -> Kernel:
     return Kernel(matrix, name=name, source="ImageMagick kernel string", origin=origin)
 
 
+def kernel_file_limit() -> int:
+    """The most bytes a kernel file may hold: a kernel of the largest size allowed, each
+    value written in full (32 characters), and 1 MiB besides. A kernel file that is a FIFO
+    or a device (``-k /dev/zero``) is read no further."""
+    return 32 * max_kernel_size() ** 2 + (1 << 20)
+
+
 def read_text(path: Path) -> str:
     """A kernel file's text (UTF-8), or a :class:`KernelFileError` that names the file and
     says in a few words why it cannot be read."""
@@ -100,8 +114,18 @@ def read_text(path: Path) -> str:
     reason = paths.problem(path)
     if reason is not None:
         raise KernelFileError(f"kernel file {label!r}: {reason}")
+    limit = kernel_file_limit()
+
+    def too_much() -> str:
+        return (
+            f"kernel file {label!r}: larger than {limit} bytes, more than the largest kernel "
+            "needs (set CONVCLI_MAX_KERNEL_SIZE to raise it)"
+        )
+
     try:
-        raw = path.read_bytes()
+        raw = bounded.read_path(path, limit, too_much)
+    except LimitError as exc:
+        raise KernelFileError(exc.message) from None
     except IsADirectoryError:
         raise KernelFileError(f"kernel file {label!r}: is a directory") from None
     except OSError as exc:

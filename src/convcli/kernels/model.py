@@ -31,11 +31,16 @@ MAX_3D_TAPS = 1 << 24
 def max_kernel_size() -> int:
     """The largest kernel side accepted (``CONVCLI_MAX_KERNEL_SIZE``, default 1025)."""
     raw = os.environ.get("CONVCLI_MAX_KERNEL_SIZE", "")
+    if not raw.strip():
+        return DEFAULT_MAX_KERNEL_SIZE
     try:
-        return int(raw) if raw.strip() else DEFAULT_MAX_KERNEL_SIZE
+        value = int(raw)
     except ValueError:
-        msg = f"CONVCLI_MAX_KERNEL_SIZE must be a whole number, got {raw!r}"
-        raise KernelError(msg) from None
+        value = 0
+    if value < 1:
+        msg = f"CONVCLI_MAX_KERNEL_SIZE must be a whole number of taps, at least 1, got {raw!r}"
+        raise KernelError(msg)
+    return value
 
 
 def as_matrix(values: Any, name: str) -> np.ndarray:

@@ -32,7 +32,15 @@ from convcli.errors import KernelError
 from convcli.kernels import formats as interop
 from convcli.kernels.formats import KernelFileError
 from convcli.kernels.generators import DIMENSIONAL, GENERATORS
-from convcli.kernels.model import AnyKernel, Kernel, KernelBank, KernelChain, as_matrix, short
+from convcli.kernels.model import (
+    AnyKernel,
+    Kernel,
+    KernelBank,
+    KernelChain,
+    as_matrix,
+    max_kernel_size,
+    short,
+)
 from convcli.numeric import loads_json
 from convcli.vocabulary import COMBINES
 
@@ -46,6 +54,35 @@ _BANK_KEYS = {"name", "description", "tags", "source", "combine", "kernels"}
 class KernelCycleError(KernelError):
     """A bank that refers to itself, directly or through other kernels. Its message, with the
     chain of names, is passed on as it is from however deep it was found."""
+
+
+class KernelCountError(KernelCycleError):
+    """A spec that expands to more kernels than :func:`max_kernels` (banks naming each other
+    as a DAG double at each level: 25 levels are 2^25 kernels). Passed on as it is, like a
+    cycle."""
+
+
+#: the most kernels one spec may expand to (every member of every bank, counted as expanded)
+DEFAULT_MAX_KERNELS = 4096
+#: the deepest nesting of banks and kernel files (a chain of distinct files is no cycle, but
+#: Python's stack is finite)
+MAX_NESTING = 64
+
+
+def max_kernels() -> int:
+    """``CONVCLI_MAX_KERNELS``, or 4096."""
+    raw = os.environ.get("CONVCLI_MAX_KERNELS", "").strip()
+    if not raw:
+        return DEFAULT_MAX_KERNELS
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise KernelError(
+            f"CONVCLI_MAX_KERNELS must be a whole number of kernels, at least 1, got {raw!r}"
+        )
+    return value
 
 
 def builtin_dir() -> Path:
@@ -93,6 +130,9 @@ class Registry:
         self.dirs = list(dirs) if dirs is not None else [*user_dirs(), builtin_dir()]
         self._builtin = builtin_dir()
         self._index: dict[str, Path] | None = None
+        self._expanded = 0  # kernels made by the get() under way (see max_kernels)
+        self._limit = DEFAULT_MAX_KERNELS
+        self._taps = 0  # the taps of the kernels made by it
 
     # -- lookup -------------------------------------------------------------------------------
     @property
@@ -116,26 +156,64 @@ class Registry:
 
     def get(self, spec: str) -> AnyKernel:
         """Resolve one spec to a :class:`Kernel` or :class:`KernelBank`."""
+        self._expanded, self._limit, self._taps = 0, max_kernels(), 0
         return self._resolve(spec, stack=())
 
     def _resolve(self, spec: str, stack: tuple[str, ...]) -> AnyKernel:
         text = spec.strip()
         if not text:
             raise KernelError("empty kernel spec")
+        self._count(stack, text)
         if text.startswith("["):
-            return inline_kernel(text)
+            return self._weigh(inline_kernel(text))
         if interop.is_imagemagick_spec(text):
-            return interop.parse_imagemagick(text)
+            return self._weigh(interop.parse_imagemagick(text))
         if is_file_spec(text):
-            return self._load_file(paths.expand(text), stack)
+            path = paths.expand(text)
+            return self._load_file(path, self._enter(stack, _file_key(path), text))
         name, _, param_text = text.partition(":")
         return self._by_name(name.strip(), param_text, stack)
 
+    def _count(self, stack: tuple[str, ...], text: str) -> None:
+        """Count a kernel about to be made, refusing the spec past the limits (before a
+        bank DAG expands to millions of kernels, or nesting exhausts the stack)."""
+        self._expanded += 1
+        if self._expanded > self._limit:
+            first = _shown(stack[0]) if stack else short(text)
+            raise KernelCountError(
+                f"kernel {first!r} expands to more than {self._limit} kernels (banks that "
+                "name other banks multiply); set CONVCLI_MAX_KERNELS to raise the limit"
+            )
+        if len(stack) > MAX_NESTING:
+            raise KernelCountError(
+                f"kernel {_shown(stack[0])!r} nests banks and kernel files more than "
+                f"{MAX_NESTING} deep"
+            )
+
+    def _weigh(self, kernel: AnyKernel) -> AnyKernel:
+        """Count a kernel's taps against the spec's total (16 kernels of the largest size),
+        so that a bank of 1500 large kernels is refused after the 16th, not made in full."""
+        self._taps += sum(k.matrix.size for k in _leaves(kernel))
+        limit = 16 * max_kernel_size() ** 2
+        if self._taps > limit:
+            raise KernelCountError(
+                f"kernel {kernel.name!r}: the spec's kernels hold more than {limit} taps in "
+                "all (16 of the largest size; set CONVCLI_MAX_KERNEL_SIZE to raise it)"
+            )
+        return kernel
+
+    @staticmethod
+    def _enter(stack: tuple[str, ...], key: str, text: str) -> tuple[str, ...]:
+        """The stack with one more kernel on it, refusing a cycle."""
+        if key in stack:
+            loop = (*stack[stack.index(key) :], key)
+            chain = " -> ".join(_shown(k) for k in loop)
+            raise KernelCycleError(f"kernel {_shown(key)!r} refers to itself ({chain})")
+        return (*stack, key)
+
     def _by_name(self, name: str, param_text: str, stack: tuple[str, ...]) -> AnyKernel:
         key = name.lower()
-        if key in stack:
-            chain = " -> ".join([*stack, key])
-            raise KernelCycleError(f"kernel {stack[0]!r} refers to itself ({chain})")
+        self._enter(stack, key, name)
         path = self.index.get(key)
         if path is None:
             raise KernelError(f"unknown kernel {name!r}{self._suggest(key)}")
@@ -161,18 +239,19 @@ class Registry:
         if path.suffix.lower() == ".mat":
             if param_text:
                 raise KernelError(f"kernel {label!r} takes no parameters")
-            return interop.read_vips_matrix(path)
+            return self._weigh(interop.read_vips_matrix(path))
         data = read_definition(path)
         where = self._where(path)
         try:
             if isinstance(data, list):  # a JSON file holding a bare array
                 if param_text:
                     raise KernelError(f"kernel {label!r} takes no parameters")
-                return Kernel(as_matrix(data, path.stem), name=path.stem, source=where)
+                kernel = Kernel(as_matrix(data, path.stem), name=path.stem, source=where)
+                return self._weigh(kernel)
             data = {"name": path.stem, **data}  # (the parsed file is cached: never mutated)
-            return self._from_definition(
-                data, where, stack or (str(data["name"]).lower(),), param_text
-            )
+            if not stack or os.path.isabs(stack[-1]):  # a file named by path: its name too
+                stack = (*stack, str(data["name"]).lower())
+            return self._from_definition(data, where, stack, param_text)
         except (KernelFileError, KernelCycleError):
             raise  # they say where they come from already
         except KernelError as exc:
@@ -191,7 +270,7 @@ class Registry:
             return self._bank(data, where, stack)
         if "generator" in data:
             _check_keys(data, _GENERATOR_KEYS, name)
-            return self._generated(data, where, param_text)
+            return self._weigh(self._generated(data, where, param_text))
         _check_keys(data, _KERNEL_KEYS, name)
         if param_text:
             raise KernelError(f"kernel {name!r} takes no parameters")
@@ -199,15 +278,17 @@ class Registry:
             raise KernelError(
                 f"kernel {name!r}: no matrix (give 'matrix', or 'kernels' for a bank)"
             )
-        return Kernel(
-            data["matrix"],
-            name=name,
-            description=str(data.get("description", "")),
-            tags=_tags(data, name),
-            source=str(data.get("source", where)),
-            scale=_number(data.get("scale", 1.0), f"kernel {name!r}: scale"),
-            origin=_origin(data.get("origin"), name),
-            offset=_number(data.get("offset", 0.0), f"kernel {name!r}: offset"),
+        return self._weigh(
+            Kernel(
+                data["matrix"],
+                name=name,
+                description=str(data.get("description", "")),
+                tags=_tags(data, name),
+                source=str(data.get("source", where)),
+                scale=_number(data.get("scale", 1.0), f"kernel {name!r}: scale"),
+                origin=_origin(data.get("origin"), name),
+                offset=_number(data.get("offset", 0.0), f"kernel {name!r}: offset"),
+            )
         )
 
     def _generated(self, data: dict[str, Any], where: str, param_text: str) -> Kernel:
@@ -283,6 +364,7 @@ class Registry:
             where = self._where(path)
             try:
                 data = read_definition(path)
+                self._expanded, self._limit, self._taps = 0, max_kernels(), 0
                 kernel = self._load_file(path, (key,), name=key)
             except KernelError as exc:
                 infos.append(KernelInfo(key, "?", (), "", where, "error", error=exc.message))
@@ -304,6 +386,34 @@ class Registry:
                 )
             )
         return infos
+
+
+def _leaves(kernel: AnyKernel) -> list[Kernel]:
+    if isinstance(kernel, Kernel):
+        return [kernel]
+    parts = kernel.steps if isinstance(kernel, KernelChain) else kernel.members
+    return [leaf for part in parts for leaf in _leaves(part)]
+
+
+def _file_key(path: Path) -> str:
+    """What a kernel file is known by on the stack of kernels being resolved: the file it
+    finally is (``a.toml``, ``./a.toml`` and a link to it are one file)."""
+    try:
+        return os.path.realpath(path)
+    except (OSError, ValueError):
+        return str(path)
+
+
+def _shown(key: str) -> str:
+    """A stack entry as messages show it: a name, or a file's path relative to the working
+    directory where that is shorter."""
+    if not os.path.isabs(key):
+        return key
+    try:
+        rel = os.path.relpath(key)
+    except ValueError:
+        return short(key)
+    return short(rel if len(rel) < len(key) else key)
 
 
 def is_file_spec(text: str) -> bool:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from convcli.compute.engine import check_signal_kernels
 from convcli.compute.image import ComputePlan
 from convcli.compute.volume import VolumePlan
 from convcli.errors import LimitError
@@ -21,6 +22,7 @@ from convcli.io.rows import ArrayRows, HeaderRows, RowReader
 from convcli.memory import format_size
 from convcli.run.naming import format_and_ext, output_targets
 from convcli.run.process import (
+    check_signal_memory,
     input_job,
     linear_transfer,
     load,
@@ -88,7 +90,16 @@ def explain(source: Source, request: Request) -> Explanation:
         )
     fmt, ext = format_and_ext(source, request, None if source.stdin is None else "PNG")
     plan, memory = None, "in memory"
-    if source.path is not None and not writes_stdout(request) and too_big(source, request):
+    try:
+        check_signal_memory(source, request)
+    except LimitError as exc:  # (a 1-D signal, planned from its header below)
+        memory = f"refused: {exc.message}"
+    if (
+        memory == "in memory"
+        and source.path is not None
+        and not writes_stdout(request)
+        and too_big(source, request)
+    ):
         try:
             streamed = plan_stream(source, request)
             with streamed.job(request) as job:
@@ -132,11 +143,14 @@ def _reader(
     """What to plan from, and the input's shape: an array's contents, or only the header of
     an image (and of a .npy array too large to hold)."""
     if source.is_array and not header_only:
-        data = load(source).data
+        data = load(source, request.memory).data
         return ArrayRows(signal_rows(data, request)), data.shape
     if source.is_array:
         assert source.path is not None
         shape, dtype = npy_header(source.path, source.label)
+        if len(shape) == 1:  # a signal: one row
+            check_signal_kernels(request.operation)
+            return HeaderRows((1, shape[0]), dtype), tuple(shape)
     else:
         image = source.stdin if source.stdin is not None else source.path
         assert image is not None

@@ -221,8 +221,8 @@ def clashing_outputs(items: list[Source], request: Request) -> dict[int, str]:
     owner: dict[str, Source] = {}
     clashes: dict[int, str] = {}
     for index, source in enumerate(items):
-        if source.path is None or not source.path.suffix:
-            continue
+        if source.path is None or not source.path.suffix or "\0" in str(source.path):
+            continue  # (a name with a NUL byte fails alone, when it is processed)
         try:
             _, ext = format_and_ext(source, request, None)
             targets = output_targets(source, request, ext)

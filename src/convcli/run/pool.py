@@ -147,6 +147,7 @@ def run(
         if record(Outcome(items[index], error=message, exit_code=1)):
             return summary
     items = [source for i, source in enumerate(items) if i not in clashes]
+    jobs = worker_count(jobs, len(items))
     if jobs <= 1 or len(items) <= 1:
         for source in items:
             if record(work(source, request)):
@@ -155,6 +156,17 @@ def run(
         _run_pool(items, request, jobs, record, worker_setup, work)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+#: workers per core at most: more only fight over the cores and memory (-j 10000 would fork
+#: ten thousand interpreters)
+WORKERS_PER_CORE = 4
+
+
+def worker_count(jobs: int, inputs: int) -> int:
+    """The workers a batch runs: as asked, but no more than its inputs, nor than
+    :data:`WORKERS_PER_CORE` per core."""
+    return max(1, min(jobs, inputs, WORKERS_PER_CORE * (os.cpu_count() or 1)))
 
 
 def _run_pool(

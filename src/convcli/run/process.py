@@ -26,6 +26,8 @@ from convcli.io.decode import open_image, probe_image
 from convcli.io.encode import encode, write_image
 from convcli.io.formats import ARRAY_FORMATS
 from convcli.io.frames import probe as probe_frames
+from convcli.io.inputs import reason
+from convcli.io.limits import max_pixels
 from convcli.io.rows import ArrayRows, RowReader, open_rows
 from convcli.kernels.registry import for_ndim
 from convcli.memory import default_budget, format_size
@@ -88,8 +90,11 @@ def guarded(
     except ConvcliError as exc:
         outcome.error = str(exc) if exc.subject else f"{source.label}: {exc.message}"
         outcome.exit_code = exc.exit_code
-    except MemoryError:
-        outcome.error = f"{source.label}: out of memory (try a smaller image or --memory)"
+    except MemoryError as exc:  # numpy's says how much it could not allocate
+        outcome.error = (
+            f"{source.label}: out of memory ({reason(exc)}); a smaller --memory streams "
+            "TIFF and .npy inputs"
+        )
         outcome.exit_code = 1
     except Exception as exc:  # an input must never take the batch down
         outcome.error = f"{source.label}: internal error: {type(exc).__name__}: {exc}"
@@ -112,9 +117,12 @@ def _process(source: Source, request: Request, outcome: Outcome) -> None:
         _warn_clipping(outcome, source, process_frames(source, request, animation, outcome))
         return
     out = request.output
+    check_signal_memory(source, request)
     writes = out.path is not None or out.out_dir is not None or out.in_place
     if not writes and (source.is_array or out.print_result):
-        outcome.array = _compute(load(source), source, request, outcome, to_array=True)
+        outcome.array = _compute(
+            load(source, request.memory), source, request, outcome, to_array=True
+        )
         return
     if out.skip_existing and source.path is not None and source.path.suffix:
         # decide before decoding, so that resuming a batch costs nothing for finished files
@@ -125,7 +133,7 @@ def _process(source: Source, request: Request, outcome: Outcome) -> None:
     if source.path is not None and not writes_stdout(request) and too_big(source, request):
         _stream(source, request, outcome)
         return
-    loaded = load(source)
+    loaded = load(source, request.memory)
     fmt, ext = format_and_ext(source, request, loaded.format)
     result = _compute(loaded, source, request, outcome, to_array=fmt in ARRAY_FORMATS.values())
     if out.print_result:
@@ -187,6 +195,29 @@ def writes_stdout(request: Request) -> bool:
 
 def memory_budget(request: Request) -> int:
     return request.memory or default_budget()
+
+
+def check_signal_memory(source: Source, request: Request) -> None:
+    """Refuse a 1-D ``.npy`` signal whose samples and result would not fit in the memory
+    budget: signals are filtered in memory, never streamed."""
+    if source.path is None or source.path.suffix.lower() != ".npy":
+        return
+    try:
+        shape, array_dtype = npy_header(source.path, source.label)
+    except ConvcliError:
+        return  # read_array names the problem
+    if len(shape) != 1:
+        return
+    members = max(1, len(request.stack_labels))
+    needed = shape[0] * (array_dtype.itemsize + 2 * 8 * members)
+    budget = memory_budget(request)
+    if needed > budget:
+        raise LimitError(
+            f"a 1-D signal of {shape[0]} samples needs about {format_size(needed)} of memory, "
+            f"over the budget of {format_size(budget)}; signals are not streamed (raise "
+            "--memory or CONVCLI_MEMORY)",
+            subject=source.label,
+        )
 
 
 def too_big(source: Source, request: Request) -> bool:
@@ -317,9 +348,10 @@ def _stream(source: Source, request: Request, outcome: Outcome) -> None:
         write_streamed(plan, job, request, outcome, job.bands(stats), stats)
 
 
-def load(source: Source) -> Loaded:
+def load(source: Source, memory: int = 0) -> Loaded:
+    """An input's contents; a text array within ``memory`` bytes (0: the default budget)."""
     if source.inline is not None:
-        return Loaded(parse_array(source.inline, source.label), is_array=True)
+        return Loaded(parse_array(source.inline, source.label, memory or None), is_array=True)
     if source.stdin is not None:
         if not source.stdin:
             raise InputError("stdin is empty (no image bytes)", subject=source.label)
@@ -327,7 +359,7 @@ def load(source: Source) -> Loaded:
         return Loaded(picture.pixels, picture.format, picture.icc_profile)
     assert source.path is not None
     if source.is_array:
-        return Loaded(read_array(source.path), is_array=True)
+        return Loaded(read_array(source.path, memory or None), is_array=True)
     picture = open_image(source.path, source.label)
     return Loaded(picture.pixels, picture.format, picture.icc_profile)
 
@@ -364,7 +396,7 @@ def input_job(
     if to_array and not request.depth_given:
         pixels = replace(pixels, depth="float")
     layout = array_layout(reader.shape, reader.dtype, pixels, to_array) if is_array else None
-    return plan_image(
+    job = plan_image(
         reader,
         request.operation,
         pixels,
@@ -375,6 +407,30 @@ def input_job(
         band_bytes=band_bytes or BAND_BYTES,
         transfer=transfer,
     )
+    check_result_size(job)
+    return job
+
+
+def check_result_size(job: BandJob) -> None:
+    """Refuse before computing a result (or a chain's intermediate) over the pixel limit:
+    ``--mode full`` grows an image by each kernel of a chain, and a stacked bank holds one
+    image per member (20 x box:size=1025 make 8x8 pixels 20488x20488)."""
+    limit = max_pixels()
+    for step in job.colour.steps():
+        h, w = step.out_shape
+        if h * w > limit:
+            raise LimitError(
+                f"kernel {step.kernel.name!r} makes a {h}x{w} = {h * w} pixel result "
+                f"(--mode {job.colour.options.mode.value}), over the limit of {limit} pixels "
+                "(set CONVCLI_MAX_PIXELS to raise it)"
+            )
+    members = job.stacked or 1
+    h, w = job.colour.out_shape
+    if members * h * w > limit:
+        raise LimitError(
+            f"the result is {members} images of {h}x{w} pixels = {members * h * w}, over the "
+            f"limit of {limit} pixels (set CONVCLI_MAX_PIXELS to raise it)"
+        )
 
 
 def linear_transfer(source: Source, request: Request) -> Transfer | None:

@@ -17,11 +17,12 @@ from convcli.compute.engine import Options, as_operation, check_request
 from convcli.compute.pixels import PixelOptions, parse_offset
 from convcli.compute.volume import check_volume_request
 from convcli.errors import UsageError
+from convcli.io.allowed import allowed_formats
 from convcli.io.formats import format_for
 from convcli.io.limits import max_pixels
-from convcli.kernels.model import AnyKernel, slug
-from convcli.kernels.registry import for_ndim
-from convcli.memory import parse_size
+from convcli.kernels.model import AnyKernel, max_kernel_size, slug
+from convcli.kernels.registry import for_ndim, max_kernels
+from convcli.memory import default_budget, parse_size
 from convcli.run.naming import DEFAULT_TEMPLATE, OutputSpec, check_named_formats, stack_labels
 from convcli.run.selection import FrameSelection, parse_frames
 from convcli.vocabulary import Alpha, Boundary, Combine, Compat, Depth, Method, Mode, Range
@@ -114,7 +115,7 @@ def build_request(
     selection = parse_frames(frames) if frames is not None else None
     if format is not None:
         format_for(None, format)  # an unknown --format is one usage error, not one per input
-    max_pixels()  # likewise a malformed CONVCLI_MAX_PIXELS
+    check_environment()  # likewise a malformed CONVCLI_MAX_PIXELS, _MEMORY, ...
     operation = as_operation(specs, combine)
     preset = get_preset(compat) if compat else None
     if volume:
@@ -154,7 +155,7 @@ def build_request(
         output=out,
         depth_given=depth is not None,
         stack_labels=stack_labels(operation),
-        memory=parse_size(memory) if memory else 0,
+        memory=parse_size(memory, "--memory") if memory else 0,
         frames=selection,
         volume=volume,
         linear=linear,
@@ -178,6 +179,16 @@ def check_volume_options(
         raise UsageError("--linear is for images; a volume's values are filtered as they are")
     if output == "-":
         raise UsageError("a volume is written to a file (.npy or TIFF), not to stdout")
+
+
+def check_environment() -> None:
+    """The limits set in the environment, each checked once as a usage error (not once per
+    input, and never silently the default)."""
+    max_pixels()
+    max_kernel_size()
+    max_kernels()
+    default_budget()
+    allowed_formats()
 
 
 def _pixels(

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
+from convcli import bounded
 from convcli.errors import UsageError
+from convcli.io.allowed import allowed_formats
 from convcli.io.formats import is_array_path
+from convcli.memory import format_size
 
 
 @dataclass(frozen=True)
@@ -33,10 +38,17 @@ class Source:
 
 
 def image_suffixes() -> set[str]:
-    """Every extension Pillow opens (its plugins are loaded: only for directory walks)."""
+    """Every extension of the image formats decoded (see :mod:`convcli.io.allowed`; Pillow's
+    plugins are loaded: only for directory walks). A stray file of another format in a
+    folder (an ``.eps``) is left alone, as notes are."""
     from PIL import Image
 
-    return {ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}
+    allowed = allowed_formats()
+    return {
+        ext
+        for ext, fmt in Image.registered_extensions().items()
+        if fmt in Image.OPEN and (allowed is None or fmt in allowed)
+    }
 
 
 def discover(
@@ -91,13 +103,51 @@ def _walk(root: Path, suffixes: set[str]) -> Iterator[Path]:
 
 def read_list(data: bytes, null: bool) -> list[str]:
     """Paths from ``--files-from``: one per line, or NUL-separated with ``-0``."""
+    return read_list_stream(io.BytesIO(data), null, len(data) + 1, "--files-from")
+
+
+#: the longest name a list may hold (Linux's PATH_MAX)
+MAX_NAME = 4096
+
+
+def read_list_stream(stream: BinaryIO, null: bool, limit: int, label: str) -> list[str]:
+    """Paths from a stream, as :func:`read_list`, read a chunk at a time and refused (a usage
+    error naming ``label``) past ``limit`` bytes or at a name longer than any path can be:
+    ``/dev/zero`` is refused at once, not read forever."""
     sep = b"\0" if null else b"\n"
-    items = []
-    for raw in data.split(sep):
+    items: list[str] = []
+    pending = b""
+    size = 0
+
+    def take(raw: bytes) -> None:
         if not null:
             raw = raw.rstrip(b"\r")
+        if len(raw) > MAX_NAME:
+            what = "entry" if null else "line"
+            raise UsageError(
+                f"{label}: {what} {len(items) + 1} is longer than {MAX_NAME} bytes, which no "
+                "file name is (not a list of names?)"
+            )
         if raw.strip():
             items.append(os.fsdecode(raw))
+
+    for chunk in bounded.chunks(stream):
+        size += len(chunk)
+        if size > limit:
+            raise UsageError(
+                f"{label}: more than {format_size(limit)} of names, a quarter of the memory "
+                "budget (raise --memory or CONVCLI_MEMORY)"
+            )
+        data = pending + chunk
+        if data.count(sep) == len(data):  # separators only (-0 on /dev/zero): no names
+            pending = b""
+            continue
+        *whole, pending = data.split(sep)
+        for raw in whole:
+            take(raw)
+        if len(pending) > MAX_NAME:
+            take(pending)
+    take(pending)
     return items
 
 
