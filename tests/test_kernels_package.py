@@ -1,5 +1,6 @@
 """convcli.kernels stands on its own: it imports only convcli.errors, convcli.numeric,
-convcli.paths, convcli.vocabulary and convcli.bounded (bounded reads of kernel files), and its text refers to nothing outside the repository."""
+convcli.paths, convcli.vocabulary and convcli.bounded (bounded reads of kernel files), and
+its text refers to nothing outside the repository."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from convcli.errors import ConvcliError, UsageError
+from convcli.errors import ConvcliError, LimitError, UsageError
 from convcli.vocabulary import (
     Alpha,
     BackendName,
@@ -367,12 +367,10 @@ def apply(
       convcli apply -k box-1d:size=4 --mode valid '[1,2,3,4,5,4,3,2,1]'
     """
     from convcli.cli.allocator import keep_freed_memory
-    from convcli.io.inputs import read_image_stream
     from convcli.memory import default_budget, parse_size
     from convcli.run.cluster import scheduler_address
     from convcli.run.request import build_request, kernel_specs
     from convcli.run.runner import Settings, check_sources
-    from convcli.run.sources import discover
 
     if formats is not None:
         _allow_formats(formats)
@@ -409,17 +407,11 @@ def apply(
         frames=frames,
         inputs=items,
         recursive=recursive,
-        stdout_is_terminal=output == "-" and sys.stdout is not None and sys.stdout.isatty(),
+        stdout_is_terminal=stdout_is_terminal(output),
         volume=volume,
         linear=linear,
     )
-    sources = list(
-        discover(
-            items,
-            recursive=recursive,
-            stdin=lambda: read_image_stream(streams.stdin_stream(), budget, "<stdin>"),
-        )
-    )
+    sources = discover_inputs(items, recursive=recursive, budget=budget)
     if explain:
         return _explain(sources, request)
     check_sources(sources, request)
@@ -461,6 +453,46 @@ def run_batch(
     settings = Settings(jobs=jobs, fail_fast=fail_fast, worker_setup=keep_freed_memory)
     view = _View(progress=show_progress, quiet=quiet, debug=debug, precision=precision)
     return _run_batch(sources, request, settings, view, work)
+
+
+def discover_inputs(items: list[str], *, recursive: bool, budget: int) -> list[Source]:
+    """The sources the inputs name; image bytes on stdin are read boundedly (at most
+    ``budget``, and no further than bytes that begin no allowed image)."""
+    from convcli.io.inputs import read_image_stream
+    from convcli.run.sources import discover
+
+    def stdin() -> bytes:
+        return read_image_stream(streams.stdin_stream(), budget, "<stdin>")
+
+    return list(discover(items, recursive=recursive, stdin=stdin))
+
+
+def stdout_is_terminal(output: str | None) -> bool:
+    """Whether ``-o -`` would write binary data onto a terminal (a closed stdout is none)."""
+    return output == "-" and sys.stdout is not None and sys.stdout.isatty()
+
+
+def read_listing(name: str, limit: int) -> bytes:
+    """The bytes of a --files-from listing (a file, a FIFO or '-'), at most ``limit``; a
+    FIFO without a writer reads as empty rather than waiting."""
+    from convcli import bounded
+    from convcli.memory import format_size
+
+    def too_much() -> str:
+        return f"--files-from {name}: more than {format_size(limit)} (a quarter of the budget)"
+
+    try:
+        if name == "-":
+            return bounded.read_stream(streams.stdin_stream(), limit, too_much)
+        return bounded.read_path(name, limit, too_much)
+    except LimitError as exc:  # a list too long is a bad option value, as apply's lists are
+        raise UsageError(exc.message) from None
+    except ConvcliError:
+        raise
+    except OSError as exc:
+        raise UsageError(f"--files-from {name}: {exc.strerror or exc}") from None
+    except ValueError:  # (open's, for a name holding a NUL byte)
+        raise UsageError(f"--files-from {name}: the name holds a NUL byte") from None
 
 
 def input_items(inputs: list[str] | None, files_from: str | None, null: bool) -> list[str]:

@@ -4,12 +4,11 @@ pool)."""
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated
 
 import typer
 
-from convcli.cli.apply_command import input_items, run_batch
+from convcli.cli.apply_command import discover_inputs, input_items, run_batch, stdout_is_terminal
 from convcli.cli.program import ConvcliCommand, app, complete_kernel
 from convcli.errors import UsageError
 from convcli.vocabulary import Boundary, Depth
@@ -154,8 +153,8 @@ def deconvolve(
       convcli deconvolve -k gaussian:sigma=2 blurred.png -o restored.png
       convcli deconvolve -k psf.toml --method wiener --noise 0.01 -d restored/ *.jpg
     """
+    from convcli.memory import default_budget
     from convcli.run.deconvolve import build_deconvolve_request, deconvolve_source
-    from convcli.run.sources import discover
 
     if kernel is None:
         raise UsageError("give the blur's PSF with -k/--kernel (gaussian:sigma=2, a file)")
@@ -180,9 +179,9 @@ def deconvolve(
         print_result=print_,
         inputs=items,
         recursive=recursive,
-        stdout_is_terminal=output == "-" and sys.stdout.isatty(),
+        stdout_is_terminal=stdout_is_terminal(output),
     )
-    sources = list(discover(items, recursive=recursive, stdin=sys.stdin.buffer.read))
+    sources = discover_inputs(items, recursive=recursive, budget=default_budget())
     return run_batch(
         sources,
         request,

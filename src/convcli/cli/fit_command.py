@@ -215,7 +215,9 @@ def fit(
     """
     import os
 
+    from convcli.cli.apply_command import read_listing
     from convcli.compute.fit import FitOptions, parse_size
+    from convcli.memory import default_budget
     from convcli.run.fit import FitOutput, load_pair, pair_sources, run_fit, write_kernel
 
     given = list(items or [])
@@ -229,7 +231,7 @@ def fit(
         raise UsageError("-0/--null goes with --files-from")
     listing = None
     if files_from is not None:
-        listing = sys.stdin.buffer.read() if files_from == "-" else _read(files_from)
+        listing = read_listing(files_from, default_budget() // 4)
     options = FitOptions(
         size=parse_size(size),
         mode=mode,
@@ -282,13 +284,6 @@ def fit(
     if not quiet:
         _report(result, len(examples), conditioning=False)
     return 0
-
-
-def _read(name: str) -> bytes:
-    try:
-        return Path(name).read_bytes()
-    except OSError as exc:
-        raise UsageError(f"--files-from {name}: {exc.strerror or exc}") from None
 
 
 def _report(result: FitResult, pairs: int, conditioning: bool) -> None:

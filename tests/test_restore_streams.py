@@ -1,0 +1,51 @@
+"""fit and deconvolve read stdin and --files-from as apply does: boundedly, a FIFO without a
+writer as empty, a closed stdin as one usage error."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def _one_error(stderr: str) -> str:
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("convcli: error: "), stderr
+    return lines[0]
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="no /dev/zero")
+def test_an_endless_pair_list_is_refused(cli):
+    r = cli("fit", "--size", "3", "--files-from", "/dev/zero")
+    assert r.exit_code == 2
+    assert "--files-from /dev/zero" in _one_error(r.stderr)
+
+
+def test_a_pair_list_fifo_without_a_writer_does_not_wait(cli, tmp_path):
+    fifo = tmp_path / "pairs"
+    os.mkfifo(fifo)
+    r = cli("fit", "--size", "3", "--files-from", str(fifo))
+    assert r.exit_code == 2  # read as empty: no pairs
+    assert "INPUT and a TARGET" in _one_error(r.stderr)
+
+
+def test_deconvolve_refuses_stdin_that_is_no_image(cli):
+    r = cli("deconvolve", "-k", "box", "-", "-o", "out.png", input=b"\0" * (1 << 20))
+    assert r.exit_code == 1
+    assert "<stdin>" in _one_error(r.stderr)
+
+
+def test_deconvolve_with_a_closed_stdin(tmp_path):
+    r = subprocess.run(
+        [sys.executable, "-m", "convcli", "deconvolve", "-k", "box", "-", "-o", "out.png"],
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        preexec_fn=lambda: os.close(0),
+    )
+    assert r.returncode == 2
+    assert "stdin is closed" in _one_error(r.stderr)
+    assert not (tmp_path / "out.png").exists()
