@@ -561,3 +561,11 @@ def test_a_damaged_animation_is_refused_cleanly_or_read_whole(kind, tmp_path, cl
         lines = r.stderr.splitlines()
         assert len(lines) == 1 and lines[0].startswith("convcli: error: anim."), r.stderr
         assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def test_explain_counts_one_selected_frame_in_the_singular(cli, tmp_path):
+    frames = [Image.fromarray(np.full((8, 10, 3), 60 * i, np.uint8)) for i in range(3)]
+    frames[0].save(tmp_path / "a.png", save_all=True, append_images=frames[1:], duration=50)
+    r = cli("apply", "-k", "box", "--frames", "1", "--explain", str(tmp_path / "a.png"))
+    assert r.exit_code == 0, r.stderr
+    assert "one APNG of 1 frame: its delay (50 ms)" in r.stdout

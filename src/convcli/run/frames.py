@@ -123,6 +123,8 @@ def _kept(animation: Animation, route: _Route, request: Request, selected: list[
             f"{animation.name} is kept whole only as {animation.format}){timing}"
         )
     if animation.kind == "TIFF":
+        if count == 1:
+            return "one TIFF of 1 page, at its own sample type"
         return f"one multi-page TIFF of {count} pages, in order, each at its own sample type"
     delays = sorted({round(animation.duration_ms(i)) for i in selected})
     shown = ", ".join(f"{d} ms" for d in delays[:4]) + (", ..." if len(delays) > 4 else "")
@@ -131,7 +133,8 @@ def _kept(animation: Animation, route: _Route, request: Request, selected: list[
         if animation.loop == 0
         else ("plays once" if animation.loop is None else f"loop count {animation.loop}")
     )
-    text = f"one {animation.name} of {count} frames: their delays ({shown}), {loop}, "
+    frames = "1 frame: its delay" if count == 1 else f"{count} frames: their delays"
+    text = f"one {animation.name} of {frames} ({shown}), {loop}, "
     if animation.kind == "GIF":
         return text + (
             "each frame's disposal (disposed to the background where the next frame has "
