@@ -1,5 +1,6 @@
-"""fit and deconvolve read stdin and --files-from as apply does: boundedly, a FIFO without a
-writer as empty, a closed stdin as one usage error."""
+"""fit and deconvolve read their inputs as apply does: stdin and --files-from boundedly, a
+FIFO without a writer as empty, a closed stdin as one usage error; and since they take one
+image an input, an animation is refused, never read as its first frame."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+from PIL import Image
 
 
 def _one_error(stderr: str) -> str:
@@ -49,3 +52,26 @@ def test_deconvolve_with_a_closed_stdin(tmp_path):
     assert r.returncode == 2
     assert "stdin is closed" in _one_error(r.stderr)
     assert not (tmp_path / "out.png").exists()
+
+
+def _animation(path):
+    frames = [Image.fromarray(np.full((12, 16), 40 * i, np.uint8)) for i in range(3)]
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=50)
+
+
+def test_deconvolve_refuses_an_animation(cli, tmp_path):
+    _animation(tmp_path / "a.gif")
+    r = cli("deconvolve", "-k", "box", str(tmp_path / "a.gif"), "-o", str(tmp_path / "r.gif"))
+    assert r.exit_code == 1
+    assert "3 frames" in _one_error(r.stderr)
+    assert not (tmp_path / "r.gif").exists()
+
+
+def test_fit_refuses_an_animation(cli, tmp_path):
+    _animation(tmp_path / "a.gif")
+    _animation(tmp_path / "b.gif")
+    out = tmp_path / "k.toml"
+    r = cli("fit", "--size", "3", str(tmp_path / "a.gif"), str(tmp_path / "b.gif"), "-o", str(out))
+    assert r.exit_code == 1
+    assert "3 frames" in _one_error(r.stderr)
+    assert not out.exists()

@@ -24,7 +24,7 @@ from convcli.run.naming import (
     guard_targets,
     output_targets,
 )
-from convcli.run.process import Outcome, array_layout, guarded, load, make_dirs
+from convcli.run.process import Outcome, array_layout, guarded, load_one_image, make_dirs
 from convcli.run.request import Request, check_outputs, output_label
 from convcli.run.sources import Source
 from convcli.vocabulary import Boundary, Depth
@@ -130,7 +130,7 @@ def _deconvolve(source: Source, request: Request, outcome: Outcome) -> None:
         if all(t.exists() for t in output_targets(source, request, ext)):
             outcome.skipped = True
             return
-    loaded = load(source)
+    loaded = load_one_image(source, "deconvolve")
     if loaded.data.ndim == 1:
         raise InputError("a 1-D signal: deconvolve takes images and 2-D arrays")
     if not writes and (loaded.is_array or out.print_result):

@@ -16,7 +16,7 @@ from convcli.io.atomic import atomic_write
 from convcli.kernels.formats import to_json, to_toml
 from convcli.kernels.model import AnyKernel
 from convcli.run.naming import check_template
-from convcli.run.process import load, make_dirs
+from convcli.run.process import load_one_image, make_dirs
 from convcli.run.sources import Source, read_list
 
 KERNEL_FORMATS = {".toml": "toml", ".json": "json"}
@@ -111,7 +111,7 @@ def load_pair(sources: tuple[Source, Source], options: FitOptions) -> Pair:
     """One example read as apply reads inputs: two images, or two arrays."""
     first, second = sources
     label = f"{first.label} -> {second.label}"
-    x, y = load(first), load(second)
+    x, y = load_one_image(first, "fit"), load_one_image(second, "fit")
     if x.is_array != y.is_array:
         raise UsageError(f"{label}: an input and its target are both images or both arrays")
     try:

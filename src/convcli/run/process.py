@@ -364,6 +364,21 @@ def load(source: Source, memory: int = 0) -> Loaded:
     return Loaded(picture.pixels, picture.format, picture.icc_profile)
 
 
+def load_one_image(source: Source, command: str) -> Loaded:
+    """:func:`load` for a command that takes one image an input (fit, deconvolve): an image
+    of several frames is refused, never read as its first frame."""
+    image = source.stdin if source.stdin is not None else source.path
+    if image is not None and not source.is_array:
+        animation = probe_frames(image, source.label)
+        if animation is not None:
+            raise InputError(
+                f"is an {animation.name} of {animation.count} frames, and {command} takes one "
+                "image (apply filters every frame)",
+                subject=source.label,
+            )
+    return load(source)
+
+
 #: clipping warns when it cuts off more than this share of the results ...
 CLIP_WARNING_SHARE = 0.01
 #: ... and more than this share of their magnitude (sum of |result|, over the planes that
