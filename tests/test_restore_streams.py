@@ -75,3 +75,17 @@ def test_fit_refuses_an_animation(cli, tmp_path):
     assert r.exit_code == 1
     assert "3 frames" in _one_error(r.stderr)
     assert not out.exists()
+
+
+def test_deconvolve_checks_its_request_as_apply_does(cli, tmp_path, monkeypatch):
+    """Once, before any input: an -o name contradicting --format, and nonsense limits."""
+    _animation(tmp_path / "unused.gif")  # (never read: the request is refused first)
+    r = cli(
+        "deconvolve", "-k", "box", str(tmp_path / "unused.gif"), "-o", "q.jpg", "--format", "png"
+    )
+    assert r.exit_code == 2
+    assert "--format" in _one_error(r.stderr)
+    monkeypatch.setenv("CONVCLI_MAX_KERNELS", "-1")
+    r = cli("deconvolve", "-k", "box", str(tmp_path / "unused.gif"), "-o", str(tmp_path / "r.png"))
+    assert r.exit_code == 2
+    assert "CONVCLI_MAX_KERNELS" in _one_error(r.stderr)

@@ -12,20 +12,20 @@ import numpy as np
 from convcli.compute.deconvolve import DeconvolveOptions, deconvolve_image, validate_psf
 from convcli.compute.pixels import PixelOptions
 from convcli.errors import InputError, UsageError
-from convcli.io.encode import encode, write_image
+from convcli.io.encode import encode
 from convcli.io.formats import ARRAY_FORMATS, format_for
-from convcli.io.limits import max_pixels
 from convcli.kernels.model import Kernel
 from convcli.kernels.registry import get_kernel
 from convcli.run.naming import (
     DEFAULT_TEMPLATE,
     OutputSpec,
+    check_named_formats,
     format_and_ext,
     guard_targets,
     output_targets,
 )
-from convcli.run.process import Outcome, array_layout, guarded, load_one_image, make_dirs
-from convcli.run.request import Request, check_outputs, output_label
+from convcli.run.process import Outcome, array_layout, guarded, load_one_image, write_results
+from convcli.run.request import Request, check_environment, check_outputs, output_label
 from convcli.run.sources import Source
 from convcli.vocabulary import Boundary, Depth
 
@@ -81,8 +81,8 @@ def build_deconvolve_request(
         stdout_is_terminal=stdout_is_terminal,
     )
     if format is not None:
-        format_for(None, format)
-    max_pixels()
+        format_for(None, format)  # an unknown --format is one usage error, not one per input
+    check_environment()  # likewise malformed limits in the environment, as apply checks them
     kernel = get_kernel(psf)
     if not isinstance(kernel, Kernel):
         raise UsageError(f"-k {psf}: the PSF must be one kernel, not a bank or a chain")
@@ -106,6 +106,7 @@ def build_deconvolve_request(
         skip_existing=skip_existing,
         print_result=print_result,
     )
+    check_named_formats(out)  # an -o or --name extension contradicting --format, once
     return DeconvolveRequest(
         operation=kernel,
         label=f"{SHORT_NAMES[restore.method]}-{output_label(kernel, [psf])}",
@@ -143,19 +144,9 @@ def _deconvolve(source: Source, request: Request, outcome: Outcome) -> None:
     if out.path == "-":
         outcome.data = encode(result, fmt, quality=out.quality, compress=out.compress)
         return
-    (target,) = output_targets(source, request, ext)
-    guard_targets(source, request, [target])
-    if out.out_dir is not None:
-        make_dirs(target.parent)
-    write_image(
-        result,
-        target,
-        format=fmt,
-        quality=out.quality,
-        compress=out.compress,
-        icc_profile=loaded.icc_profile,
-    )
-    outcome.written.append(str(target))
+    targets = output_targets(source, request, ext)
+    guard_targets(source, request, targets)
+    write_results(targets, [result], fmt, loaded.icc_profile, request, outcome)
 
 
 def _restored(

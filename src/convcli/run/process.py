@@ -150,6 +150,20 @@ def _process(source: Source, request: Request, outcome: Outcome) -> None:
         outcome.skipped = True
         return
     parts = list(result) if len(targets) > 1 else [result]
+    write_results(targets, parts, fmt, loaded.icc_profile, request, outcome)
+
+
+def write_results(
+    targets: list[Path],
+    parts: list[np.ndarray],
+    fmt: str,
+    icc_profile: bytes | None,
+    request: Request,
+    outcome: Outcome,
+) -> None:
+    """Write each part of an input's result to its target (checked by ``guard_targets``)
+    and list the files written; a device or FIFO written to is no file to list."""
+    out = request.output
     for target, part in zip(targets, parts, strict=True):
         if out.out_dir is not None:
             make_dirs(target.parent)
@@ -159,9 +173,9 @@ def _process(source: Source, request: Request, outcome: Outcome) -> None:
             format=fmt,
             quality=out.quality,
             compress=out.compress,
-            icc_profile=loaded.icc_profile,
+            icc_profile=icc_profile,
         )
-        if not is_stream(target):  # a device or FIFO written to is no file to list
+        if not is_stream(target):
             outcome.written.append(str(target))
 
 
