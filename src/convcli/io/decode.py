@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from convcli.errors import ConvcliError, InputError
+from convcli.io import png
 from convcli.io.allowed import allowed_formats, identify, refusal
 from convcli.io.containers import CHECKED_BEFORE_OPENING, check_contained
 from convcli.io.inputs import check_readable, reason
@@ -151,20 +151,7 @@ def _check_png_chunks(source: Path | bytes, label: str) -> bool:
     stream: Any = io.BytesIO(source) if isinstance(source, bytes) else source.open("rb")
     with stream:
         size = stream.seek(0, io.SEEK_END)
-        pos = 8
-        while pos + 8 <= size:  # only the chunk headers are read
-            stream.seek(pos)
-            length, kind = struct.unpack(">I4s", stream.read(8))
-            if pos + 12 + length > size:
-                raise InputError(
-                    f"corrupt or truncated PNG (its {kind.decode('latin-1')!r} "
-                    "chunk runs past the end of the file)",
-                    subject=label,
-                )
-            if kind == b"IEND":
-                return True
-            pos += 12 + length
-    return False
+        return any(kind == b"IEND" for kind, _, _ in png.chunks(stream, size, label))
 
 
 def _complete(im: Any, source: Path | bytes) -> bool:

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from convcli.errors import ConvcliError, InputError, LimitError, OutputError
-from convcli.io import gif
+from convcli.io import gif, png
 from convcli.io.inputs import check_readable, reason
 from convcli.io.limits import max_pixels, pillow_limit_error
 from convcli.io.tiff import page_shape
@@ -171,24 +171,6 @@ def _gif_disposals(animation: Animation, selected: list[int], frames: list[Any])
 
 
 # -- APNG ------------------------------------------------------------------------------------
-def _png_chunks(fh: Any, size: int, label: str) -> Iterator[tuple[bytes, int, int]]:
-    """``(kind, offset of the data, length)`` of every chunk, read from the headers only."""
-    pos = 8
-    while pos + 8 <= size:
-        fh.seek(pos)
-        length, kind = struct.unpack(">I4s", fh.read(8))
-        if pos + 12 + length > size:
-            raise InputError(
-                f"corrupt or truncated PNG (its {kind.decode('latin-1')!r} chunk runs past "
-                "the end of the file)",
-                subject=label,
-            )
-        yield kind, pos + 8, length
-        if kind == b"IEND":
-            return
-        pos += 12 + length
-
-
 def _open(source: Path | bytes) -> Any:
     return io.BytesIO(source) if isinstance(source, bytes) else source.open("rb")
 
@@ -200,7 +182,7 @@ def _probe_apng(source: Path | bytes, label: str) -> Animation | None:
         ihdr = b""
         frames_declared = 0
         seen_idat = control_before_idat = False
-        for kind, offset, _ in _png_chunks(fh, size, label):
+        for kind, offset, _ in png.chunks(fh, size, label):
             fh.seek(offset)
             if kind == b"IHDR":
                 ihdr = fh.read(13)
@@ -249,13 +231,13 @@ def _probe_apng(source: Path | bytes, label: str) -> Animation | None:
 def _png_has_chunk(source: Path | bytes, label: str, wanted: bytes) -> bool:
     with _open(source) as fh:
         size = fh.seek(0, io.SEEK_END)
-        return any(kind == wanted for kind, _, _ in _png_chunks(fh, size, label))
+        return any(kind == wanted for kind, _, _ in png.chunks(fh, size, label))
 
 
 def _apng_loop(source: Path | bytes, label: str) -> int:
     with _open(source) as fh:
         size = fh.seek(0, io.SEEK_END)
-        for kind, offset, _ in _png_chunks(fh, size, label):
+        for kind, offset, _ in png.chunks(fh, size, label):
             if kind == b"acTL":
                 fh.seek(offset + 4)
                 return int(struct.unpack(">I", fh.read(4))[0])

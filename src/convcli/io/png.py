@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
+
+from convcli.errors import InputError
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 #: channels -> PNG colour type
@@ -111,3 +114,23 @@ def _write_chunk(out: Any, kind: bytes, data: bytes) -> None:
     out.write(struct.pack(">I", len(data)) + kind)
     out.write(data)
     out.write(struct.pack(">I", zlib.crc32(data, zlib.crc32(kind))))
+
+
+def chunks(fh: Any, size: int, label: str) -> Iterator[tuple[bytes, int, int]]:
+    """``(kind, offset of the data, length)`` of the chunks of a PNG of ``size`` bytes, to
+    IEND, read from their headers only; a chunk whose length runs past the end of the file
+    is refused before any decoder allocates what it claims (a 56-byte file can claim 4 GB)."""
+    pos = 8
+    while pos + 8 <= size:
+        fh.seek(pos)
+        length, kind = struct.unpack(">I4s", fh.read(8))
+        if pos + 12 + length > size:
+            raise InputError(
+                f"corrupt or truncated PNG (its {kind.decode('latin-1')!r} chunk runs past "
+                "the end of the file)",
+                subject=label,
+            )
+        yield kind, pos + 8, length
+        if kind == b"IEND":
+            return
+        pos += 12 + length
