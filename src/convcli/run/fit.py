@@ -15,7 +15,7 @@ from convcli.errors import ConvcliError, OutputError, UsageError
 from convcli.io.atomic import atomic_write
 from convcli.kernels.formats import to_json, to_toml
 from convcli.kernels.model import AnyKernel
-from convcli.run.naming import check_template
+from convcli.run.naming import check_template, same_file
 from convcli.run.process import load_one_image, make_dirs
 from convcli.run.sources import Source, read_list
 
@@ -175,7 +175,7 @@ def write_kernel(
         return None, text
     for pair in sources:
         for source in pair:
-            if source.path is not None and _same_file(target, source.path):
+            if source.path is not None and same_file(target, source.path):
                 raise OutputError(
                     f"the kernel file {str(target)!r} would overwrite an input; choose "
                     "another -o or --name",
@@ -185,10 +185,3 @@ def write_kernel(
         make_dirs(target.parent)
     atomic_write(target, text.encode("utf-8"))
     return target, text
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return os.path.realpath(a) == os.path.realpath(b)

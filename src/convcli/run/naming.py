@@ -246,7 +246,7 @@ def guard_targets(source: Source, request: Request, targets: list[Path]) -> None
     if out.in_place:
         return
     for target in targets:
-        if source.path is not None and _same_file(target, source.path):
+        if source.path is not None and same_file(target, source.path):
             raise OutputError(
                 f"the output {str(target)!r} would overwrite the input; choose "
                 "another --name or -o, or give --in-place",
@@ -263,7 +263,8 @@ def guard_targets(source: Source, request: Request, targets: list[Path]) -> None
                 )
 
 
-def _same_file(a: Path, b: Path) -> bool:
+def same_file(a: Path, b: Path) -> bool:
+    """Do two paths name one file (links followed; by their real paths when one is absent)?"""
     try:
         return os.path.samefile(a, b)
     except OSError:
