@@ -1,6 +1,8 @@
-"""The integer path for integer kernels on 8- and 16-bit images gives the general float
-path's samples bit for bit: over every kernel in the library, every --range, offsets, every
---depth, the boundaries, rounding rules, banding; and it applies where it should."""
+"""The interleaved path (integer kernels in integer arithmetic, other kernels by OpenCV's
+float calls on the interleaved samples) gives the general path's samples on 8- and 16-bit
+images bit for bit: over every kernel in the library, every --range, offsets, every
+--depth, the boundaries, rounding rules, banding, image widths; and it applies where it
+should."""
 
 from __future__ import annotations
 
@@ -71,7 +73,8 @@ def test_every_library_kernel_and_range(photo, name, range_):
     integer = isinstance(kernel, Kernel) and np.array_equal(
         kernel.as_2d(), np.round(kernel.as_2d())
     )
-    assert (job.exact is not None) == integer
+    if integer:  # integer kernels always take the integer route
+        assert job.exact is not None and job.exact.float_filter is None
     _same(job)
 
 
@@ -132,9 +135,9 @@ def test_thin_bands_give_the_same_numbers(photo):
         ("sobel-x", {"boundary": "wrap"}, "a boundary OpenCV cannot extend"),
         ("sobel-x", {"boundary": "fill", "fill_value": 3.0}, "a non-zero fill"),
         ("sobel-x", {"method": "fft"}, "an inexact method"),
-        ("sobel-x", {"method": "separable"}, "factors that are not whole numbers"),
-        ("box", {}, "weights that are not whole numbers"),
         ("sobel", {}, "a bank"),
+        ("gaussian:sigma=3", {"method": "fft"}, "OpenCV's DFT"),
+        ("gaussian:size=9", {"method": "direct"}, "filter2D's DFT"),
         ("sobel-x", {"backend": "scipy"}, "another backend"),
     ],
 )
@@ -149,9 +152,43 @@ def test_gray_of_colour_and_alpha_take_the_general_path(photo):
     assert _job(rgba, "sobel-x").exact is None
 
 
-def test_sums_too_large_for_float32_take_the_general_path(photo):
+@pytest.mark.parametrize(
+    ("kernel", "options"),
+    [
+        ("sobel-x", {"method": "separable"}),  # factors that are not whole numbers
+        ("box", {}),
+        ("gaussian:size=5", {}),
+        ("gaussian:sigma=2", {}),
+        ("unsharp", {}),
+    ],
+)
+@pytest.mark.parametrize("width", [180, 179, 177, 64, 13])
+def test_float_kernels_take_the_float_route_where_it_is_exact(photo, kernel, options, width):
+    """Where OpenCV's arithmetic on the interleaved samples is its arithmetic on planes
+    (found by a probe as wide as the image), float kernels take the float route; at every
+    width the samples are the general path's."""
+    image = np.ascontiguousarray(photo[:, :width])
+    job = _job(image, kernel, **options)
+    if job.exact is not None:
+        assert job.exact.float_filter is not None
+    _same(job)
+    _same(_job(image, kernel, PixelOptions(range="abs"), **options))
+
+
+def test_the_float_route_applies_to_the_benchmark_photo_width(photo):
+    """The 12 MP photo of the benchmarks is 4000 pixels wide."""
+    wide = np.ascontiguousarray(np.tile(photo[:40], (1, 23, 1))[:, :4000])
+    for kernel in ("gaussian:size=5", "gaussian:sigma=2"):
+        job = _job(wide, kernel)
+        assert job.exact is not None and job.exact.float_filter is not None
+        _same(job)
+
+
+def test_sums_too_large_for_float32_take_the_float_route(photo):
     huge = [[0, 0, 0], [0, 70000, 0], [0, 0, 0]]
-    assert _job(photo, huge).exact is None
+    job = _job(photo, huge)
+    assert job.exact is None or job.exact.float_filter is not None
+    _same(job)
     large = [[0, -200, 0], [0, 300, 0], [0, 0, 0]]  # beyond 16 bits: summed as float32
     job = _job(photo, large, PixelOptions(range="abs"))
     assert job.exact is not None

@@ -1,43 +1,60 @@
-"""Integer kernels on 8- and 16-bit images, in integer arithmetic: the same numbers as the
-general float path, computed on the interleaved samples in one OpenCV call per band.
+"""8- and 16-bit images filtered on their interleaved samples: exactly the general path's
+numbers, without splitting the image into planes and merging them again.
 
 The general path splits an image into planes, converts them to the working float type,
-filters each plane and merges the mapped planes again. When the kernel's weights are whole
-numbers (sobel, laplacian, prewitt, ...) and every sum fits the float type's mantissa, that
-float result is exact: it is the integer sum. The integer sum does not depend on the order
-of the additions, so OpenCV may compute it however it likes (on the interleaved channels,
-from the 8-bit samples directly, in 16-bit integers): the output samples are bit-identical
-to the general path's. Only OpenCV's spatial ``filter2D`` is exact; a kernel large enough
-for its DFT, a separable plan (whose factors are not whole numbers) and everything the
-general path does not compute with OpenCV stay on the general path.
+filters each plane and merges the mapped planes again. Two routes give its samples bit for
+bit from the interleaved samples, in cache-sized blocks of rows:
+
+- **integer**: when the kernel's weights are whole numbers (sobel, laplacian, prewitt, ...)
+  and every sum fits the float type's mantissa, the float result is exact: it is the integer
+  sum, which does not depend on the order of the additions, so OpenCV may compute it however
+  it likes (from the 8-bit samples, in 16-bit integers). The clipping counts come from a
+  histogram of those integers.
+- **float**: any other kernel the general path runs through OpenCV's spatial filters
+  (``filter2D`` below its DFT size, ``sepFilter2D``): the block is converted to the working
+  float type and filtered by the very calls the general path makes on each plane. OpenCV's
+  filters compute each sample of a multi-channel image with the operations, in the order,
+  they use for a single-channel one (tests/test_exact.py checks every library kernel).
+
+A kernel large enough for OpenCV's DFT, chains and banks, and everything the general path
+does not compute with OpenCV stay on the general path.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from convcli.compute.backends import Backend
+from convcli.compute.backends.base import Plan
 from convcli.compute.boundary import OPENCV, Boundary, Mode, source_index
 from convcli.compute.evaluate import OPENCV_DFT_TAPS, StripEngine, read_rows
 from convcli.compute.pixels import Filtered, Layout
 from convcli.io.rows import RowReader
 from convcli.kernels.model import Kernel
 
+if TYPE_CHECKING:  # OpenCV is imported only where the backend is used
+    from convcli.compute.backends.opencv_backend import Filter
+
 #: bytes of samples and sums per OpenCV call: the mapping passes after the filter then read
 #: the sums from the caches (measured on a 12 MP photo: about 30 rows a call are fastest; 8
 #: rows pay OpenCV's per-call cost, whole-image calls take 2-4x longer in all)
 CACHE_BYTES = 1024 * 1024
+#: the same for float kernels, whose halo rows are recomputed per call: blocks several times
+#: a large kernel's height (measured: 8 MB a call is 2x faster than 1 MB for a 17x17 Gaussian)
+FLOAT_CACHE_BYTES = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
 class ExactFilter:
-    """One integer kernel on an image's interleaved samples, as exact integer sums."""
+    """One kernel on an image's interleaved samples, with the general path's numbers: as
+    exact integer sums (``depth`` an OpenCV type) or by the general path's own float calls
+    (``float_filter``)."""
 
-    weights: np.ndarray  # correlation weights, whole numbers, as float32 for OpenCV
+    weights: np.ndarray  # correlation weights (whole numbers, as float32, for the integer route)
     #: whole-number (row, column) factors of rank-1 weights: two passes, OpenCV's fastest
     #: 8-bit route (its 16-bit integer buffer between them holds every partial sum)
     factors: tuple[np.ndarray, np.ndarray] | None
@@ -51,9 +68,18 @@ class ExactFilter:
     offset: float  # the kernel's offset, added in the working dtype as the general path does
     reach: int  # the largest magnitude a sum can have (sum of |weights| x full intensity)
     sub_rows: int  # output rows per OpenCV call
+    #: the float route: the OpenCV call the general path makes on each plane, and the
+    #: working dtype the samples are converted to first (None: the integer route)
+    float_filter: Filter | None = None
+    compute: np.dtype | None = None
+    #: the float route reads the samples as they are (OpenCV converts them in its first
+    #: pass) where that gives its float results for converted samples bit for bit
+    samples_in: bool = False
+    #: what the float results can reach, rounding included (no clipping within 0..max)
+    bounds: tuple[float, float] = (-np.inf, np.inf)
 
     def sums(self, reader: RowReader, r0: int, r1: int) -> np.ndarray:
-        """The exact sums of output rows r0:r1, interleaved like the samples."""
+        """The results of output rows r0:r1 before the offset, interleaved like the samples."""
         parts = [sums for _, sums in self._pieces(reader, r0, r1)]
         return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
 
@@ -74,7 +100,7 @@ class ExactFilter:
         return window if window.flags.c_contiguous else np.ascontiguousarray(window)
 
     def _pieces(self, reader: RowReader, r0: int, r1: int) -> Iterator[tuple[int, np.ndarray]]:
-        """(first row within the band, exact sums) of every run of ``sub_rows`` outputs."""
+        """(first row within the band, results) of every run of ``sub_rows`` outputs."""
         import cv2
 
         window = self._window(reader, r0, r1)
@@ -84,7 +110,11 @@ class ExactFilter:
             block = window[a - r0 : b - r0 + self.kh - 1]
             # the anchor on the centre row and OpenCV's border for the columns: rows cy.. of
             # the filtered block are the outputs whose windows lie within it
-            if self.factors is not None:
+            if self.float_filter is not None:
+                src = block if self.samples_in else block.astype(self.compute)
+                out = np.empty(block.shape, self.compute)
+                self.float_filter(src, out, self.anchor, self.border)
+            elif self.factors is not None:
                 row, col = self.factors
                 out = cv2.sepFilter2D(
                     block, self.depth, row, col, anchor=self.anchor, borderType=self.border
@@ -97,7 +127,7 @@ class ExactFilter:
 
     def values(self, sums: np.ndarray, compute: np.dtype) -> np.ndarray:
         """The general path's float results: the sums in its working dtype, plus the offset."""
-        values = sums.astype(compute)
+        values = sums.astype(compute, copy=False)
         if self.offset:
             values = values + compute.type(self.offset)
         return values
@@ -114,7 +144,12 @@ class ExactFilter:
         """Output samples of rows r0:r1, mapped by the layout's rules."""
         out: np.ndarray | None = None
         for at, sums in self._pieces(reader, r0, r1):
-            fast = None if self.offset else layout.integer_samples(sums, self.reach, stats, span)
+            if self.float_filter is not None:
+                fast = layout.rounded_samples(self.values(sums, layout.compute), self.bounds, stats)
+            elif not self.offset:
+                fast = layout.integer_samples(sums, self.reach, stats, span)
+            else:
+                fast = None
             if fast is None:
                 fast = layout.interleaved_samples(self.values(sums, layout.compute), stats, span)
             if out is None:
@@ -131,8 +166,8 @@ class ExactFilter:
 def exact_filter(
     engine: StripEngine, layout: Layout, backend: Backend, shape: tuple[int, ...]
 ) -> ExactFilter | None:
-    """The integer computation of ``engine``'s operation, where it gives the general path's
-    numbers exactly; None where it does not apply."""
+    """The interleaved computation of ``engine``'s operation, where it gives the general
+    path's numbers exactly; None where it does not apply."""
     operation, opts = engine.operation, engine.options
     if backend.name != "opencv" or not isinstance(operation, Kernel) or engine.align:
         return None
@@ -150,38 +185,139 @@ def exact_filter(
     plan = engine.steps()[0].plan
     weights = plan.weights
     kh, kw = plan.shape
-    # the general path's spatial filter2D (its DFT and its separable passes are not exact)
-    if plan.method != "direct" or kh * kw >= OPENCV_DFT_TAPS or not plan.is_same:
+    if not plan.is_same or not np.all(np.isfinite(weights)):
         return None
-    if not np.all(np.isfinite(weights)) or not np.array_equal(weights, np.round(weights)):
-        return None
-    reach = float(np.abs(weights).sum()) * layout.in_max
-    mantissa = {np.dtype(np.float32): 2.0**24, np.dtype(np.float64): 2.0**53}.get(layout.compute)
-    if mantissa is None or reach >= mantissa:
-        return None  # the general path's float sums may round: not the integer sums
-    depth = _depth(layout.in_dtype, reach)
-    if depth is None:
+    separable = plan.method == "separable" and kh > 1 and kw > 1
+    # OpenCV's spatial filters only: its DFT (filter2D of a large kernel) works per tile
+    if plan.method not in ("direct", "separable") or (not separable and kh * kw >= OPENCV_DFT_TAPS):
         return None
     import cv2
 
-    row_bytes = (
-        shape[1] * layout.channels * (layout.in_dtype.itemsize + np.dtype(_DTYPES[depth]).itemsize)
-    )
-    sub_rows = max(8, CACHE_BYTES // max(row_bytes, 1) - (kh - 1))
-    return ExactFilter(
-        np.ascontiguousarray(weights, np.float32),
-        integer_factors(weights),
+    from convcli.compute.backends.opencv_backend import filter_for
+
+    common = (
         (plan.centre[1], plan.centre[0]),
         plan.pads[0][0],
         kh,
         shape[0],
         opts.boundary,
         int(getattr(cv2, OPENCV[opts.boundary])),
+    )
+    reach = float(np.abs(weights).sum()) * layout.in_max
+    mantissa = {np.dtype(np.float32): 2.0**24, np.dtype(np.float64): 2.0**53}.get(layout.compute)
+    depth = _depth(layout.in_dtype, reach)
+    integer = (
+        not separable
+        and np.array_equal(weights, np.round(weights))
+        and mantissa is not None
+        and reach < mantissa  # else the general path's float sums may round
+        and depth is not None
+    )
+    if not integer:
+        compute = layout.compute
+        float_filter = filter_for(plan, compute)
+        route = _float_route(plan, float_filter, layout, shape[1], common)
+        if route is None:
+            return None
+        return ExactFilter(
+            np.ascontiguousarray(weights, compute),
+            None,
+            *common,
+            _CV_32F if compute == np.float32 else _CV_64F,
+            float(plan.offset),
+            int(min(reach, 2**62)),
+            _sub_rows(shape, layout, kh, 2 * compute.itemsize, FLOAT_CACHE_BYTES),
+            float_filter=float_filter,
+            compute=compute,
+            samples_in=route,
+            bounds=_bounds(weights, plan.offset, layout.in_max, compute),
+        )
+    assert depth is not None
+    return ExactFilter(
+        np.ascontiguousarray(weights, np.float32),
+        integer_factors(weights),
+        *common,
         depth,
         float(plan.offset),
         int(reach),
-        sub_rows,
+        _sub_rows(shape, layout, kh, np.dtype(_DTYPES[depth]).itemsize),
     )
+
+
+def _sub_rows(
+    shape: tuple[int, ...], layout: Layout, kh: int, result_bytes: int, budget: int = 0
+) -> int:
+    """Output rows per OpenCV call: about ``budget`` bytes of samples and results."""
+    row_bytes = shape[1] * layout.channels * (layout.in_dtype.itemsize + result_bytes)
+    return max(8, (budget or CACHE_BYTES) // max(row_bytes, 1) - (kh - 1))
+
+
+def _bounds(
+    weights: np.ndarray, offset: float, in_max: float, compute: np.dtype
+) -> tuple[float, float]:
+    """The least and greatest float result of ``weights`` on samples 0..in_max: the exact
+    extremes widened by a bound on the rounding of every product and partial sum (a sum of
+    n terms in a float type of unit roundoff u is off by at most n u times the sum of the
+    terms' magnitudes; two separable passes stay within that of the 2-D sum)."""
+    w = weights.astype(np.float64)
+    magnitude = float(np.abs(w).sum()) * in_max
+    slack = 2.0 * (w.size + 2) * float(np.finfo(compute).eps) * magnitude + abs(offset) * 1e-6
+    low = float(w[w < 0].sum()) * in_max + offset - slack
+    high = float(w[w > 0].sum()) * in_max + offset + slack
+    return low, high
+
+
+def _float_route(
+    plan: Plan, float_filter: Filter, layout: Layout, width: int, common: tuple
+) -> bool | None:
+    """How the float route computes the general path's numbers for images ``width``
+    samples wide: True reading the samples as they are (OpenCV converts them in its first
+    pass), False converting them first, None not at all.
+
+    OpenCV's passes over 8-bit and over float rows, and over one channel and several
+    interleaved ones, are separate code: the same arithmetic in their vectorised part for
+    most kernels, but not at the end of a row, where the samples left over are summed one
+    by one (differently from the vectors), nor for small symmetric kernels, whose float rows
+    it sums in pairs. Which one applies depends on the kernel and the row's length, so a
+    block of random samples as wide as the image is filtered each way: a different order of
+    operations changes the last bit of most of the results it touches."""
+    compute = layout.compute
+    factors = tuple(np.asarray(f).tobytes() for pair in plan.factors for f in pair)
+    key: tuple = (plan.method, plan.weights.tobytes(), plan.shape, factors)
+    key += (layout.channels, layout.in_dtype, compute, width, common)
+    if key in _ROUTES:
+        return _ROUTES[key]
+    anchor, border = common[0], common[5]
+    rng = np.random.default_rng(0)
+    rows = max(2 * common[2], 8)
+    shape = (rows, width, layout.channels) if layout.channels > 1 else (rows, width)
+    samples = rng.integers(0, int(layout.in_max) + 1, shape).astype(layout.in_dtype)
+    converted = samples.astype(compute)
+
+    def run(src: np.ndarray) -> np.ndarray:
+        out = np.empty(src.shape, compute)
+        float_filter(src, out, anchor, border)
+        return out
+
+    if layout.channels > 1:  # the general path: plane by plane
+        general = np.stack(
+            [run(np.ascontiguousarray(converted[..., c])) for c in range(layout.channels)], -1
+        )
+    else:
+        general = run(converted)
+    route = None
+    if np.array_equal(run(samples), general):
+        route = True
+    elif layout.channels > 1 and np.array_equal(run(converted), general):
+        route = False
+    if len(_ROUTES) > 256:
+        _ROUTES.clear()
+    _ROUTES[key] = route
+    return route
+
+
+#: what :func:`_float_route` found, by kernel call, layout and width
+_ROUTES: dict[tuple, bool | None] = {}
 
 
 def integer_factors(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:

@@ -22,9 +22,12 @@ from convcli.compute.backends.base import Backend, Plan
 from convcli.compute.boundary import OPENCV, Boundary
 
 _BORDER = {boundary: int(getattr(cv2, name)) for boundary, name in OPENCV.items()}
+#: OpenCV's type for the results in each working dtype (the filters' ``ddepth``: given, not
+#: -1, so that 8-bit samples may come in and float results go out)
+_DEPTHS = {np.dtype(np.float32): cv2.CV_32F, np.dtype(np.float64): cv2.CV_64F}
 
 #: filter(src, dst, anchor (x, y), border) writes the filtered src into dst (of src's shape)
-_Filter = Callable[[np.ndarray, np.ndarray, tuple[int, int], int], None]
+Filter = Callable[[np.ndarray, np.ndarray, tuple[int, int], int], None]
 
 
 class OpenCVBackend(Backend):
@@ -38,7 +41,7 @@ class OpenCVBackend(Backend):
         (top, bottom), (left, right) = plan.pads
         cy, cx = plan.centre
         anchor = (cx, cy)
-        filt = _filter_for(plan, planes.dtype)
+        filt = filter_for(plan, planes.dtype)
         # Every call puts the anchor on the kernel's centre, whatever the extension, so that
         # OpenCV runs the same arithmetic (its symmetric-kernel paths included) for a pixel
         # whether its neighbours come from OpenCV's border, from rows extended beforehand
@@ -79,7 +82,7 @@ def _rows_contiguous(plane: np.ndarray) -> np.ndarray:
     return plane if plane.strides[1] == plane.itemsize else np.ascontiguousarray(plane)
 
 
-def _filter_for(plan: Plan, dtype: np.dtype) -> _Filter:
+def filter_for(plan: Plan, dtype: np.dtype) -> Filter:
     """The OpenCV call for the plan's method, with the weights cast once to the planes' dtype
     (OpenCV would otherwise convert them on every call)."""
     kh, kw = plan.shape
@@ -87,29 +90,31 @@ def _filter_for(plan: Plan, dtype: np.dtype) -> _Filter:
         return _separable(plan, dtype)
     # direct and fft; also a 1-row or 1-column kernel, which is one pass anyway
     weights = np.ascontiguousarray(plan.weights, dtype)
+    depth = _DEPTHS.get(np.dtype(dtype), -1)
 
     def direct(src: np.ndarray, dst: np.ndarray, anchor: tuple[int, int], border: int) -> None:
-        cv2.filter2D(src, -1, weights, dst=dst, anchor=anchor, borderType=border)
+        cv2.filter2D(src, depth, weights, dst=dst, anchor=anchor, borderType=border)
 
     return direct
 
 
-def _separable(plan: Plan, dtype: np.dtype) -> _Filter:
+def _separable(plan: Plan, dtype: np.dtype) -> Filter:
     """sepFilter2D (threaded by OpenCV) per factor pair, summed when the rank is above 1."""
     pairs = [
         (np.ascontiguousarray(row, dtype), np.ascontiguousarray(col, dtype))
         for col, row in plan.factors
     ]
     scratch: list[np.ndarray] = []  # one buffer for the terms of rank > 1, reused per plane
+    depth = _DEPTHS.get(np.dtype(dtype), -1)
 
     def separable(src: np.ndarray, dst: np.ndarray, anchor: tuple[int, int], border: int) -> None:
         row, col = pairs[0]
-        cv2.sepFilter2D(src, -1, row, col, dst=dst, anchor=anchor, borderType=border)
+        cv2.sepFilter2D(src, depth, row, col, dst=dst, anchor=anchor, borderType=border)
         for row, col in pairs[1:]:
             if not scratch or scratch[0].shape != dst.shape:
                 scratch[:] = [np.empty_like(dst)]
             term = scratch[0]
-            cv2.sepFilter2D(src, -1, row, col, dst=term, anchor=anchor, borderType=border)
+            cv2.sepFilter2D(src, depth, row, col, dst=term, anchor=anchor, borderType=border)
             cv2.add(dst, term, dst=dst)
 
     return separable
