@@ -137,20 +137,49 @@ class Filter2DSpy:
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("boundary", ["reflect", "mirror", "fill", "wrap"])
-def test_dft_sized_kernels_run_in_tiles(rng, monkeypatch, mode, boundary):
-    """Kernels large enough for OpenCV's own DFT are computed in tiles of rows at fixed
-    places (no call sees the whole image), side by side, and match scipy. Even kernels and
-    an origin put the anchor off centre."""
-    x = rng.random(size=(560, 480)).astype(np.float32)
-    spy = Filter2DSpy(monkeypatch)
+def test_fft_runs_in_tiles_of_whole_blocks(rng, monkeypatch, mode, boundary):
+    """The FFT method is computed in tiles of rows at fixed places (no call sees the whole
+    image), each a whole number of convcli's own DFT blocks, side by side, and matches
+    scipy. Even kernels and an origin put the anchor off centre."""
+    from convcli.compute import blocks
+
+    x = rng.random(size=(1200, 480)).astype(np.float32)
+    shapes: list[tuple[int, int]] = []
+    valid = blocks.BlockCorrelator.valid
+
+    def spy(self, ext, out):  # type: ignore[no-untyped-def]
+        shapes.append(out.shape)
+        valid(self, ext, out)
+
+    monkeypatch.setattr(blocks.BlockCorrelator, "valid", spy)
     for k in [Kernel(rng.normal(size=(15, 15))), Kernel(rng.normal(size=(12, 14)), origin=(1, 11))]:
         kwargs = {"mode": mode, "boundary": boundary, "fill_value": FILL, "method": "fft"}
         want = convcli.convolve(x, k, backend="scipy", **kwargs)
-        spy.shapes.clear()
+        shapes.clear()
         got = convcli.convolve(x, k, backend="opencv", **kwargs)
-        assert len(spy.shapes) > 1
-        assert max(s[0] for s in spy.shapes) < x.shape[0]
+        assert len(shapes) > 1
+        heights = sorted(s[0] for s in shapes)  # (tiles finish in any order)
+        tile = heights[-1]
+        assert tile % blocks.block_outputs(k.shape[0]) == 0
+        assert all(h == tile for h in heights[1:]) and tile < x.shape[0]
         close32(got, want)
+
+
+@pytest.mark.parametrize("ks", [(3, 3), (15, 15), (31, 9), (64, 64), (255, 255)])
+def test_blocks_give_the_valid_correlation(rng, ks):
+    """convcli's block FFT against a direct valid correlation, for sizes below, at and
+    across a block, and a call narrower and shorter than one block."""
+    from scipy.signal import correlate
+
+    from convcli.compute.blocks import BlockCorrelator, block_outputs
+
+    k = rng.normal(size=ks)
+    for h, w in [(ks[0] + 1, ks[1] + 2), (block_outputs(ks[0]) + ks[0] + 5, 700)]:
+        ext = rng.normal(size=(h, w))
+        out = np.empty((h - ks[0] + 1, w - ks[1] + 1))
+        BlockCorrelator(k).valid(ext, out)
+        want = correlate(ext, k, mode="valid", method="fft")  # float64: 1e-12 near exact
+        np.testing.assert_allclose(out, want, rtol=1e-9, atol=1e-9 * np.abs(want).max())
 
 
 @pytest.mark.parametrize("correlate", [False, True])

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from convcli.compute.backends import Backend, Plan, get_backend, mark_computed
+from convcli.compute.blocks import block_outputs
 from convcli.compute.boundary import Boundary, output_length, pad, source_index
 from convcli.compute.plan import Options, combine, plan_kernel
 from convcli.errors import InputError, UsageError
@@ -88,6 +89,9 @@ def tile_rows(plan: Plan, backend: str) -> int | None:
     if not dft and backend != "torch":
         return None
     rows = max(128, 4 * kh)
+    if backend == "opencv" and plan.method == "fft":
+        block = block_outputs(kh)  # whole blocks of convcli's own (compute/blocks.py)
+        return -(-rows // block) * block
     return -(-rows // 32) * 32
 
 

@@ -7,7 +7,9 @@ the reflect, mirror, nearest or zero-fill boundary uses OpenCV's own border hand
 padded copy); ``wrap``, a non-zero fill and ``full`` mode extend each plane with
 ``cv2.copyMakeBorder`` (which extends as far as numpy.pad does) and keep the valid part.
 
-OpenCV runs its DFT path on one thread; the evaluator computes such kernels in tiles of rows
+The ``fft`` method is convcli's own overlap-save in fixed blocks on OpenCV's DFT
+(:mod:`convcli.compute.blocks`): OpenCV's filter2D sizes its DFT blocks per call and
+transforms the kernel in every call. The evaluator computes DFT kernels in tiles of rows
 (the same in every band, so results do not depend on how an image is cut), side by side.
 """
 
@@ -19,6 +21,7 @@ import cv2
 import numpy as np
 
 from convcli.compute.backends.base import Backend, Plan
+from convcli.compute.blocks import correlator
 from convcli.compute.boundary import OPENCV, Boundary
 
 _BORDER = {boundary: int(getattr(cv2, name)) for boundary, name in OPENCV.items()}
@@ -41,6 +44,8 @@ class OpenCVBackend(Backend):
         (top, bottom), (left, right) = plan.pads
         cy, cx = plan.centre
         anchor = (cx, cy)
+        if plan.method == "fft":
+            return _blocks_fft(planes, plan, boundary, fill)
         filt = filter_for(plan, planes.dtype)
         # Every call puts the anchor on the kernel's centre, whatever the extension, so that
         # OpenCV runs the same arithmetic (its symmetric-kernel paths included) for a pixel
@@ -75,6 +80,23 @@ class OpenCVBackend(Backend):
             # (i, j); the rows and columns around it read OpenCV's own border and are dropped
             filt(src, out[i], anchor, cv2.BORDER_REPLICATE)
         return out[:, cy : cy + size[0] - kh + 1, cx : cx + size[1] - kw + 1]
+
+
+def _blocks_fft(planes: np.ndarray, plan: Plan, boundary: Boundary, fill: float) -> np.ndarray:
+    """The FFT method: each plane extended as the plan says (rows a band brings already
+    extended), then its valid correlation in fixed blocks with the kernel's spectrum made
+    once (:mod:`convcli.compute.blocks`)."""
+    n, h, w = planes.shape
+    kh, kw = plan.shape
+    (top, bottom), (left, right) = plan.pads
+    blocks = correlator(np.ascontiguousarray(plan.weights, planes.dtype))
+    out = np.empty((n, h + top + bottom - kh + 1, w + left + right - kw + 1), planes.dtype)
+    for i in range(n):
+        src = _rows_contiguous(planes[i])
+        if top or bottom or left or right:
+            src = cv2.copyMakeBorder(src, top, bottom, left, right, _BORDER[boundary], value=fill)
+        blocks.valid(src, out[i])
+    return out
 
 
 def _rows_contiguous(plane: np.ndarray) -> np.ndarray:
