@@ -25,20 +25,29 @@ _MIN_TRANSFORM = 384
 _MAX_TRANSFORM = 1280
 
 
+def smooth_length(n: int, odd_primes: tuple[int, ...]) -> int:
+    """The least length at or above n whose only prime factors are 2 and ``odd_primes``
+    (the transform lengths an FFT library computes fastest)."""
+    best = 1 << max(n - 1, 0).bit_length()
+
+    def walk(product: int, primes: tuple[int, ...]) -> None:
+        nonlocal best
+        if not primes:
+            while product < n:
+                product *= 2
+            best = min(best, product)
+            return
+        while product < best:
+            walk(product, primes[1:])
+            product *= primes[0]
+
+    walk(1, odd_primes)
+    return best
+
+
 def fast_size(n: int) -> int:
     """The least 2^a 3^b 5^c at or above n (sizes OpenCV's DFT computes fastest)."""
-    best = 1 << max(0, (n - 1).bit_length())
-    p5 = 1
-    while p5 < 2 * n:
-        p35 = p5
-        while p35 < 2 * n:
-            p = p35
-            while p < n:
-                p *= 2
-            best = min(best, p)
-            p35 *= 3
-        p5 *= 5
-    return best
+    return smooth_length(n, (3, 5))
 
 
 def transform_size(k: int) -> int:

@@ -133,24 +133,38 @@ def clip_counts(
     return counts
 
 
-def clipping(r: np.ndarray, out_max: float, options: PixelOptions) -> Filtered:
+def clipping(
+    r: np.ndarray, out_max: float, options: PixelOptions, counts: np.ndarray | None = None
+) -> Filtered:
     """How clipping mapped results ``r`` (in output units) to 0..out_max cuts them: the
     count, the magnitude lost, and what the alternatives would clip. Called only for
-    planes that clip (the extra passes cost nothing otherwise)."""
+    planes that clip (the extra passes cost nothing otherwise). With ``counts``, ``r``
+    holds distinct whole-number values and ``counts`` how many results take each (a
+    histogram): the same counts and sums, exactly."""
     low, high = -0.5, out_max + 0.5
+
+    def number(where: np.ndarray) -> int:
+        return int(np.count_nonzero(where) if counts is None else counts[where].sum())
+
+    def total(x: np.ndarray, where: np.ndarray | None = None) -> float:
+        if counts is None:
+            if where is None:
+                return float(np.sum(x, dtype=np.float64))
+            return float(np.sum(x, where=where, dtype=np.float64))
+        weights = counts if where is None else counts[where]
+        return float(np.dot((x if where is None else x[where]).astype(np.float64), weights))
+
     below, above = r < low, r > high
-    clipped = int(np.count_nonzero(below)) + int(np.count_nonzero(above))
-    lost = float(np.sum(low - r, where=below, dtype=np.float64)) + float(
-        np.sum(r - high, where=above, dtype=np.float64)
-    )
-    magnitude = float(np.sum(np.abs(r), dtype=np.float64))
-    counts = Filtered(np.empty(0), None, clipped, 0, magnitude, lost, clipped, clipped)
+    clipped = number(below) + number(above)
+    lost = total(low - r, below) + total(r - high, above)
+    magnitude = total(np.abs(r))
+    result = Filtered(np.empty(0), None, clipped, 0, magnitude, lost, clipped, clipped)
     if options.range == "clip":
-        counts.abs_clipped = int(np.count_nonzero(np.abs(r) > high))
+        result.abs_clipped = number(np.abs(r) > high)
     if not options.offset:
         half = out_max / 2.0
-        counts.offset_clipped = int(np.count_nonzero((r < low - half) | (r > high - half)))
-    return counts
+        result.offset_clipped = number((r < low - half) | (r > high - half))
+    return result
 
 
 def integer_histogram(sums: np.ndarray, reach: int) -> np.ndarray:
@@ -176,27 +190,6 @@ def integer_histogram(sums: np.ndarray, reach: int) -> np.ndarray:
 
 #: OpenCV's histograms count in float32: whole numbers up to 2**24 (rows per call below it)
 _HISTOGRAM_COUNTS = 2**24
-
-
-def histogram_clipping(
-    values: np.ndarray, counts: np.ndarray, out_max: float, options: PixelOptions
-) -> Filtered:
-    """:func:`clipping` of results given as a histogram (``counts`` results of each of
-    ``values``, whole numbers): the same counts and sums, exactly."""
-    low, high = -0.5, out_max + 0.5
-    v = values.astype(np.float64)
-    c = counts.astype(np.float64)
-    below, above = v < low, v > high
-    clipped = int(counts[below].sum() + counts[above].sum())
-    lost = float(np.dot(low - v[below], c[below]) + np.dot(v[above] - high, c[above]))
-    magnitude = float(np.dot(np.abs(v), c))
-    result = Filtered(np.empty(0), None, clipped, 0, magnitude, lost, clipped, clipped)
-    if options.range == "clip":
-        result.abs_clipped = int(counts[np.abs(v) > high].sum())
-    if not options.offset:
-        half = out_max / 2.0
-        result.offset_clipped = int(counts[(v < low - half) | (v > high - half)].sum())
-    return result
 
 
 def luminance(colour: np.ndarray) -> np.ndarray:
@@ -410,11 +403,11 @@ class Layout:
         if o.range == "abs":
             values = np.abs(values)
         values += offset
-        present = values[counts > 0]
+        present = values[counts > 0]  # not empty: sums holds more than a few results
         stats.total += sums.size
-        if present.size and (present.min() < 0 or present.max() > 255):
-            stats.add(histogram_clipping(values, counts, 255, o))
-        elif not o.offset and present.size and present.max() > 255 / 2.0 + 0.5:
+        if present.min() < 0 or present.max() > 255:
+            stats.add(clipping(values, 255, o, counts))
+        elif not o.offset and present.max() > 255 / 2.0 + 0.5:
             stats.offset_unknown = True  # as clip_counts says of a plane that does not clip
         v = np.abs(sums) if o.range == "abs" else sums  # no -32768 (reach <= 32767)
         if offset:

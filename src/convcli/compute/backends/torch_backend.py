@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from convcli.compute.backends.base import Backend, Plan
+from convcli.compute.blocks import smooth_length
 from convcli.compute.boundary import TORCH_PAD, Boundary, index_map
 from convcli.errors import BackendError
 
@@ -95,21 +96,7 @@ def _exact_fp32(device: torch.device) -> Iterator[None]:
 
 def _fast_length(n: int) -> int:
     """The smallest 2-3-5-7-smooth length >= n: FFT sizes pocketfft and cuFFT do quickly."""
-    best = 1 << max(n - 1, 0).bit_length()
-    p7 = 1
-    while p7 < best:
-        p5 = p7
-        while p5 < best:
-            p3 = p5
-            while p3 < best:
-                p2 = p3
-                while p2 < n:
-                    p2 *= 2
-                best = min(best, p2)
-                p3 *= 3
-            p5 *= 5
-        p7 *= 7
-    return best
+    return smooth_length(n, (3, 5, 7))
 
 
 class TorchBackend(Backend):
