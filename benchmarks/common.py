@@ -51,7 +51,7 @@ def imagemagick() -> tuple[str | None, str | None]:
     convert = tool("convert")
     if convert is not None:
         probe = subprocess.run([convert, "-version"], capture_output=True, text=True)
-        if "ImageMagick" not in probe.stdout:
+        if "Version: ImageMagick" not in probe.stdout:
             convert = None
     return convert, tool("mogrify")
 

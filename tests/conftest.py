@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
+import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +22,24 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ.pop("CONVCLI_KERNEL_PATH", None)
 os.environ.setdefault("XDG_CONFIG_HOME", str(ROOT / "tests" / "_no_config"))
 os.environ["NO_COLOR"] = "1"
+
+
+def peer_tool(name: str, signature: str) -> str | None:
+    """The path of a peer's command-line tool, or None where it is absent or is not the peer:
+    some machines put a stand-in called ``convert`` on the path that is not ImageMagick."""
+    path = shutil.which(name)
+    if path is None:
+        return None
+    try:
+        done = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return path if signature in done.stdout + done.stderr else None
+
+
+#: ImageMagick's convert and libvips' vips, or None where not installed
+CONVERT = peer_tool("convert", "Version: ImageMagick")
+VIPS = peer_tool("vips", "vips")
 
 
 #: every mode, boundary and (concrete) method, for parametrizing

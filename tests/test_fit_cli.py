@@ -12,10 +12,7 @@ import numpy as np
 import pytest
 
 import convcli
-from conftest import write_png
-
-VIPS = shutil.which("vips")
-CONVERT = shutil.which("convert")
+from conftest import CONVERT, VIPS, write_png
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ per frame and channel, and Pillow reading the written files back."""
 from __future__ import annotations
 
 import io
-import shutil
 import subprocess
 
 import numpy as np
@@ -17,10 +16,10 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
+from conftest import CONVERT
 from convcli.io import gif
 from convcli.io.frames import probe
 
-CONVERT = shutil.which("convert")
 needs_im = pytest.mark.skipif(
     CONVERT is None, reason="ImageMagick (convert) is not installed; apt-get install imagemagick"
 )

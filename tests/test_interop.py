@@ -3,21 +3,18 @@ those tools' pixels (checked against the real tools when they are installed)."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 
 import numpy as np
 import pytest
 
 import convcli
-from conftest import write_png
+from conftest import CONVERT, VIPS, write_png
 from convcli.errors import KernelError
 from convcli.kernels.formats import export, parse_imagemagick, read_vips_matrix
 from convcli.kernels.model import Kernel, KernelChain
 from convcli.kernels.registry import get_kernel
 
-CONVERT = shutil.which("convert")
-VIPS = shutil.which("vips")
 needs_im = pytest.mark.skipif(
     CONVERT is None, reason="ImageMagick (convert) is not installed; apt-get install imagemagick"
 )

@@ -5,7 +5,6 @@ linear-light pipelines on the example photographs."""
 from __future__ import annotations
 
 import io
-import shutil
 import struct
 import subprocess
 import sys
@@ -16,11 +15,8 @@ from PIL import Image
 from scipy import ndimage
 
 import convcli
-from conftest import ROOT, write_png
+from conftest import CONVERT, ROOT, VIPS, write_png
 from convcli.compute.transfer import SRGB, Curve, transfer_for
-
-CONVERT = shutil.which("convert")
-VIPS = shutil.which("vips")
 
 
 def srgb_decode(v):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import shutil
 import struct
 import subprocess
 import zlib
@@ -12,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import CONVERT, VIPS
 from convcli.io import png
 from convcli.io.decode import read_image
 from convcli.io.encode import write_image
@@ -136,14 +136,14 @@ def test_refuses_samples_png_cannot_hold():
         _encode(np.zeros((2, 2), np.float32))
 
 
-@pytest.mark.skipif(not shutil.which("identify"), reason="ImageMagick is not installed")
+@pytest.mark.skipif(CONVERT is None, reason="ImageMagick is not installed")
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
 def test_imagemagick_reads_it(tmp_path, rng, small_bands, dtype):
     pixels = _samples(rng, (30, 20, 3), dtype)
     path = tmp_path / "x.png"
     path.write_bytes(_encode(pixels, threads=2))
     out = subprocess.run(
-        ["convert", str(path), "-depth", "16", "-endian", "MSB", "rgb:-"],
+        [CONVERT, str(path), "-depth", "16", "-endian", "MSB", "rgb:-"],
         capture_output=True,
         check=True,
     ).stdout
@@ -152,12 +152,12 @@ def test_imagemagick_reads_it(tmp_path, rng, small_bands, dtype):
     np.testing.assert_array_equal(got, pixels.astype(np.uint32) * scale)
 
 
-@pytest.mark.skipif(not shutil.which("vips"), reason="libvips is not installed")
+@pytest.mark.skipif(VIPS is None, reason="libvips is not installed")
 def test_libvips_reads_it(tmp_path, rng, small_bands):
     pixels = _samples(rng, (30, 20, 4), np.uint8)
     path = tmp_path / "x.png"
     path.write_bytes(_encode(pixels, threads=2))
     out = subprocess.run(
-        ["vips", "avg", str(path)], capture_output=True, text=True, check=True
+        [VIPS, "avg", str(path)], capture_output=True, text=True, check=True
     ).stdout
     assert float(out) == pytest.approx(pixels.mean())
