@@ -11,7 +11,7 @@ cv2 = pytest.importorskip("cv2")
 import convcli  # noqa: E402
 from conftest import BOUNDARIES, METHODS, MODES, PARITY_KERNELS, close32, reference  # noqa: E402
 from convcli.compute.backends import get_backend  # noqa: E402
-from convcli.compute.backends.opencv_backend import OpenCVBackend  # noqa: E402
+from convcli.compute.backends.opencv_backend import ROW_TAIL, OpenCVBackend  # noqa: E402
 from convcli.compute.boundary import Boundary, pad  # noqa: E402
 from convcli.compute.engine import Options, plan_kernel  # noqa: E402
 from convcli.kernels.model import Kernel  # noqa: E402
@@ -192,11 +192,33 @@ def test_a_long_signal_with_a_long_kernel(rng, correlate):
 
 
 def test_small_kernels_are_one_call(rng, monkeypatch):
-    """Below the DFT size filter2D threads itself: one call for the whole image."""
+    """Below the DFT size filter2D threads itself: one call for the whole image, and one for
+    a strip of whole vectors at the rows' end when their length is not a multiple of them."""
     x = rng.random(size=(560, 480)).astype(np.float32)
     spy = Filter2DSpy(monkeypatch)
     convcli.convolve(x, rng.normal(size=(5, 5)), backend="opencv")
-    assert spy.shapes == [x.shape]
+    assert spy.shapes == [x.shape, (560, 128)]
+    spy.shapes.clear()
+    convcli.convolve(x[:, : 7 * ROW_TAIL], rng.normal(size=(5, 5)), backend="opencv")
+    assert spy.shapes == [(560, 7 * ROW_TAIL)]
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("kernel", ["gaussian:sigma=2", "gaussian:size=5", "box", "unsharp"])
+def test_every_sample_has_the_same_arithmetic_at_any_width(rng, kernel, channels):
+    """Each sample is computed as it is in a row of whole vectors: at every width, an image
+    gives the numbers of the same image with columns of its border appended (the interleaved
+    route's bit-identity with planes rests on this: tests/test_exact.py)."""
+    import cv2
+
+    k = convcli.get_kernel(kernel)
+    for width in range(100, 100 + ROW_TAIL):  # one width of each remainder
+        x = rng.integers(0, 256, size=(12, width, channels)).astype(np.float32).squeeze()
+        got = convcli.convolve(x, k, backend="opencv", boundary="reflect")
+        extra = 2 * ROW_TAIL - width % ROW_TAIL  # whole vectors, past the kernel's reach
+        wide = cv2.copyMakeBorder(x, 0, 0, 0, extra, cv2.BORDER_REFLECT)
+        want = convcli.convolve(wide, k, backend="opencv", boundary="reflect")[:, :width]
+        np.testing.assert_array_equal(got, want)
 
 
 # -- parity with the scipy backend ----------------------------------------------------------------

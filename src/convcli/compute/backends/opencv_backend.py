@@ -23,11 +23,16 @@ import numpy as np
 from convcli.compute.backends.base import Backend, Plan
 from convcli.compute.blocks import correlator
 from convcli.compute.boundary import OPENCV, Boundary
+from convcli.compute.evaluate import OPENCV_DFT_TAPS
 
 _BORDER = {boundary: int(getattr(cv2, name)) for boundary, name in OPENCV.items()}
 #: OpenCV's type for the results in each working dtype (the filters' ``ddepth``: given, not
 #: -1, so that 8-bit samples may come in and float results go out)
-_DEPTHS = {np.dtype(np.float32): cv2.CV_32F, np.dtype(np.float64): cv2.CV_64F}
+_DEPTHS = {
+    np.dtype(np.uint8): cv2.CV_8U,
+    np.dtype(np.float32): cv2.CV_32F,
+    np.dtype(np.float64): cv2.CV_64F,
+}
 
 #: filter(src, dst, anchor (x, y), border) writes the filtered src into dst (of src's shape)
 Filter = Callable[[np.ndarray, np.ndarray, tuple[int, int], int], None]
@@ -106,18 +111,29 @@ def _rows_contiguous(plane: np.ndarray) -> np.ndarray:
 
 def filter_for(plan: Plan, dtype: np.dtype) -> Filter:
     """The OpenCV call for the plan's method, with the weights cast once to the planes' dtype
-    (OpenCV would otherwise convert them on every call)."""
+    (OpenCV would otherwise convert them on every call). The results' type is ``dst``'s.
+
+    Spatial filters get the end of every row computed again (:func:`_whole_vectors`), so that
+    each sample has OpenCV's vectorised arithmetic whatever the row's length and however its
+    channels are laid out."""
     kh, kw = plan.shape
-    if plan.method == "separable" and kh > 1 and kw > 1:
-        return _separable(plan, dtype)
+    if two_passes(plan):
+        return _whole_vectors(_separable(plan, dtype), kw)
     # direct and fft; also a 1-row or 1-column kernel, which is one pass anyway
     weights = np.ascontiguousarray(plan.weights, dtype)
-    depth = _DEPTHS.get(np.dtype(dtype), -1)
 
     def direct(src: np.ndarray, dst: np.ndarray, anchor: tuple[int, int], border: int) -> None:
+        depth = _DEPTHS.get(dst.dtype, -1)
         cv2.filter2D(src, depth, weights, dst=dst, anchor=anchor, borderType=border)
 
-    return direct
+    # a kernel this large may run through OpenCV's DFT, which works on whole blocks anyway
+    return direct if kh * kw >= OPENCV_DFT_TAPS else _whole_vectors(direct, kw)
+
+
+def two_passes(plan: Plan) -> bool:
+    """Whether :func:`filter_for` runs the plan as sepFilter2D's row and column passes (a
+    kernel of one row or column is one filter2D pass whatever the method)."""
+    return plan.method == "separable" and min(plan.shape) > 1
 
 
 def _separable(plan: Plan, dtype: np.dtype) -> Filter:
@@ -127,9 +143,9 @@ def _separable(plan: Plan, dtype: np.dtype) -> Filter:
         for col, row in plan.factors
     ]
     scratch: list[np.ndarray] = []  # one buffer for the terms of rank > 1, reused per plane
-    depth = _DEPTHS.get(np.dtype(dtype), -1)
 
     def separable(src: np.ndarray, dst: np.ndarray, anchor: tuple[int, int], border: int) -> None:
+        depth = _DEPTHS.get(dst.dtype, -1)
         row, col = pairs[0]
         cv2.sepFilter2D(src, depth, row, col, dst=dst, anchor=anchor, borderType=border)
         for row, col in pairs[1:]:
@@ -140,3 +156,41 @@ def _separable(plan: Plan, dtype: np.dtype) -> Filter:
             cv2.add(dst, term, dst=dst)
 
     return separable
+
+
+#: samples at the end of a row that OpenCV may sum one by one, after its vectors: 31 at
+#: most measured (8-bit rows in, 32 a step); twice that, for wider vector units
+ROW_TAIL = 64
+
+
+def _whole_vectors(filt: Filter, kw: int) -> Filter:
+    """``filt`` with the last ``ROW_TAIL`` samples of every row computed again, as part of a
+    strip of the row's end made a whole number of ``ROW_TAIL`` samples wide.
+
+    OpenCV sums the samples left over at the end of a row (after its last whole vector)
+    with scalar code whose rounding differs from the vectors'. Which samples those are
+    depends on the row's length in samples, so a plane and the same channel interleaved
+    with others would get different last bits there. Computed again in a strip of whole
+    vectors, every sample gets the vectors' arithmetic: the same numbers for any width and
+    any layout of the channels. The strip starts far enough left that the outputs kept read
+    only real samples, and is extended on the right by the call's own border."""
+
+    def whole_vectors(
+        src: np.ndarray, dst: np.ndarray, anchor: tuple[int, int], border: int
+    ) -> None:
+        filt(src, dst, anchor, border)
+        width = src.shape[1]
+        channels = src.shape[2] if src.ndim == 3 else 1
+        if width * channels % ROW_TAIL == 0:
+            return  # no samples left over
+        keep = min(width, -(-ROW_TAIL // channels))  # pixels computed again
+        start = max(0, width - keep - anchor[0])  # outputs kept read columns from here on
+        step = ROW_TAIL // np.gcd(channels, ROW_TAIL)  # strip widths of whole vectors
+        strip = width - start
+        wide = -(-(strip + kw - 1 - anchor[0]) // step) * step
+        ext = cv2.copyMakeBorder(src[:, start:], 0, 0, 0, wide - strip, border)
+        out = np.empty((*ext.shape[:2], *dst.shape[2:]), dst.dtype)
+        filt(ext, out, anchor, border)
+        dst[:, width - keep :] = out[:, strip - keep : strip]
+
+    return whole_vectors
