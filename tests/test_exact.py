@@ -162,26 +162,34 @@ def test_gray_of_colour_and_alpha_take_the_general_path(photo):
         ("unsharp", {}),
     ],
 )
-@pytest.mark.parametrize("width", [180, 179, 177, 64, 13])
-def test_float_kernels_take_the_float_route_where_it_is_exact(photo, kernel, options, width):
-    """Where OpenCV's arithmetic on the interleaved samples is its arithmetic on planes
-    (found by a probe as wide as the image), float kernels take the float route; at every
-    width the samples are the general path's."""
-    image = np.ascontiguousarray(photo[:, :width])
+@pytest.mark.parametrize("width", [180, 179, 177, 64, 13, 1001, 1003])
+def test_float_kernels_take_the_float_route_at_every_width(photo, kernel, options, width):
+    """Every sample gets OpenCV's arithmetic of whole vectors whatever the row's length, so
+    the float route applies at every width, and its samples are the general path's."""
+    image = np.ascontiguousarray(np.tile(photo, (1, 3, 1))[:, :width])
     job = _job(image, kernel, **options)
-    if job.exact is not None:
-        assert job.exact.float_filter is not None
+    assert job.exact is not None and job.exact.float_filter is not None
     _same(job)
     _same(_job(image, kernel, PixelOptions(range="abs"), **options))
 
 
-def test_the_float_route_applies_to_the_benchmark_photo_width(photo):
-    """The 12 MP photo of the benchmarks is 4000 pixels wide."""
-    wide = np.ascontiguousarray(np.tile(photo[:40], (1, 23, 1))[:, :4000])
-    for kernel in ("gaussian:size=5", "gaussian:sigma=2"):
+@pytest.mark.parametrize("width", [4000, 1001])
+def test_kernels_that_cannot_clip_round_in_the_filter(photo, width):
+    """A kernel whose results stay within 0..255 (a Gaussian) writes the 8-bit samples from
+    its own filter, where the probe shows OpenCV rounds them as the general path does; one
+    that may clip, or asked for an offset, does not."""
+    wide = np.ascontiguousarray(np.tile(photo[:40], (1, 23, 1))[:, :width])
+    for kernel in ("gaussian:size=5", "gaussian:sigma=2", "box:size=7"):
         job = _job(wide, kernel)
-        assert job.exact is not None and job.exact.float_filter is not None
+        assert job.exact is not None and job.exact.rounds
         _same(job)
+        _same(_job(wide, kernel, PixelOptions(range="abs")))
+        offset = _job(wide, kernel, PixelOptions(offset=10.0))
+        assert offset.exact is not None and not offset.exact.rounds
+        _same(offset)
+    job = _job(wide, "unsharp")
+    assert job.exact is not None and not job.exact.rounds
+    _same(job)
 
 
 def test_sums_too_large_for_float32_take_the_float_route(photo):

@@ -32,7 +32,7 @@ from convcli.compute.backends import Backend
 from convcli.compute.backends.base import Plan
 from convcli.compute.boundary import OPENCV, Boundary, Mode, source_index
 from convcli.compute.evaluate import OPENCV_DFT_TAPS, StripEngine, read_rows
-from convcli.compute.pixels import Filtered, Layout
+from convcli.compute.pixels import CV_SCALAR_SIZE, Filtered, Layout
 from convcli.io.rows import RowReader
 from convcli.kernels.model import Kernel
 
@@ -77,6 +77,9 @@ class ExactFilter:
     samples_in: bool = False
     #: what the float results can reach, rounding included (no clipping within 0..max)
     bounds: tuple[float, float] = (-np.inf, np.inf)
+    #: the float route's filter writes the 8-bit samples itself (rounding its float results
+    #: to nearest): where nothing can clip and a probe shows its rounding is the general path's
+    rounds: bool = False
 
     def sums(self, reader: RowReader, r0: int, r1: int) -> np.ndarray:
         """The results of output rows r0:r1 before the offset, interleaved like the samples."""
@@ -99,8 +102,11 @@ class ExactFilter:
             window[~inside] = 0  # fill rows (only a zero fill comes here)
         return window if window.flags.c_contiguous else np.ascontiguousarray(window)
 
-    def _pieces(self, reader: RowReader, r0: int, r1: int) -> Iterator[tuple[int, np.ndarray]]:
-        """(first row within the band, results) of every run of ``sub_rows`` outputs."""
+    def _pieces(
+        self, reader: RowReader, r0: int, r1: int, rounded: bool = False
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        """(first row within the band, results) of every run of ``sub_rows`` outputs; with
+        ``rounded``, the float route's results as 8-bit samples."""
         import cv2
 
         window = self._window(reader, r0, r1)
@@ -112,7 +118,7 @@ class ExactFilter:
             # the filtered block are the outputs whose windows lie within it
             if self.float_filter is not None:
                 src = block if self.samples_in else block.astype(self.compute)
-                out = np.empty(block.shape, self.compute)
+                out = np.empty(block.shape, np.uint8 if rounded else self.compute)
                 self.float_filter(src, out, self.anchor, self.border)
             elif self.factors is not None:
                 row, col = self.factors
@@ -143,13 +149,15 @@ class ExactFilter:
     ) -> np.ndarray:
         """Output samples of rows r0:r1, mapped by the layout's rules."""
         out: np.ndarray | None = None
-        for at, sums in self._pieces(reader, r0, r1):
-            if self.float_filter is not None:
+        for at, sums in self._pieces(reader, r0, r1, self.rounds):
+            fast: np.ndarray | None = None
+            if self.rounds:
+                layout.count_rounded(sums.size, self.bounds, stats)
+                fast = sums
+            elif self.float_filter is not None:
                 fast = layout.rounded_samples(self.values(sums, layout.compute), self.bounds, stats)
             elif not self.offset:
                 fast = layout.integer_samples(sums, self.reach, stats, span)
-            else:
-                fast = None
             if fast is None:
                 fast = layout.interleaved_samples(self.values(sums, layout.compute), stats, span)
             if out is None:
@@ -187,13 +195,14 @@ def exact_filter(
     kh, kw = plan.shape
     if not plan.is_same or not np.all(np.isfinite(weights)):
         return None
-    separable = plan.method == "separable" and kh > 1 and kw > 1
+    import cv2
+
+    from convcli.compute.backends.opencv_backend import filter_for, two_passes
+
+    separable = two_passes(plan)
     # OpenCV's spatial filters only: its DFT (filter2D of a large kernel) works per tile
     if plan.method not in ("direct", "separable") or (not separable and kh * kw >= OPENCV_DFT_TAPS):
         return None
-    import cv2
-
-    from convcli.compute.backends.opencv_backend import filter_for
 
     common = (
         (plan.centre[1], plan.centre[0]),
@@ -216,7 +225,18 @@ def exact_filter(
     if not integer:
         compute = layout.compute
         float_filter = filter_for(plan, compute)
-        route = _float_route(plan, float_filter, layout, shape[1], common)
+        bounds = _bounds(weights, plan.offset, layout.in_max, compute)
+        # the filter may round its own results where the general path only rounds them:
+        # one pass, its rank-1 (a sum of rank-1 terms would round each term)
+        may_round = (
+            compute == np.float32
+            and layout.in_dtype == np.uint8
+            and not plan.offset
+            and not (separable and len(plan.factors) > 1)
+            and shape[1] * layout.channels > CV_SCALAR_SIZE
+            and layout.rounds_alone(bounds, signed=False)
+        )
+        route = _float_route(plan, float_filter, layout, common, may_round)
         if route is None:
             return None
         return ExactFilter(
@@ -229,8 +249,9 @@ def exact_filter(
             _sub_rows(shape, layout, kh, 2 * compute.itemsize, FLOAT_CACHE_BYTES),
             float_filter=float_filter,
             compute=compute,
-            samples_in=route,
-            bounds=_bounds(weights, plan.offset, layout.in_max, compute),
+            samples_in=route[0],
+            bounds=bounds,
+            rounds=route[1],
         )
     assert depth is not None
     return ExactFilter(
@@ -268,34 +289,41 @@ def _bounds(
 
 
 def _float_route(
-    plan: Plan, float_filter: Filter, layout: Layout, width: int, common: tuple
-) -> bool | None:
-    """How the float route computes the general path's numbers for images ``width``
-    samples wide: True reading the samples as they are (OpenCV converts them in its first
-    pass), False converting them first, None not at all.
+    plan: Plan, float_filter: Filter, layout: Layout, common: tuple, may_round: bool
+) -> tuple[bool, bool] | None:
+    """How the float route computes the general path's numbers: (whether it reads the
+    samples as they are, OpenCV converting them in its first pass, rather than converting
+    them first; whether its filter may round the results to 8-bit samples itself, given
+    ``may_round``); None where it cannot.
 
-    OpenCV's passes over 8-bit and over float rows, and over one channel and several
-    interleaved ones, are separate code: the same arithmetic in their vectorised part for
-    most kernels, but not at the end of a row, where the samples left over are summed one
-    by one (differently from the vectors), nor for small symmetric kernels, whose float rows
-    it sums in pairs. Which one applies depends on the kernel and the row's length, so a
-    block of random samples as wide as the image is filtered each way: a different order of
-    operations changes the last bit of most of the results it touches."""
+    OpenCV's passes over 8-bit and over float rows, over one channel and several interleaved
+    ones, and into float or 8-bit results, are separate code: the same arithmetic for most
+    kernels, but not for all (it sums the float rows of small symmetric kernels in pairs, and
+    turns some kernels into fixed-point integers for 8-bit results). So a block of random
+    samples is filtered each way: a different order of operations changes the last bit of
+    most results, a different rounding many samples. Every sample gets the arithmetic of
+    whole vectors whatever the row's length (``opencv_backend._whole_vectors``), so one
+    width, with samples left over at the end of its rows, stands for all."""
     compute = layout.compute
     factors = tuple(np.asarray(f).tobytes() for pair in plan.factors for f in pair)
     key: tuple = (plan.method, plan.weights.tobytes(), plan.shape, factors)
-    key += (layout.channels, layout.in_dtype, compute, width, common)
+    key += (layout.channels, layout.in_dtype, compute, common[:2], common[5], may_round)
     if key in _ROUTES:
         return _ROUTES[key]
+    import cv2
+
+    from convcli.compute.backends.opencv_backend import ROW_TAIL, two_passes
+
     anchor, border = common[0], common[5]
     rng = np.random.default_rng(0)
-    rows = max(2 * common[2], 8)
+    width = ROW_TAIL * (3 + plan.shape[1] // ROW_TAIL) + 37
+    rows = max(2 * common[2], 64)
     shape = (rows, width, layout.channels) if layout.channels > 1 else (rows, width)
     samples = rng.integers(0, int(layout.in_max) + 1, shape).astype(layout.in_dtype)
     converted = samples.astype(compute)
 
-    def run(src: np.ndarray) -> np.ndarray:
-        out = np.empty(src.shape, compute)
+    def run(src: np.ndarray, dtype: np.dtype = compute) -> np.ndarray:
+        out = np.empty(src.shape, dtype)
         float_filter(src, out, anchor, border)
         return out
 
@@ -307,17 +335,24 @@ def _float_route(
         general = run(converted)
     route = None
     if np.array_equal(run(samples), general):
-        route = True
+        route = samples
     elif layout.channels > 1 and np.array_equal(run(converted), general):
-        route = False
+        route = converted
+    found = None
+    if route is not None:
+        rounded = cv2.convertScaleAbs(general.reshape(rows, -1)).reshape(shape)
+        # filter2D takes no results narrower than its samples; sepFilter2D does
+        may_round &= route is samples or two_passes(plan)
+        rounds = may_round and np.array_equal(run(route, np.dtype(np.uint8)), rounded)
+        found = (route is samples, bool(rounds))
     if len(_ROUTES) > 256:
         _ROUTES.clear()
-    _ROUTES[key] = route
-    return route
+    _ROUTES[key] = found
+    return found
 
 
-#: what :func:`_float_route` found, by kernel call, layout and width
-_ROUTES: dict[tuple, bool | None] = {}
+#: what :func:`_float_route` found, by kernel call and layout
+_ROUTES: dict[tuple, tuple[bool, bool] | None] = {}
 
 
 def integer_factors(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:

@@ -391,7 +391,7 @@ class Layout:
             and self.out_dtype == np.uint8
             and o.range in ("clip", "abs")
             and o.quantize == "nearest"
-            and sums.size > _CV_SCALAR_SIZE
+            and sums.size > CV_SCALAR_SIZE
         ):
             return None
         offset = o.offset / 100.0 * 255 if o.offset_percent else o.offset
@@ -421,30 +421,43 @@ class Layout:
         (what the results can reach, rounding included) prove that nothing clips: the
         rounding to nearest alone, in one saturating OpenCV pass. :meth:`interleaved_samples`
         of the same values, bit for bit; None where the mapping needs more."""
+        if not (
+            values.dtype == np.float32
+            and values.size > CV_SCALAR_SIZE
+            and self.rounds_alone(bounds, signed=True)
+        ):
+            return None
+        import cv2
+
+        self.count_rounded(values.size, bounds, stats)
+        # |x| rounded to nearest (ties to even) and saturated: for x >= -0.5 the rounding
+        flat = values.reshape(values.shape[0], -1)
+        return cv2.convertScaleAbs(flat).reshape(values.shape)
+
+    def rounds_alone(self, bounds: tuple[float, float], signed: bool) -> bool:
+        """Whether float results within ``bounds`` (rounding included) become 8-bit samples
+        by rounding to nearest alone: nothing they can reach clips. ``signed``: the rounding
+        also takes their magnitude (what ``--range abs`` asks for); unsigned, it does not, so
+        no result may be below -0.5."""
         o = self.options
-        low, high = bounds
         if not (
             self.out_dtype == np.uint8
             and self.in_max == 255
             and o.range in ("clip", "abs")
             and not o.offset
             and o.quantize == "nearest"
-            and values.size > _CV_SCALAR_SIZE
-            and values.dtype == np.float32
         ):
-            return None
-        if o.range == "abs":
+            return False
+        low, high = bounds
+        if o.range == "abs" and signed:
             low, high = 0.0, max(abs(low), abs(high))
-        if low < -0.5 or high > 255.5:
-            return None
-        import cv2
+        return low >= -0.5 and high <= 255.5
 
-        stats.total += values.size
+    def count_rounded(self, size: int, bounds: tuple[float, float], stats: Filtered) -> None:
+        """What :meth:`interleaved_samples` counts of ``size`` results that nothing clips."""
+        stats.total += size
         # a plane that does not clip: whether --offset 50% would is not measured
-        stats.offset_unknown |= high > 255 / 2.0 + 0.5
-        # |x| rounded to nearest (ties to even) and saturated: for x >= -0.5 the rounding
-        flat = values.reshape(values.shape[0], -1)
-        return cv2.convertScaleAbs(flat).reshape(values.shape)
+        stats.offset_unknown |= max(abs(b) for b in bounds) > 255 / 2.0 + 0.5
 
     def mapping(self) -> str:
         """How float results become output samples, in words (for --explain): the very
@@ -519,7 +532,7 @@ def _merge(planes: list[np.ndarray]) -> np.ndarray:
 
 #: OpenCV's Python binding reads an array of up to 4 numbers as a Scalar (a 1x1 image plus 0
 #: gave 4 samples): planes this small take numpy's path
-_CV_SCALAR_SIZE = 4
+CV_SCALAR_SIZE = 4
 
 #: sample types OpenCV's split, merge and saturating conversions take
 _CV_DEPTHS = {np.dtype(t) for t in (np.uint8, np.uint16, np.int32, np.float32, np.float64)}
@@ -540,7 +553,7 @@ def plane_samples(
         out_dtype in (np.uint8, np.uint16)
         and options.quantize == "nearest"
         and options.range != "rescale"
-        and plane.size > _CV_SCALAR_SIZE
+        and plane.size > CV_SCALAR_SIZE
         and has_opencv()
     )
     if not fast:
