@@ -128,6 +128,19 @@ def test_thin_bands_give_the_same_numbers(photo):
     np.testing.assert_array_equal(job.collect(), whole.collect())
 
 
+@pytest.mark.parametrize("boundary", ["fill", "reflect", "mirror", "nearest"])
+@pytest.mark.parametrize("name", ["sobel-x", "gaussian:size=5", "box:size=7", "gaussian:sigma=3"])
+@pytest.mark.parametrize("rows", [160, 12, 5, 1])
+def test_every_boundary_at_the_image_ends_in_thin_bands(photo, boundary, name, rows):
+    # OpenCV extends a band's rows at the image's ends; a kernel taller than the image
+    # (5 and 1 rows) takes rows gathered by the boundary instead
+    image = np.ascontiguousarray(photo[:rows])
+    job = _job(image, name, band_bytes=16 * 1024, boundary=boundary)
+    assert job.exact is not None
+    assert rows <= 12 or job.band_rows < rows // 2
+    _same(job)
+
+
 @pytest.mark.parametrize(
     ("kernel", "options", "why"),
     [

@@ -12,9 +12,13 @@ bit from the interleaved samples, in cache-sized blocks of rows:
   histogram of those integers.
 - **float**: any other kernel the general path runs through OpenCV's spatial filters
   (``filter2D`` below its DFT size, ``sepFilter2D``): the block is converted to the working
-  float type and filtered by the very calls the general path makes on each plane. OpenCV's
-  filters compute each sample of a multi-channel image with the operations, in the order,
-  they use for a single-channel one (tests/test_exact.py checks every library kernel).
+  float type (or read as 8-bit samples, OpenCV converting them) and filtered by the very
+  calls the general path makes on each plane. Where a probe shows OpenCV computing each
+  sample of the interleaved image with the operations, in the order, of the per-plane call
+  (most kernels; the backend gives every sample the same vectorised arithmetic at any
+  width), the results are the general path's; where the kernel's bounds prove nothing
+  clips and the probe shows OpenCV's rounding to be the general path's, the filter writes
+  the 8-bit samples itself (tests/test_exact.py checks every library kernel).
 
 A kernel large enough for OpenCV's DFT, chains and banks, and everything the general path
 does not compute with OpenCV stay on the general path.
@@ -86,21 +90,25 @@ class ExactFilter:
         parts = [sums for _, sums in self._pieces(reader, r0, r1)]
         return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
 
-    def _window(self, reader: RowReader, r0: int, r1: int) -> np.ndarray:
-        """The input rows (extended by the boundary) that outputs r0:r1 read, read once."""
-        sources = source_index(
-            np.arange(r0 - self.top, r1 - self.top + self.kh), self.height, self.boundary
-        )
+    def _window(self, reader: RowReader, r0: int, r1: int) -> tuple[np.ndarray, int]:
+        """The input rows that outputs r0:r1 read, read once, and the image row of its
+        first. Where OpenCV's border is the boundary for the rows too (the kernel no taller
+        than the image), the window is the image's own rows (a view), clipped to the image:
+        OpenCV extends it at the image's ends as the boundary does. Else the rows outside
+        are gathered into a copy, extended by the boundary."""
+        first, last = r0 - self.top, r1 - self.top + self.kh - 1
+        if self.kh <= self.height:
+            first, last = max(first, 0), min(last, self.height)
+            window = reader.read(first, last)
+            return (window if window.flags.c_contiguous else np.ascontiguousarray(window)), first
+        sources = source_index(np.arange(first, last), self.height, self.boundary)
         inside = sources >= 0
-        lo, hi = int(sources[inside].min()), int(sources[inside].max()) + 1
-        if inside.all() and hi - lo == len(sources) and sources[0] == lo:
-            window = reader.read(lo, hi)  # rows inside the image: a view, no copy
-        else:
-            wanted = np.unique(sources[inside])
-            rows = read_rows(reader, wanted)
-            window = rows[np.searchsorted(wanted, np.where(inside, sources, lo))]
-            window[~inside] = 0  # fill rows (only a zero fill comes here)
-        return window if window.flags.c_contiguous else np.ascontiguousarray(window)
+        lo = int(sources[inside].min())
+        wanted = np.unique(sources[inside])
+        rows = read_rows(reader, wanted)
+        window = rows[np.searchsorted(wanted, np.where(inside, sources, lo))]
+        window[~inside] = 0  # fill rows (only a zero fill comes here)
+        return window, first
 
     def _pieces(
         self, reader: RowReader, r0: int, r1: int, rounded: bool = False
@@ -109,13 +117,17 @@ class ExactFilter:
         ``rounded``, the float route's results as 8-bit samples."""
         import cv2
 
-        window = self._window(reader, r0, r1)
-        cy = self.anchor[1]
+        window, first = self._window(reader, r0, r1)
+        end = first + len(window)
         for a in range(r0, r1, self.sub_rows):
             b = min(a + self.sub_rows, r1)
-            block = window[a - r0 : b - r0 + self.kh - 1]
-            # the anchor on the centre row and OpenCV's border for the columns: rows cy.. of
-            # the filtered block are the outputs whose windows lie within it
+            # the rows outputs a:b read, within the window; OpenCV's anchor puts output a on
+            # row ``at`` of the filtered block (the kernel's centre row, less the rows the
+            # block lacks above it at the image's top edge), and its border extends the
+            # block's columns (and its rows at the image's ends)
+            p0, p1 = max(a - self.top, first), min(b - self.top + self.kh - 1, end)
+            block = window[p0 - first : p1 - first]
+            at = a - self.top + self.anchor[1] - p0
             if self.float_filter is not None:
                 src = block if self.samples_in else block.astype(self.compute)
                 out = np.empty(block.shape, np.uint8 if rounded else self.compute)
@@ -129,7 +141,7 @@ class ExactFilter:
                 out = cv2.filter2D(
                     block, self.depth, self.weights, anchor=self.anchor, borderType=self.border
                 )
-            yield a - r0, out[cy : cy + b - a]
+            yield a - r0, out[at : at + b - a]
 
     def values(self, sums: np.ndarray, compute: np.dtype) -> np.ndarray:
         """The general path's float results: the sums in its working dtype, plus the offset."""
@@ -148,8 +160,8 @@ class ExactFilter:
         span: tuple[float, float] | None,
     ) -> np.ndarray:
         """Output samples of rows r0:r1, mapped by the layout's rules."""
-        out: np.ndarray | None = None
-        for at, sums in self._pieces(reader, r0, r1, self.rounds):
+        parts = []
+        for _, sums in self._pieces(reader, r0, r1, self.rounds):
             fast: np.ndarray | None = None
             if self.rounds:
                 layout.count_rounded(sums.size, self.bounds, stats)
@@ -160,11 +172,8 @@ class ExactFilter:
                 fast = layout.integer_samples(sums, self.reach, stats, span)
             if fast is None:
                 fast = layout.interleaved_samples(self.values(sums, layout.compute), stats, span)
-            if out is None:
-                out = np.empty((r1 - r0, *fast.shape[1:]), fast.dtype)
-            out[at : at + len(fast)] = fast
-        assert out is not None
-        return out
+            parts.append(fast)
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
 
     def span(self, reader: RowReader, layout: Layout, r0: int, r1: int) -> tuple[float, float]:
         """min and max of the mapped results of rows r0:r1 (what ``--range rescale`` takes)."""
@@ -246,7 +255,10 @@ def exact_filter(
             _CV_32F if compute == np.float32 else _CV_64F,
             float(plan.offset),
             int(min(reach, 2**62)),
-            _sub_rows(shape, layout, kh, 2 * compute.itemsize, FLOAT_CACHE_BYTES),
+            # rounded in the filter, no pass reads the results after it: one call a band
+            shape[0]
+            if route[1]
+            else _sub_rows(shape, layout, kh, 2 * compute.itemsize, FLOAT_CACHE_BYTES),
             float_filter=float_filter,
             compute=compute,
             samples_in=route[0],
