@@ -11,7 +11,6 @@ their tables go to stdout as they come and into the Markdown file at the end. No
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import subprocess
 import sys
 import time
@@ -46,12 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     flag = ["--quick"] if args.quick else []
     machine = common.machine_markdown()  # before the runs: the load average at the start
     started = time.perf_counter()
-    # start-up is measured as installed: pip compiles the package's bytecode, an editable
-    # install under PYTHONDONTWRITEBYTECODE would not
-    spec = importlib.util.find_spec("convcli")
-    assert spec is not None and spec.origin is not None, "convcli is not installed"
-    package = Path(spec.origin).parent
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(package)], check=True)
+    common.compile_convcli()  # start-up is measured as installed
     subprocess.run([sys.executable, str(HERE / "data.py"), *flag], check=True)
     sections: list[str] = []
     took: list[str] = []

@@ -115,6 +115,22 @@ def test_jpeg_drops_alpha(rng):
     assert im.mode == "RGB"
 
 
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+@pytest.mark.parametrize("quality", [None, 1, 50, 75, 95, 100])
+def test_jpeg_bytes_are_pillows(photos, channels, quality):
+    # with OpenCV installed, its encoder writes 8-bit JPEG: the same bytes as Pillow's
+    pytest.importorskip("cv2")
+    from convcli.io.encode import _encode_pillow
+
+    photo = photos["coffee"][:97, :131]
+    pixels = {1: photo[:, :, 0], 2: photo[:, :, :2], 3: photo}.get(channels)
+    if pixels is None:
+        pixels = np.dstack([photo, photo[:, :, 1]])
+    pillow = io.BytesIO()
+    _encode_pillow(pillow, pixels, "JPEG", quality, None, None)
+    assert encode(pixels, "JPEG", quality=quality) == pillow.getvalue()
+
+
 def test_icc_profile_is_carried(tmp_path):
     from PIL import ImageCms
 
