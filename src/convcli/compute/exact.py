@@ -43,13 +43,11 @@ from convcli.kernels.model import Kernel
 if TYPE_CHECKING:  # OpenCV is imported only where the backend is used
     from convcli.compute.backends.opencv_backend import Filter
 
-#: bytes of samples and sums per OpenCV call: the mapping passes after the filter then read
-#: the sums from the caches (measured on a 12 MP photo: about 30 rows a call are fastest; 8
-#: rows pay OpenCV's per-call cost, whole-image calls take 2-4x longer in all)
-CACHE_BYTES = 1024 * 1024
-#: the same for float kernels, whose halo rows are recomputed per call: blocks several times
-#: a large kernel's height (measured: 8 MB a call is 2x faster than 1 MB for a 17x17 Gaussian)
-FLOAT_CACHE_BYTES = 8 * 1024 * 1024
+#: bytes of samples and results per OpenCV call: blocks several times a large kernel's
+#: height, whose halo rows are recomputed per call, and few calls an image (measured on the
+#: 12 MP photo, sobel-x on one thread: 1 MB a call 113 ms, 4 MB 82 ms, 8 MB 77 ms, 16 MB
+#: 77 ms; a 17x17 Gaussian: 8 MB 2x faster than 1 MB)
+CACHE_BYTES = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -84,6 +82,12 @@ class ExactFilter:
     #: the float route's filter writes the 8-bit samples itself (rounding its float results
     #: to nearest): where nothing can clip and a probe shows its rounding is the general path's
     rounds: bool = False
+
+    @property
+    def one_pass(self) -> bool:
+        """Whether OpenCV's filter reads the input samples and writes the output samples,
+        with nothing between (no conversion, no mapping pass)."""
+        return self.rounds and self.samples_in
 
     def sums(self, reader: RowReader, r0: int, r1: int) -> np.ndarray:
         """The results of output rows r0:r1 before the offset, interleaved like the samples."""
@@ -256,9 +260,7 @@ def exact_filter(
             float(plan.offset),
             int(min(reach, 2**62)),
             # rounded in the filter, no pass reads the results after it: one call a band
-            shape[0]
-            if route[1]
-            else _sub_rows(shape, layout, kh, 2 * compute.itemsize, FLOAT_CACHE_BYTES),
+            shape[0] if route[1] else _sub_rows(shape, layout, kh, 2 * compute.itemsize),
             float_filter=float_filter,
             compute=compute,
             samples_in=route[0],
@@ -277,12 +279,10 @@ def exact_filter(
     )
 
 
-def _sub_rows(
-    shape: tuple[int, ...], layout: Layout, kh: int, result_bytes: int, budget: int = 0
-) -> int:
-    """Output rows per OpenCV call: about ``budget`` bytes of samples and results."""
+def _sub_rows(shape: tuple[int, ...], layout: Layout, kh: int, result_bytes: int) -> int:
+    """Output rows per OpenCV call: about :data:`CACHE_BYTES` of samples and results."""
     row_bytes = shape[1] * layout.channels * (layout.in_dtype.itemsize + result_bytes)
-    return max(8, (budget or CACHE_BYTES) // max(row_bytes, 1) - (kh - 1))
+    return max(8, CACHE_BYTES // max(row_bytes, 1) - (kh - 1))
 
 
 def _bounds(

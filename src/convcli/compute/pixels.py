@@ -188,6 +188,24 @@ def integer_histogram(sums: np.ndarray, reach: int) -> np.ndarray:
     return total
 
 
+def _saturated(sums: np.ndarray, absolute: bool, offset: int) -> np.ndarray:
+    """16-bit integers (|sums| + |offset| <= 32767: nothing wraps around), their magnitudes
+    with ``absolute``, plus ``offset``, clipped to 0..255 as 8-bit samples: in one OpenCV
+    pass where it saturates exactly so (on one channel: a scalar adds to every sample)."""
+    import cv2
+
+    flat = sums.reshape(sums.shape[0], -1)
+    if not absolute:
+        out = cv2.add(flat, offset, dtype=cv2.CV_8U)
+    elif offset >= 0:  # min(255, |x|) + offset saturates as |x| + offset does
+        out = cv2.convertScaleAbs(flat)
+        if offset:
+            out = cv2.add(out, offset)
+    else:
+        out = np.clip(np.abs(sums) + np.int16(offset), 0, 255).astype(np.uint8)
+    return out.reshape(sums.shape)
+
+
 #: OpenCV's histograms count in float32: whole numbers up to 2**24 (rows per call below it)
 _HISTOGRAM_COUNTS = 2**24
 
@@ -409,10 +427,7 @@ class Layout:
             stats.add(clipping(values, 255, o, counts))
         elif not o.offset and present.max() > 255 / 2.0 + 0.5:
             stats.offset_unknown = True  # as clip_counts says of a plane that does not clip
-        v = np.abs(sums) if o.range == "abs" else sums  # no -32768 (reach <= 32767)
-        if offset:
-            v = v + np.int16(offset)  # |v| + |offset| <= 32767: no wrap-around
-        return np.clip(v, 0, 255).astype(np.uint8)
+        return _saturated(sums, o.range == "abs", offset)
 
     def rounded_samples(
         self, values: np.ndarray, bounds: tuple[float, float], stats: Filtered
