@@ -95,6 +95,26 @@ def test_nan_is_refused_by_filter_image_too():
         convcli.filter_image(image, "box")
 
 
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("layout", ["contiguous", "strided"])
+def test_finiteness_is_exact_even_where_the_squares_overflow(dtype, layout):
+    from convcli.numeric import finite
+
+    big = float(np.finfo(dtype).max) / 2  # finite, its square is not
+    for values, expected in [
+        ([1.0, -2.0, 3.5], True),
+        ([big, -big, 1.0], True),
+        ([1.0, np.nan, 2.0], False),
+        ([1.0, np.inf, 2.0], False),
+        ([big, -np.inf, 2.0], False),
+        ([np.nan, big, np.inf], False),
+    ]:
+        x = np.tile(np.asarray(values, dtype), (7, 5))
+        if layout == "strided":
+            x = x[:, ::2]
+        assert finite(x) is expected, (values, layout)
+
+
 def test_integer_input_needs_no_finiteness_check():
     x = np.arange(30, dtype=np.int64).reshape(5, 6)
     got = convcli.convolve(x, RANK_ONE, boundary="fill")

@@ -83,14 +83,19 @@ def _scipy_costs(kh: int, kw: int, rank: int, small: bool, dtype: np.dtype) -> d
 
 
 def _opencv_costs(kh: int, kw: int, rank: int, small: bool, dtype: np.dtype) -> dict:
+    # fitted to benchmarks/scaling.py --methods (float32, 1-16 MP, 2026-12-03), scaled to
+    # 12 MP: any pass costs at least a pass over memory (about 18 ms); filter2D then 0.6 ms
+    # a tap (3x3 18 ms, 5x5 21, 7x7 40, 9x9 52), 1-D passes 0.85 ms a tap (5x5 19 ms, 9x9
+    # 21); convcli's block FFT about 70 ms plus 0.4 ms per tap of the kernel's side (63x63
+    # Gaussian at 16 MP: two passes 145-161 ms, the FFT 127 ms; 15x15: 37 and 107)
     taps = kh * kw
     dft = taps >= (130 if dtype == np.float32 else 50)
-    spatial = 6 + 0.3 * taps * (1 if dtype == np.float32 else 2)
+    spatial = max(18.0, 6 + 0.6 * taps * (1 if dtype == np.float32 else 2))
     # above the threshold filter2D is OpenCV's DFT whichever method is asked: call it fft
     return {
         "direct": spatial if not dft else float("inf"),
-        "separable": rank * (8 + 0.25 * (kh + kw)) + 4 * (rank - 1),
-        "fft": 55.0 if dft else float("inf"),
+        "separable": rank * max(18.0, 0.85 * (kh + kw)) + 4 * (rank - 1),
+        "fft": 70.0 + 0.4 * max(kh, kw) if dft else float("inf"),
     }
 
 
