@@ -565,3 +565,15 @@ def test_check_free_space_names_the_sizes(tmp_path, monkeypatch):
     expected = "needs 1.0 MiB and its filesystem has 1.0 KiB free"
     with pytest.raises(OutputError, match=re.escape(expected)):
         atomic.check_free_space(tmp_path / "x.npy", 1 << 20)
+
+
+def test_a_process_lists_an_output_folder_once(tmp_path, monkeypatch):
+    # listing at every write would make a batch's time grow with the square of its size
+    listed = []
+    real = os.listdir
+    monkeypatch.setattr(atomic.os, "listdir", lambda d: listed.append(d) or real(d))
+    atomic.forget_sweeps()
+    for i in range(5):
+        atomic.atomic_write(tmp_path / f"{i}.bin", b"x")
+    assert len(listed) == 1
+    assert sorted(os.listdir(tmp_path)) == [f"{i}.bin" for i in range(5)]

@@ -80,6 +80,9 @@ def _init_worker(request: Request, threads: int, setup: Setup | None, work: Work
     from convcli.compute.backends import limit_threads
 
     limit_threads(threads)
+    from convcli.io.atomic import forget_sweeps
+
+    forget_sweeps()  # a new process: part files left by workers that died since are stale
     if setup is not None:
         setup()  # the command line's allocator settings: a spawned worker sets its own
     global _worker_parent

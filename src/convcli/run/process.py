@@ -185,7 +185,7 @@ def _all_exist(targets: list[Path]) -> bool:
     if not all(t.exists() for t in targets):
         return False
     for target in targets:
-        sweep_stale_parts(target.parent, target.name)
+        sweep_stale_parts(target.parent)
     return True
 
 
