@@ -91,7 +91,7 @@ class ExactFilter:
 
     def sums(self, reader: RowReader, r0: int, r1: int) -> np.ndarray:
         """The results of output rows r0:r1 before the offset, interleaved like the samples."""
-        parts = [sums for _, sums in self._pieces(reader, r0, r1)]
+        parts = list(self._pieces(reader, r0, r1))
         return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
 
     def _window(self, reader: RowReader, r0: int, r1: int) -> tuple[np.ndarray, int]:
@@ -116,9 +116,9 @@ class ExactFilter:
 
     def _pieces(
         self, reader: RowReader, r0: int, r1: int, rounded: bool = False
-    ) -> Iterator[tuple[int, np.ndarray]]:
-        """(first row within the band, results) of every run of ``sub_rows`` outputs; with
-        ``rounded``, the float route's results as 8-bit samples."""
+    ) -> Iterator[np.ndarray]:
+        """The results of every run of ``sub_rows`` outputs, in order; with ``rounded``, the
+        float route's results as 8-bit samples."""
         import cv2
 
         window, first = self._window(reader, r0, r1)
@@ -145,7 +145,7 @@ class ExactFilter:
                 out = cv2.filter2D(
                     block, self.depth, self.weights, anchor=self.anchor, borderType=self.border
                 )
-            yield a - r0, out[at : at + b - a]
+            yield out[at : at + b - a]
 
     def values(self, sums: np.ndarray, compute: np.dtype) -> np.ndarray:
         """The general path's float results: the sums in its working dtype, plus the offset."""
@@ -165,7 +165,7 @@ class ExactFilter:
     ) -> np.ndarray:
         """Output samples of rows r0:r1, mapped by the layout's rules."""
         parts = []
-        for _, sums in self._pieces(reader, r0, r1, self.rounds):
+        for sums in self._pieces(reader, r0, r1, self.rounds):
             fast: np.ndarray | None = None
             if self.rounds:
                 layout.count_rounded(sums.size, self.bounds, stats)
@@ -352,10 +352,11 @@ def _float_route(
         route = converted
     found = None
     if route is not None:
-        rounded = cv2.convertScaleAbs(general.reshape(rows, -1)).reshape(shape)
         # filter2D takes no results narrower than its samples; sepFilter2D does
-        may_round &= route is samples or two_passes(plan)
-        rounds = may_round and np.array_equal(run(route, np.dtype(np.uint8)), rounded)
+        rounds = may_round and (route is samples or two_passes(plan))
+        if rounds:
+            rounded = cv2.convertScaleAbs(general.reshape(rows, -1)).reshape(shape)
+            rounds = np.array_equal(run(route, np.dtype(np.uint8)), rounded)
         found = (route is samples, bool(rounds))
     if len(_ROUTES) > 256:
         _ROUTES.clear()

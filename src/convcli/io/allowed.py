@@ -21,7 +21,16 @@ from pathlib import Path
 
 from convcli.errors import InputError, UsageError
 
-DEFAULT_FORMATS = frozenset({"PNG", "JPEG", "TIFF", "WEBP", "BMP", "GIF"})
+#: the formats decoded by default, and the Pillow plugin of each
+DEFAULT_PLUGINS = {
+    "PNG": "PngImagePlugin",
+    "JPEG": "JpegImagePlugin",
+    "TIFF": "TiffImagePlugin",
+    "WEBP": "WebPImagePlugin",
+    "BMP": "BmpImagePlugin",
+    "GIF": "GifImagePlugin",
+}
+DEFAULT_FORMATS = frozenset(DEFAULT_PLUGINS)
 ENV = "CONVCLI_FORMATS"
 _ALIASES = {"JPG": "JPEG", "TIF": "TIFF"}
 

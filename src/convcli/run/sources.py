@@ -11,7 +11,7 @@ from typing import BinaryIO
 
 from convcli import bounded
 from convcli.errors import UsageError
-from convcli.io.allowed import allowed_formats
+from convcli.io.allowed import DEFAULT_FORMATS, DEFAULT_PLUGINS, allowed_formats
 from convcli.io.formats import is_array_path
 from convcli.memory import format_size
 
@@ -46,9 +46,9 @@ def image_suffixes() -> set[str]:
     from PIL import Image
 
     allowed = allowed_formats()
-    if allowed is not None and allowed <= _PLUGINS.keys():
+    if allowed is not None and allowed <= DEFAULT_FORMATS:
         for fmt in allowed:  # their plugins alone: loading Pillow's forty takes 40-70 ms
-            importlib.import_module(f"PIL.{_PLUGINS[fmt]}")
+            importlib.import_module(f"PIL.{DEFAULT_PLUGINS[fmt]}")
         extensions = Image.EXTENSION
     else:
         extensions = Image.registered_extensions()
@@ -57,17 +57,6 @@ def image_suffixes() -> set[str]:
         for ext, fmt in extensions.items()
         if fmt in Image.OPEN and (allowed is None or fmt in allowed)
     }
-
-
-#: Pillow's plugin of each default format
-_PLUGINS = {
-    "PNG": "PngImagePlugin",
-    "JPEG": "JpegImagePlugin",
-    "TIFF": "TiffImagePlugin",
-    "WEBP": "WebPImagePlugin",
-    "BMP": "BmpImagePlugin",
-    "GIF": "GifImagePlugin",
-}
 
 
 def discover(
