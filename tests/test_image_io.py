@@ -350,3 +350,31 @@ def test_outputs_get_the_permissions_of_any_new_file(tmp_path, umask):
         os.umask(old)
     assert (tmp_path / "a.png").stat().st_mode & 0o777 == 0o666 & ~umask
     assert [p.name for p in tmp_path.iterdir()] == ["a.png"]
+
+
+@pytest.mark.parametrize("formats", ["", "default,ppm"])
+def test_decoding_loads_only_the_allowed_formats_plugins(tmp_path, formats):
+    """Importing Pillow's forty plugins costs a small image's command a quarter of its time,
+    and a plugin that is not allowed has no business running: a decode loads the allowed
+    formats' plugins alone (all of them only for a list beyond the default six)."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "a.png"
+    Image.fromarray(np.zeros((4, 5, 3), np.uint8)).save(path)
+    code = (
+        "import sys, convcli; convcli.read_image(sys.argv[1]); "
+        "print(sorted(m[4:] for m in sys.modules if m.startswith('PIL.') and "
+        "m.endswith('ImagePlugin')))"
+    )
+    env = {**os.environ, "CONVCLI_FORMATS": formats}
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(path)], env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    loaded = set(json.loads(out.stdout.replace("'", '"')))
+    if formats:
+        assert {"PpmImagePlugin", "EpsImagePlugin"} <= loaded  # beyond the defaults: all
+    else:
+        defaults = {"Png", "Jpeg", "Tiff", "WebP", "Bmp", "Gif"}
+        assert loaded == {f"{name}ImagePlugin" for name in defaults}

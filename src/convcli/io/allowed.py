@@ -73,13 +73,31 @@ def pillow_formats() -> set[str]:
     return set(Image.OPEN)
 
 
-def identify(prefix: bytes) -> str | None:
-    """The format of the first image plugin whose signature check accepts ``prefix`` (the
-    first bytes of a file); plugins that have no signature check are not asked."""
+def load_plugins(formats: frozenset[str] | None) -> None:
+    """Load Pillow's plugins for ``formats`` (None: all of them). Within the default six,
+    only theirs are imported: importing Pillow's forty takes 40-70 ms, a quarter of a small
+    image's whole command."""
+    import importlib
+
     from PIL import Image
 
-    Image.init()
+    if formats is not None and formats <= DEFAULT_FORMATS:
+        for fmt in formats:
+            importlib.import_module(f"PIL.{DEFAULT_PLUGINS[fmt]}")
+    else:
+        Image.init()
+
+
+def identify(prefix: bytes, among: frozenset[str] | None = None) -> str | None:
+    """The format of the first image plugin whose signature check accepts ``prefix`` (the
+    first bytes of a file), of those for the formats ``among`` (None: every plugin);
+    plugins that have no signature check are not asked."""
+    from PIL import Image
+
+    load_plugins(among)
     for name in Image.ID:
+        if among is not None and name not in among:
+            continue
         _, accept = Image.OPEN[name]
         if accept is None:
             continue
@@ -122,8 +140,8 @@ def may_be_image(prefix: bytes) -> bool:
     if allowed is not None:
         from PIL import Image
 
-        Image.init()
+        load_plugins(allowed)
         if any(Image.OPEN[name][1] is None for name in allowed if name in Image.OPEN):
             return True  # a format without a signature: anything may be one
-    found = identify(prefix)
-    return found is not None and (allowed is None or found in allowed)
+    found = identify(prefix, allowed)
+    return found is not None

@@ -76,8 +76,9 @@ def _pillow_open(source: Path | bytes, label: str) -> Iterator[Any]:
         check_readable(source, label)
     allowed = allowed_formats()
     formats = None if allowed is None else sorted(allowed)
-    # before Pillow opens it: its ICO plugin decodes the largest icon while opening
-    found = _format_of(source)
+    # before Pillow opens it: its ICO plugin decodes the largest icon while opening (this
+    # loads the allowed formats' plugins, so that Pillow does not load all forty)
+    found = _format_of(source, allowed)
     if found in CHECKED_BEFORE_OPENING:
         check_contained(found, source, label)
     with Image.open(
@@ -386,11 +387,11 @@ def _to_array(im: Any) -> np.ndarray:
     return np.array(im)
 
 
-def _format_of(source: Path | bytes) -> str | None:
+def _format_of(source: Path | bytes, among: frozenset[str] | None) -> str | None:
     if isinstance(source, bytes):
-        return identify(source[:64])
+        return identify(source[:64], among)
     with source.open("rb") as fh:
-        return identify(fh.read(64))
+        return identify(fh.read(64), among)
 
 
 def tiff_allowed() -> bool:

@@ -11,7 +11,7 @@ from typing import BinaryIO
 
 from convcli import bounded
 from convcli.errors import UsageError
-from convcli.io.allowed import DEFAULT_FORMATS, DEFAULT_PLUGINS, allowed_formats
+from convcli.io.allowed import allowed_formats, load_plugins
 from convcli.io.formats import is_array_path
 from convcli.memory import format_size
 
@@ -41,17 +41,11 @@ def image_suffixes() -> set[str]:
     """Every extension of the image formats decoded (see :mod:`convcli.io.allowed`; Pillow's
     plugins are loaded: only for directory walks). A stray file of another format in a
     folder (an ``.eps``) is left alone, as notes are."""
-    import importlib
-
     from PIL import Image
 
     allowed = allowed_formats()
-    if allowed is not None and allowed <= DEFAULT_FORMATS:
-        for fmt in allowed:  # their plugins alone: loading Pillow's forty takes 40-70 ms
-            importlib.import_module(f"PIL.{DEFAULT_PLUGINS[fmt]}")
-        extensions = Image.EXTENSION
-    else:
-        extensions = Image.registered_extensions()
+    load_plugins(allowed)
+    extensions = Image.EXTENSION
     return {
         ext
         for ext, fmt in extensions.items()
