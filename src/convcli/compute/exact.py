@@ -162,21 +162,34 @@ class ExactFilter:
         r1: int,
         stats: Filtered,
         span: tuple[float, float] | None,
+        into: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Output samples of rows r0:r1, mapped by the layout's rules."""
+        """Output samples of rows r0:r1, mapped by the layout's rules; written into ``into``
+        (the result's rows r0:r1, contiguous) when given, which the mapping passes then
+        write straight into, rather than into arrays of their own copied there after."""
         parts = []
+        done = 0  # rows of ``into`` written
         for sums in self._pieces(reader, r0, r1, self.rounds):
+            dst = None if into is None else into[done : done + len(sums)]
             fast: np.ndarray | None = None
             if self.rounds:
                 layout.count_rounded(sums.size, self.bounds, stats)
                 fast = sums
             elif self.float_filter is not None:
-                fast = layout.rounded_samples(self.values(sums, layout.compute), self.bounds, stats)
+                values = self.values(sums, layout.compute)
+                fast = layout.rounded_samples(values, self.bounds, stats, dst)
             elif not self.offset:
-                fast = layout.integer_samples(sums, self.reach, stats, span)
+                fast = layout.integer_samples(sums, self.reach, stats, span, dst)
             if fast is None:
                 fast = layout.interleaved_samples(self.values(sums, layout.compute), stats, span)
-            parts.append(fast)
+            if dst is None:
+                parts.append(fast)
+            else:
+                if not np.may_share_memory(fast, dst):
+                    dst[...] = fast
+                done += len(sums)
+        if into is not None:
+            return into
         return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
 
     def span(self, reader: RowReader, layout: Layout, r0: int, r1: int) -> tuple[float, float]:

@@ -150,13 +150,15 @@ class BandJob:
         rows: tuple[int, int] | None = None,
         span: tuple[float, float] | None = None,
         band_rows: int | None = None,
+        into: np.ndarray | None = None,
     ) -> Iterator[tuple[int, int, np.ndarray]]:
         """``(r0, r1, samples)`` for every band of output rows in order (only those within
         ``rows`` when given); samples carry the stack axis first when a bank stacked.
         ``--range rescale`` takes the whole result's ``span``, measured first if not given.
         Bands are computed on several threads (the libraries release the GIL) and come back
         in order. ``band_rows`` overrides the plan's rows per band (the numbers do not
-        depend on the cut)."""
+        depend on the cut). ``into``: the whole result's array, which the interleaved
+        route writes its bands' samples straight into (the samples yielded are its rows)."""
         if self.layout.options.range == "rescale" and span is None:
             span = self.span(rows)
 
@@ -164,7 +166,8 @@ class BandJob:
             r0, r1 = band
             counts = Filtered(np.empty(0), None)
             if self.exact is not None:
-                samples = self.exact.samples(self.reader, self.layout, r0, r1, counts, span)
+                dst = None if into is None else into[r0:r1]
+                samples = self.exact.samples(self.reader, self.layout, r0, r1, counts, span, dst)
                 return r0, r1, samples, counts
             result, alpha = self._band(r0, r1)
             out = [self.layout.samples(m, alpha, counts, span) for m in self._members(result)]
@@ -186,6 +189,14 @@ class BandJob:
             # samples in, samples out, nothing between: one OpenCV call on the image, which
             # OpenCV threads itself, written straight into the result
             merged = self.reader.shape[0]
+        elif self.exact is not None and not self.stacked:
+            # the mapping passes write every band's samples into the result itself: no
+            # copy of the whole result (on one thread, a 12 MP photo's gaussian:size=5
+            # 52 -> 46 ms, sobel-x 68 -> 65 ms)
+            out = np.empty(self.out_shape, dtype=self.layout.out_dtype)
+            for _ in self.bands(stats, band_rows=merged, into=out):
+                pass
+            return out
         for r0, r1, samples in self.bands(stats, band_rows=merged):
             if out is None:
                 whole = samples.shape == self.out_shape and samples.flags.c_contiguous
