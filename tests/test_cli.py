@@ -360,3 +360,52 @@ def test_shell_completion_of_kernel_names_and_options(tmp_path):
     assert mine == ["sobel", "sobel-x", "sobel-y", "sobolev"]
     assert _complete_bash("convcli apply --bou") == ["--boundary"]
     assert _complete_bash("convcli show-kernel gaussian-1") == ["gaussian-1d", "gaussian-1d-seed"]
+
+
+@pytest.mark.parametrize(
+    "src, out, options, pixels, linear",
+    [
+        # OpenCV decodes and encodes in its own order, blue first: nothing is swapped
+        ("jpg", "jpg", [], {}, False),
+        ("jpg", "png", [], {}, False),
+        ("jpg", "npy", [], {"depth": "float"}, False),
+        ("jpg", "-", ["--format", "jpeg"], {}, False),  # JPEG bytes on stdout
+        ("png", "jpg", [], {}, False),
+        ("rgba.png", "jpg", [], {}, False),
+        ("jpg", "jpg", ["--gray"], {"gray": True}, False),
+        ("jpg", "jpg", ["--linear"], {}, True),
+        ("jpg", "jpg", ["--range", "abs"], {"range": "abs"}, False),
+    ],
+)
+def test_colour_channels_keep_their_order_on_every_route(
+    tmp_path, cli, photos, src, out, options, pixels, linear
+):
+    """The command line may filter colour in OpenCV's order (blue first) to spare a pass at
+    each end; whatever the input and output, its result is the library's, channel for
+    channel: as decoded pixels (PNG, .npy) or as the very JPEG bytes."""
+    from convcli.compute.transfer import SRGB
+    from convcli.io.encode import encode
+
+    rgb = np.ascontiguousarray(photos["astronaut"][:96, :128])
+    path = tmp_path / f"in.{src}"
+    if src == "rgba.png":
+        alpha = np.linspace(40, 255, rgb.shape[0] * rgb.shape[1]).reshape(rgb.shape[:2])
+        Image.fromarray(np.dstack([rgb, alpha.astype(np.uint8)])).save(path)
+    else:
+        Image.fromarray(rgb).save(path, quality=95)
+    target = "-" if out == "-" else str(tmp_path / f"out.{out}")
+    r = cli("apply", "-k", "sobel-x", *options, str(path), "-o", target)
+    assert r.exit_code == 0, r.stderr
+    expected = convcli.filter_image(
+        convcli.read_image(path),
+        "sobel-x",
+        convcli.PixelOptions(**pixels),
+        transfer=SRGB if linear else None,
+    ).pixels
+    if out in ("jpg", "-"):
+        written = r.stdout_bytes if out == "-" else (tmp_path / "out.jpg").read_bytes()
+        assert written == encode(expected, "JPEG")
+    elif out == "npy":
+        np.testing.assert_array_equal(np.load(target), expected)
+    else:
+        np.testing.assert_array_equal(convcli.read_image(target), expected)

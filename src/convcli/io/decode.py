@@ -40,6 +40,7 @@ class Picture:
     pixels: np.ndarray
     format: str | None = None  # Pillow's name of the source format ("PNG", "JPEG", ...)
     icc_profile: bytes | None = None
+    bgr: bool = False  # colour in OpenCV's order, blue first (only where asked for)
 
 
 def read_image(path: str | Path) -> np.ndarray:
@@ -87,8 +88,11 @@ def _pillow_open(source: Path | bytes, label: str) -> Iterator[Any]:
         yield im
 
 
-def open_image(source: Path | bytes, name: str | None = None) -> Picture:
-    """Decode an image from a path or from bytes (stdin), naming it in every error.
+def open_image(source: Path | bytes, name: str | None = None, *, bgr: bool = False) -> Picture:
+    """Decode an image from a path or from bytes (stdin), naming it in every error. With
+    ``bgr``, colour that OpenCV decodes may come in its order, blue first (``Picture.bgr``
+    says whether it did): for a caller whose work is the same on every channel and whose
+    encoder wants that order, which saves a pass at each end.
 
     Whatever a decoder raises on a malformed file (decoders raise anything: TypeError,
     KeyError, struct.error, ...) becomes one InputError. Nothing outside convcli is changed:
@@ -101,7 +105,7 @@ def open_image(source: Path | bytes, name: str | None = None) -> Picture:
     label = name or str(source if isinstance(source, Path) else "<stdin>")
     try:
         with _pillow_open(source, label) as im:
-            return _decode(im, source, label)
+            return _decode(im, source, label, bgr)
     except ConvcliError:
         raise
     except Image.DecompressionBombError:
@@ -123,7 +127,7 @@ def open_image(source: Path | bytes, name: str | None = None) -> Picture:
         raise InputError(f"corrupt or truncated image ({reason(exc)})", subject=label) from None
 
 
-def _decode(im: Any, source: Path | bytes, label: str) -> Picture:
+def _decode(im: Any, source: Path | bytes, label: str, bgr: bool = False) -> Picture:
     from PIL import ImageOps
 
     width, height = im.size
@@ -135,9 +139,10 @@ def _decode(im: Any, source: Path | bytes, label: str) -> Picture:
     special = _special_decoder(im, source, label)
     if special is not None:
         return Picture(special, fmt, icc)
-    fast = _opencv_decode(im, source, png_complete)
+    fast = _opencv_decode(im, source, png_complete, bgr)
     if fast is not None:
-        return Picture(orient(fast, _orientation(im)), fmt, icc)
+        colour = fast.ndim == 3 and fast.shape[2] in (3, 4)
+        return Picture(orient(fast, _orientation(im)), fmt, icc, bgr and colour)
     im.load()
     pixels = _to_array(ImageOps.exif_transpose(im) or im)
     if not finite(pixels):
@@ -282,9 +287,12 @@ _OPENCV_READS = {"JPEG", "PNG", "TIFF", "BMP", "WEBP"}
 _OPENCV_MODES = {"L": 2, "RGB": 3, "RGBA": 4}  # mode -> dimensions or channels it decodes to
 
 
-def _opencv_decode(im: Any, source: Path | bytes, png_complete: bool) -> np.ndarray | None:
-    """The pixels decoded by OpenCV, as RGB(A), for the plain 8-bit cases of complete files;
-    None otherwise (Pillow then decodes, as it does every other mode and format).
+def _opencv_decode(
+    im: Any, source: Path | bytes, png_complete: bool, bgr: bool = False
+) -> np.ndarray | None:
+    """The pixels decoded by OpenCV, as RGB(A) (as BGR(A) with ``bgr``), for the plain 8-bit
+    cases of complete files; None otherwise (Pillow then decodes, as it does every other mode
+    and format).
 
     libpng, libjpeg and libtiff print their complaints about a truncated file on file
     descriptor 2, which belongs to the program that runs convcli; Pillow raises an exception
@@ -300,10 +308,14 @@ def _opencv_decode(im: Any, source: Path | bytes, png_complete: bool) -> np.ndar
         return None
     import cv2
 
-    # a colour JPEG straight to RGB: libjpeg-turbo writes that order itself (the same
-    # pixels as BGR swapped, without the pass); EXIF orientation is applied by orient()
-    rgb = im.format == "JPEG" and im.mode == "RGB" and hasattr(cv2, "IMREAD_COLOR_RGB")
-    flags = cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION if rgb else cv2.IMREAD_UNCHANGED
+    # a colour JPEG straight to RGB (or BGR): libjpeg-turbo writes either order itself (the
+    # same pixels swapped, without the pass); EXIF orientation is applied by orient()
+    colour_jpeg = im.format == "JPEG" and im.mode == "RGB"
+    rgb = colour_jpeg and not bgr and hasattr(cv2, "IMREAD_COLOR_RGB")
+    if colour_jpeg and (rgb or bgr):
+        flags = (cv2.IMREAD_COLOR_RGB if rgb else cv2.IMREAD_COLOR) | cv2.IMREAD_IGNORE_ORIENTATION
+    else:
+        flags = cv2.IMREAD_UNCHANGED
     if isinstance(source, Path) and str(source).isprintable() and str(source).isascii():
         pixels = cv2.imread(str(source), flags)  # no copy of the bytes
     else:  # (a file that imread could not decode is not tried again: Pillow says why)
@@ -315,7 +327,7 @@ def _opencv_decode(im: Any, source: Path | bytes, png_complete: bool) -> np.ndar
     wanted = {"L": 1, "RGB": 3, "RGBA": 4}[im.mode]
     if channels != wanted or pixels.shape[:2] != (im.size[1], im.size[0]):
         return None
-    return pixels if rgb else bgr_to_rgb(pixels, in_place=True)
+    return pixels if rgb or bgr else bgr_to_rgb(pixels, in_place=True)
 
 
 def _orientation(im: Any) -> int:

@@ -27,19 +27,21 @@ def write_image(
     quality: int | None = None,
     compress: int | None = None,
     icc_profile: bytes | None = None,
+    bgr: bool = False,
 ) -> None:
-    """Write an image (or array, for .npy/.csv/.json/.txt) atomically.
+    """Write an image (or array, for .npy/.csv/.json/.txt) atomically; ``bgr``: colour
+    pixels in OpenCV's order, blue first (see :func:`encode_into`).
 
     The data goes straight into a temporary file beside ``path`` that is renamed into place,
     so a reader never sees half a file.
     """
     fmt = format_for(path, format)
+    options: dict[str, Any] = {"quality": quality, "compress": compress, "icc_profile": icc_profile}
     if is_stream(path):  # a device or FIFO: encoders that seek cannot write into it
-        data = encode(pixels, fmt, quality=quality, compress=compress, icc_profile=icc_profile)
-        atomic_write(Path(path), data)
+        atomic_write(Path(path), encode(pixels, fmt, bgr=bgr, **options))
         return
     with atomic_file(Path(path)) as fh:
-        encode_into(fh, pixels, fmt, quality=quality, compress=compress, icc_profile=icc_profile)
+        encode_into(fh, pixels, fmt, bgr=bgr, **options)
 
 
 def encode(
@@ -49,10 +51,13 @@ def encode(
     quality: int | None = None,
     compress: int | None = None,
     icc_profile: bytes | None = None,
+    bgr: bool = False,
 ) -> bytes:
-    """Encode an image or array into the bytes of format ``fmt``."""
+    """Encode an image or array into the bytes of format ``fmt`` (see :func:`encode_into`)."""
     buffer = io.BytesIO()
-    encode_into(buffer, pixels, fmt, quality=quality, compress=compress, icc_profile=icc_profile)
+    encode_into(
+        buffer, pixels, fmt, quality=quality, compress=compress, icc_profile=icc_profile, bgr=bgr
+    )
     return buffer.getvalue()
 
 
@@ -64,12 +69,17 @@ def encode_into(
     quality: int | None = None,
     compress: int | None = None,
     icc_profile: bytes | None = None,
+    bgr: bool = False,
 ) -> None:
-    """Encode an image or array as ``fmt`` into the binary file object ``out``."""
+    """Encode an image or array as ``fmt`` into the binary file object ``out``. ``bgr``: the
+    colour pixels are in OpenCV's order, blue first (as OpenCV decodes them): OpenCV's JPEG
+    encoder takes them so, every other encoder gets them swapped first."""
+    pixels = np.asarray(pixels)
+    if bgr and not _opencv_jpeg(fmt, pixels, quality, icc_profile):
+        pixels, bgr = bgr_to_rgb(pixels), False
     if fmt in ARRAY_FORMATS.values():
         encode_array_into(out, pixels, fmt)
         return
-    pixels = np.asarray(pixels)
     if pixels.ndim == 3 and pixels.shape[2] == 1:
         pixels = pixels[:, :, 0]
     if pixels.ndim not in (2, 3) or (pixels.ndim == 3 and pixels.shape[2] not in (2, 3, 4)):
@@ -93,27 +103,38 @@ def encode_into(
         _encode_int32_colour(out, pixels, fmt, compress)
     elif pixels.dtype.kind == "f" and colour:
         _encode_float_colour(out, pixels, fmt)
-    elif (
+    elif _opencv_jpeg(fmt, pixels, quality, icc_profile):
+        _encode_jpeg_opencv(out, pixels, 90 if quality is None else quality, bgr)
+    else:
+        _encode_pillow(out, pixels, fmt, quality, compress, icc_profile)
+
+
+def _opencv_jpeg(
+    fmt: str, pixels: np.ndarray, quality: int | None, icc_profile: bytes | None
+) -> bool:
+    """Whether OpenCV's encoder writes this image (8-bit JPEG without a colour profile)."""
+    return (
         fmt == "JPEG"
         and pixels.dtype == np.uint8
         and not icc_profile
         and (quality is None or 1 <= quality <= 100)
         and has_opencv()
-    ):
-        _encode_jpeg_opencv(out, pixels, 90 if quality is None else quality)
-    else:
-        _encode_pillow(out, pixels, fmt, quality, compress, icc_profile)
+    )
 
 
-def _encode_jpeg_opencv(out: Any, pixels: np.ndarray, quality: int) -> None:
+def _encode_jpeg_opencv(out: Any, pixels: np.ndarray, quality: int, bgr: bool) -> None:
     """8-bit JPEG through OpenCV's libjpeg-turbo: the very bytes Pillow's encoder writes at
     the same quality (both baseline, 4:2:0 for colour; tests/test_image_io.py compares
     them), without Pillow's copy of the samples into an image of its own (a third less
-    time on a 2 MP photo). JPEG has no alpha channel: only the colours are written."""
+    time on a 2 MP photo). JPEG has no alpha channel: only the colours are written, in
+    OpenCV's order (swapped here unless ``bgr`` says they are in it)."""
     import cv2
 
-    if pixels.ndim == 3:
-        pixels = pixels[:, :, 0] if pixels.shape[2] == 2 else bgr_to_rgb(pixels[:, :, :3])
+    if pixels.ndim == 3 and pixels.shape[2] == 2:
+        pixels = pixels[:, :, 0]
+    elif pixels.ndim == 3:
+        colour = pixels[:, :, :3]
+        pixels = np.ascontiguousarray(colour) if bgr else bgr_to_rgb(colour)
     ok, data = cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     if not ok:
         raise OutputError("OpenCV could not encode the JPEG")

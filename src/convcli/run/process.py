@@ -63,6 +63,7 @@ class Loaded:
     format: str | None = None  # detected image format
     icc_profile: bytes | None = None
     is_array: bool = False
+    bgr: bool = False  # colour in OpenCV's order, blue first (see :func:`load`)
 
 
 def process(source: Source, request: Request) -> Outcome:
@@ -133,7 +134,7 @@ def _process(source: Source, request: Request, outcome: Outcome) -> None:
     if source.path is not None and not writes_stdout(request) and too_big(source, request):
         _stream(source, request, outcome)
         return
-    loaded = load(source, request.memory)
+    loaded = load(source, request.memory, bgr=channel_blind(request))
     fmt, ext = format_and_ext(source, request, loaded.format)
     result = _compute(loaded, source, request, outcome, to_array=fmt in ARRAY_FORMATS.values())
     if out.print_result:
@@ -142,7 +143,9 @@ def _process(source: Source, request: Request, outcome: Outcome) -> None:
     if out.path == "-":
         if stacked and fmt not in ("NPY", "JSON"):
             raise UsageError("a stacked result written to stdout needs --format npy or json")
-        outcome.data = encode(result, fmt, quality=out.quality, compress=out.compress)
+        outcome.data = encode(
+            result, fmt, quality=out.quality, compress=out.compress, bgr=loaded.bgr
+        )
         return
     targets = output_targets(source, request, ext)
     guard_targets(source, request, targets)
@@ -150,7 +153,7 @@ def _process(source: Source, request: Request, outcome: Outcome) -> None:
         outcome.skipped = True
         return
     parts = list(result) if len(targets) > 1 else [result]
-    write_results(targets, parts, fmt, loaded.icc_profile, request, outcome)
+    write_results(targets, parts, fmt, loaded.icc_profile, request, outcome, loaded.bgr)
 
 
 def write_results(
@@ -160,9 +163,11 @@ def write_results(
     icc_profile: bytes | None,
     request: Request,
     outcome: Outcome,
+    bgr: bool = False,
 ) -> None:
     """Write each part of an input's result to its target (checked by ``guard_targets``)
-    and list the files written; a device or FIFO written to is no file to list."""
+    and list the files written; a device or FIFO written to is no file to list. ``bgr``:
+    the colour is in OpenCV's order (see :func:`convcli.io.encode.encode_into`)."""
     out = request.output
     for target, part in zip(targets, parts, strict=True):
         if out.out_dir is not None:
@@ -174,6 +179,7 @@ def write_results(
             quality=out.quality,
             compress=out.compress,
             icc_profile=icc_profile,
+            bgr=bgr,
         )
         if not is_stream(target):
             outcome.written.append(str(target))
@@ -362,20 +368,31 @@ def _stream(source: Source, request: Request, outcome: Outcome) -> None:
         write_streamed(plan, job, request, outcome, job.bands(stats), stats)
 
 
-def load(source: Source, memory: int = 0) -> Loaded:
-    """An input's contents; a text array within ``memory`` bytes (0: the default budget)."""
+def load(source: Source, memory: int = 0, bgr: bool = False) -> Loaded:
+    """An input's contents; a text array within ``memory`` bytes (0: the default budget).
+    With ``bgr``, an image's colour may come in OpenCV's order (``Loaded.bgr`` says whether
+    it did): for work that treats every colour channel alike (:func:`channel_blind`)."""
     if source.inline is not None:
         return Loaded(parse_array(source.inline, source.label, memory or None), is_array=True)
     if source.stdin is not None:
         if not source.stdin:
             raise InputError("stdin is empty (no image bytes)", subject=source.label)
-        picture = open_image(source.stdin, source.label)
-        return Loaded(picture.pixels, picture.format, picture.icc_profile)
+        picture = open_image(source.stdin, source.label, bgr=bgr)
+        return Loaded(picture.pixels, picture.format, picture.icc_profile, bgr=picture.bgr)
     assert source.path is not None
     if source.is_array:
         return Loaded(read_array(source.path, memory or None), is_array=True)
-    picture = open_image(source.path, source.label)
-    return Loaded(picture.pixels, picture.format, picture.icc_profile)
+    picture = open_image(source.path, source.label, bgr=bgr)
+    return Loaded(picture.pixels, picture.format, picture.icc_profile, bgr=picture.bgr)
+
+
+def channel_blind(request: Request) -> bool:
+    """Whether a written result's colour channels are each computed alike, none depending on
+    which colour it is, so that the image may be filtered in OpenCV's channel order (blue
+    first) and handed to its JPEG encoder so, without swapping the order at either end: not
+    for gray (luminance weighs the colours), linear light (a profile's curve per colour) or a
+    printed result (shown in RGB)."""
+    return not (request.pixels.gray or request.linear or request.output.print_result)
 
 
 def load_one_image(source: Source, command: str) -> Loaded:
