@@ -409,3 +409,25 @@ def test_colour_channels_keep_their_order_on_every_route(
         np.testing.assert_array_equal(np.load(target), expected)
     else:
         np.testing.assert_array_equal(convcli.read_image(target), expected)
+
+
+def test_the_script_builds_the_command_named_first_and_all_of_them_otherwise(monkeypatch):
+    """main() lets Typer build only the command named first (its options take a tenth of a
+    small command's time); --help, a misspelt command and later calls still see them all."""
+    import sys
+
+    from convcli.cli import app, main
+
+    before = list(app.registered_commands)
+    seen: list[list[str]] = []
+
+    def built(self: object) -> None:  # stands for Typer building and running the app
+        seen.append([c.name or c.callback.__name__ for c in app.registered_commands])
+
+    monkeypatch.setattr(type(app), "__call__", built)
+    for argv in (["apply", "-k", "box", "x.png"], ["--help"], ["aply"], []):
+        monkeypatch.setattr(sys, "argv", ["convcli", *argv])
+        main()
+    assert seen[0] == ["apply"]
+    assert all(len(names) == len(before) for names in seen[1:])
+    assert app.registered_commands == before
