@@ -371,6 +371,9 @@ def test_shell_completion_of_kernel_names_and_options(tmp_path):
         ("jpg", "npy", [], {"depth": "float"}, False),
         ("jpg", "-", ["--format", "jpeg"], {}, False),  # JPEG bytes on stdout
         ("png", "jpg", [], {}, False),
+        ("tif", "jpg", [], {}, False),  # decoded by tifffile, in RGB order
+        ("tif", "tif", [], {}, False),
+        ("jpg", "tif", [], {}, False),
         ("rgba.png", "jpg", [], {}, False),
         ("jpg", "jpg", ["--gray"], {"gray": True}, False),
         ("jpg", "jpg", ["--linear"], {}, True),
@@ -391,6 +394,8 @@ def test_colour_channels_keep_their_order_on_every_route(
     if src == "rgba.png":
         alpha = np.linspace(40, 255, rgb.shape[0] * rgb.shape[1]).reshape(rgb.shape[:2])
         Image.fromarray(np.dstack([rgb, alpha.astype(np.uint8)])).save(path)
+    elif src == "tif":
+        Image.fromarray(rgb).save(path)
     else:
         Image.fromarray(rgb).save(path, quality=95)
     target = "-" if out == "-" else str(tmp_path / f"out.{out}")

@@ -139,6 +139,9 @@ def _decode(im: Any, source: Path | bytes, label: str, bgr: bool = False) -> Pic
     special = _special_decoder(im, source, label)
     if special is not None:
         return Picture(special, fmt, icc)
+    fast = _tifffile_decode(im, source, label)
+    if fast is not None:  # in RGB order, as tifffile decodes
+        return Picture(orient(fast, _orientation(im)), fmt, icc)
     fast = _opencv_decode(im, source, png_complete, bgr)
     if fast is not None:
         colour = fast.ndim == 3 and fast.shape[2] in (3, 4)
@@ -328,6 +331,40 @@ def _opencv_decode(
     if channels != wanted or pixels.shape[:2] != (im.size[1], im.size[0]):
         return None
     return pixels if rgb or bgr else bgr_to_rgb(pixels, in_place=True)
+
+
+#: lossless TIFF compressions whose samples tifffile decodes as Pillow does: none, LZW,
+#: deflate (both codes) and PackBits
+_TIFFFILE_COMPRESSIONS = {1, 5, 8, 32946, 32773}
+
+
+def _tifffile_decode(im: Any, source: Path | bytes, label: str) -> np.ndarray | None:
+    """The pixels of a plain 8-bit gray, RGB or RGBA TIFF (one page, whole, losslessly
+    compressed or not) decoded by tifffile, which reads an uncompressed 12 MP photo in 9 ms
+    where libtiff through Pillow or OpenCV takes 75-80 ms; None otherwise (or where tifffile
+    fails: Pillow then decodes, or says why not)."""
+    if im.format != "TIFF" or im.mode not in _OPENCV_MODES or not has_tifffile():
+        return None
+    tags = im.tag_v2
+    bits = tags.get(258, 1)
+    formats = tags.get(339, 1)
+    plain = (
+        getattr(im, "n_frames", 1) == 1
+        and set(bits if isinstance(bits, tuple) else (bits,)) == {8}
+        and set(formats if isinstance(formats, tuple) else (formats,)) == {1}  # unsigned
+        and tags.get(262) in (1, 2)  # black is zero, or RGB: no inversion, palette, YCbCr
+        and tags.get(259, 1) in _TIFFFILE_COMPRESSIONS
+        and (im.mode != "RGBA" or tags.get(338) in (2, (2,)))  # alpha not premultiplied
+        and _complete(im, source)
+    )
+    if not plain:
+        return None
+    try:
+        pixels = decode_tiff(source, label)
+    except Exception:
+        return None
+    wanted = (im.size[1], im.size[0]) + (() if im.mode == "L" else (len(im.mode),))
+    return pixels if pixels.shape == wanted and pixels.dtype == np.uint8 else None
 
 
 def _orientation(im: Any) -> int:
