@@ -221,8 +221,14 @@ def _only_command(name: str) -> Iterator[None]:
     """Typer builds the options of every registered command before it parses anything
     (20-40 ms of a command that takes 0.3 s): a command named first is the only one it
     needs to build. Anything else (``--help``, a misspelt command) gets them all."""
+    from typer.main import get_command_name  # how Typer names a command from its function
+
     commands = app.registered_commands
-    named = [c for c in commands if (c.name or getattr(c.callback, "__name__", None)) == name]
+    named = [
+        c
+        for c in commands
+        if c.callback is not None and (c.name or get_command_name(c.callback.__name__)) == name
+    ]
     if len(named) == 1:
         app.registered_commands = named
     try:

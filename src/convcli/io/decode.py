@@ -327,8 +327,7 @@ def _opencv_decode(
     if pixels is None or pixels.dtype != np.uint8:
         return None
     channels = 1 if pixels.ndim == 2 else pixels.shape[2]
-    wanted = {"L": 1, "RGB": 3, "RGBA": 4}[im.mode]
-    if channels != wanted or pixels.shape[:2] != (im.size[1], im.size[0]):
+    if channels != _MODE_LAYOUT[im.mode][0] or pixels.shape[:2] != (im.size[1], im.size[0]):
         return None
     return pixels if rgb or bgr else bgr_to_rgb(pixels, in_place=True)
 
@@ -363,7 +362,8 @@ def _tifffile_decode(im: Any, source: Path | bytes, label: str) -> np.ndarray | 
         pixels = decode_tiff(source, label)
     except Exception:
         return None
-    wanted = (im.size[1], im.size[0]) + (() if im.mode == "L" else (len(im.mode),))
+    channels = _MODE_LAYOUT[im.mode][0]
+    wanted = (im.size[1], im.size[0]) + (() if channels == 1 else (channels,))
     return pixels if pixels.shape == wanted and pixels.dtype == np.uint8 else None
 
 
