@@ -196,7 +196,9 @@ def sweep_stale_parts(directory: Path) -> None:
     were killed (their process is gone, or a zombie), the first time this process comes to
     the directory. Once only: listing a folder at every write would cost a batch time that
     grows with the square of its size (5 ms a write in a folder of 10,000 files). A batch
-    input whose worker died is tried again in a fresh worker, which sweeps afresh."""
+    input whose worker died is tried again in a fresh worker, which sweeps afresh; on a
+    cluster, whose workers live on, every worker sweeps the batch's output folders again
+    when the batch ends (:func:`convcli.run.cluster.sweep_again`)."""
     key = os.path.realpath(directory)
     if key in _swept:
         return

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from convcli.compute.pixels import Filtered
 from convcli.errors import BackendError, ConvcliError, UsageError
+from convcli.io.atomic import forget_sweeps, sweep_stale_parts
 from convcli.run.pool import Summary
 from convcli.run.process import Outcome, StreamPlan, plan_stream, process, too_big, write_streamed
 from convcli.run.request import Request
@@ -66,7 +68,15 @@ def run(
 
     started = time.perf_counter()
     summary = Summary()
-    record = summary.recorder(on_outcome, fail_fast)
+    directories = {str(request.output.out_dir)} if request.output.out_dir is not None else set()
+
+    def seen(outcome: Outcome) -> None:
+        directories.update(os.path.dirname(os.path.abspath(p)) for p in outcome.written)
+        on_outcome(outcome)
+
+    record = summary.recorder(seen, fail_fast)
+    # workers outlive batches (and the workers killed in them): each sweeps afresh
+    client.run(forget_sweeps)
 
     huge = [s for s in sources if s.path is not None and _too_big(s, request)]
     small = [s for s in sources if s not in huge]
@@ -86,8 +96,18 @@ def run(
     finally:
         for future in futures:
             future.cancel()
+    # a task whose worker was killed mid-write ran again on a worker that had swept already
+    client.run(sweep_again, sorted(directories))
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def sweep_again(directories: list[str]) -> None:
+    """Run on every worker after a batch: remove the part files of writers on its machine
+    that were killed since it last swept these output directories."""
+    forget_sweeps()
+    for directory in directories:
+        sweep_stale_parts(Path(directory))
 
 
 def _too_big(source: Source, request: Request) -> bool:
