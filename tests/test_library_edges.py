@@ -115,6 +115,19 @@ def test_finiteness_is_exact_even_where_the_squares_overflow(dtype, layout):
         assert finite(x) is expected, (values, layout)
 
 
+def test_an_array_kernel_changed_in_place_is_used_as_it_is_now():
+    from convcli.compute.engine import as_operation
+
+    # kernels made from small arrays are kept by value: a changed array is a new kernel
+    x = np.random.default_rng(5).random((9, 11))
+    k = np.array([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
+    for _ in range(2):
+        got = convcli.convolve(x, k, boundary="fill")
+        np.testing.assert_allclose(got, scipy.signal.convolve2d(x, k, mode="same"), atol=1e-12)
+        k[0, 0] += 2.5
+    assert as_operation(k) is as_operation(k.copy())  # the same values: one kernel
+
+
 def test_integer_input_needs_no_finiteness_check():
     x = np.arange(30, dtype=np.int64).reshape(5, 6)
     got = convcli.convolve(x, RANK_ONE, boundary="fill")

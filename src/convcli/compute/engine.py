@@ -9,6 +9,7 @@ they compute that, never in what.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -47,8 +48,8 @@ def as_operation(kernel: Any, combine: str | None = None) -> AnyKernel:
                 return item.with_combine(combine)
             return KernelBank((item,), combine=combine, name=item.name)
         return item
-    if isinstance(kernel, np.ndarray) and kernel.ndim == 3:  # a 3-D kernel (nested lists of
-        return as_operation(Kernel(kernel, name="array"), combine)  # that depth are a chain)
+    if isinstance(kernel, np.ndarray) and kernel.ndim in (1, 2, 3):  # (nested lists three
+        return as_operation(_array_kernel(kernel), combine)  # deep are a chain)
     if _nesting(kernel) <= 2:  # numbers, or rows of numbers: one kernel
         return as_operation(Kernel(_plain_rows(kernel), name="array"), combine)
     if len(kernel) == 1:  # one bank with --combine: its own combine is overridden
@@ -62,6 +63,22 @@ def as_operation(kernel: Any, combine: str | None = None) -> AnyKernel:
     if len(items) == 1:
         return items[0]
     return KernelChain(tuple(items), name="+".join(i.name for i in items))
+
+
+_ARRAY_KERNEL_VALUES = 4096  # larger arrays are rarer, and cost less to check than to hash
+
+
+def _array_kernel(values: np.ndarray) -> Kernel:
+    """The kernel of an array's values. Small ones are kept by value: a loop convolving with
+    the same array checks it and finds its factors (an SVD) once, not in every call."""
+    if values.size > _ARRAY_KERNEL_VALUES or values.dtype.kind not in "biuf":
+        return Kernel(values, name="array")
+    return _kept_array_kernel(values.dtype.str, values.shape, values.tobytes())
+
+
+@functools.lru_cache(maxsize=64)
+def _kept_array_kernel(dtype: str, shape: tuple[int, ...], data: bytes) -> Kernel:
+    return Kernel(np.frombuffer(data, dtype).reshape(shape), name="array")
 
 
 def _plain_rows(value: Any) -> Any:
