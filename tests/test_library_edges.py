@@ -9,6 +9,7 @@ spread over different parts of the result.
 from __future__ import annotations
 
 import importlib.util
+import sys
 
 import numpy as np
 import pytest
@@ -97,13 +98,20 @@ def test_nan_is_refused_by_filter_image_too():
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
 @pytest.mark.parametrize("layout", ["contiguous", "strided"])
-def test_finiteness_is_exact_even_where_the_squares_overflow(dtype, layout):
+@pytest.mark.parametrize("summed_by", ["opencv", "blas"])
+def test_finiteness_is_exact_even_where_the_sums_overflow(dtype, layout, summed_by, monkeypatch):
     from convcli.numeric import finite
 
-    big = float(np.finfo(dtype).max) / 2  # finite, its square is not
+    if summed_by == "opencv":
+        pytest.importorskip("cv2")
+    else:
+        monkeypatch.setitem(sys.modules, "cv2", None)  # as if OpenCV were not loaded
+
+    big = float(np.finfo(dtype).max) / 2  # finite; its square, and twice it, are not
     for values, expected in [
         ([1.0, -2.0, 3.5], True),
         ([big, -big, 1.0], True),
+        ([big, big, big], True),
         ([1.0, np.nan, 2.0], False),
         ([1.0, np.inf, 2.0], False),
         ([big, -np.inf, 2.0], False),

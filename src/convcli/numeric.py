@@ -6,6 +6,7 @@ numpy only reports "inhomogeneous shape"; users need "row 2 has 4 values, expect
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 import numpy as np
@@ -82,18 +83,27 @@ def _nested_3d(values: list[Any]) -> np.ndarray:
 
 
 def finite(arr: np.ndarray) -> bool:
-    """No NaN or infinity, checked without a temporary array. The sum of the squares (one
-    BLAS pass, half the time of two) is finite when every value is, unless the squares
-    overflow; then the extremes decide: they are finite exactly when everything is (NaN
-    propagates into them)."""
+    """No NaN or infinity, checked in one pass without a temporary array. A sum of the
+    values (:func:`_total`) is finite when every value is, unless it overflows; then the
+    extremes decide: they are finite exactly when everything is (NaN propagates into them)."""
     if arr.dtype.kind != "f":
         return True
     if arr.dtype in (np.float32, np.float64) and arr.flags.c_contiguous and arr.size:
-        flat = arr.reshape(-1)
         with np.errstate(all="ignore"):
-            if np.isfinite(np.dot(flat, flat)):
+            if np.isfinite(_total(arr.reshape(-1))):
                 return True
     return bool(np.isfinite(arr.min()) and np.isfinite(arr.max()))
+
+
+def _total(flat: np.ndarray) -> float:
+    """A sum over every value, non-finite if any value is (a NaN or an infinity stays in
+    any sum): OpenCV's vectorised sum where OpenCV is loaded already (a quarter faster than
+    BLAS on a 16 MP plane; it adds float32 in float64), else the sum of the squares in one
+    BLAS pass."""
+    cv2 = sys.modules.get("cv2")
+    if cv2 is not None and flat.size < 2**31:
+        return float(cv2.sumElems(flat.reshape(1, -1))[0])  # one row: (n, 1) is 4x slower
+    return float(np.dot(flat, flat))
 
 
 def _count(n: int) -> str:
