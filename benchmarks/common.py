@@ -196,6 +196,22 @@ def time_call(fn: Callable[[], object], runs: int, budget: float = 20.0) -> tupl
     return best, done
 
 
+def round_order(names: Sequence[str], r: int) -> list[str]:
+    """The order of round ``r``: a balanced (Williams) design, in which every tool runs
+    right after every other one equally often over a cycle of rounds (n rounds for n tools,
+    2n when n is odd). A plain rotation would keep the same neighbours in every round: a
+    tool always run after one that leaves the caches cold and the heap trimmed (an FFT
+    peer) would pay for it in every round, and the one after it never."""
+    n = len(names)
+    base = [0]
+    for i in range(1, n):
+        base.append((i + 1) // 2 if i % 2 else n - i // 2)
+    orders = [[(b + i) % n for b in base] for i in range(n)]
+    if n % 2:
+        orders += [order[::-1] for order in orders]
+    return [names[i] for i in orders[r % len(orders)]]
+
+
 def interleaved(
     calls: dict[str, Callable[[], object]],
     rounds: int,
@@ -203,16 +219,16 @@ def interleaved(
     least: int = 3,
 ) -> dict[str, list[float]]:
     """Wall times of in-process calls measured in turns: every round runs each call once, in
-    a rotated order, so that a burst of other load falls on all of them alike. Stops early
-    (after at least ``least`` rounds) once ``budget`` seconds are spent. One warm-up call
-    each."""
+    a balanced order (:func:`round_order`), so that a burst of other load falls on all of
+    them alike and none always follows the same neighbour. Stops early (after at least
+    ``least`` rounds) once ``budget`` seconds are spent. One warm-up call each."""
     for fn in calls.values():
         fn()
     times: dict[str, list[float]] = {name: [] for name in calls}
     names = list(calls)
     started = time.perf_counter()
     for r in range(rounds):
-        for name in names[r % len(names) :] + names[: r % len(names)]:
+        for name in round_order(names, r):
             t0 = time.perf_counter()
             calls[name]()
             times[name].append(time.perf_counter() - t0)

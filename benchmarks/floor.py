@@ -15,9 +15,9 @@ command timed from start to exit (start-up included) into a fresh folder:
 * the same pool doing ``cv2.imread`` + ``cv2.imwrite`` only: the floor any tool that decodes
   and encodes these files with libjpeg-turbo pays.
 
-Rounds go round the tools in a rotated order; the table shows the median seconds, images/s
-and the median of the per-round ratio to convcli. Targets: convcli at most 1.15x the cv2
-pool, and faster than the pyvips loop.
+Rounds go round the tools in a balanced order (each follows every other equally often);
+the table shows the median seconds, images/s and the median of the per-round ratio to
+convcli. Targets: convcli at most 1.15x the cv2 pool, and faster than the pyvips loop.
 """
 
 from __future__ import annotations
@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         times: dict[str, list[float]] = {n: [] for n in names}
         errors: dict[str, str] = {}
         for r in range(rounds):
-            for name in names[r % len(names) :] + names[: r % len(names)]:
+            for name in common.round_order(names, r):
                 print(f"floor: round {r + 1}: {name}", file=sys.stderr, flush=True)
                 shutil.rmtree(out, ignore_errors=True)
                 out.mkdir()

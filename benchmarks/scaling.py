@@ -9,7 +9,7 @@ A float32 plane (seeded noise: the arithmetic does not depend on the values), ze
 outside (the boundary all three peers share: ``boundary="fill"``, ``BORDER_CONSTANT``,
 scipy's zero padding), ``same`` output. Kernels: a Gaussian (sigma = size / 6: separable,
 rank 1) and a random one (non-separable, full rank) of 3, 15, 63 and 255 taps a side.
-Each point times every tool in turns (rotated order, medians); ``convcli / best`` is the
+Each point times every tool in turns (balanced orders, medians); ``convcli / best`` is the
 median of the per-round ratio of convcli to the fastest peer of that round (target: at most
 1.3x), and ``method`` is what convcli's chooser picked. ``--methods`` also times convcli with
 every ``--method`` forced, to check the chooser's costs.

@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
                 names = list(cmds)
                 print(f"single: {fmt} {spec} ...", file=sys.stderr, flush=True)
                 for r in range(rounds):
-                    for name in names[r % len(names) :] + names[: r % len(names)]:
+                    for name in common.round_order(names, r):
                         m = common.run_cmd(cmds[name], env=envs.get(name))
                         if m.ok:
                             times[name].append(m.seconds)
