@@ -182,6 +182,23 @@ def test_blocks_give_the_valid_correlation(rng, ks):
         np.testing.assert_allclose(out, want, rtol=1e-9, atol=1e-9 * np.abs(want).max())
 
 
+def test_a_correlator_keeps_a_bounded_number_of_spectra(rng):
+    """Each call size has its own last blocks, so a batch of many image sizes would make
+    a spectrum for each: only the newest few are kept, and every call stays right."""
+    from scipy.signal import correlate
+
+    from convcli.compute.blocks import _SPECTRA_KEPT, BlockCorrelator
+
+    k = rng.normal(size=(9, 9))
+    correlator = BlockCorrelator(k)
+    for width in range(20, 900, 29):
+        ext = rng.normal(size=(50, width))
+        out = np.empty((42, width - 8))
+        correlator.valid(ext, out)
+        np.testing.assert_allclose(out, correlate(ext, k, mode="valid"), atol=1e-9)
+    assert len(correlator._spectra) == _SPECTRA_KEPT
+
+
 @pytest.mark.parametrize("correlate", [False, True])
 def test_a_long_signal_with_a_long_kernel(rng, correlate):
     x = rng.normal(size=300_000)

@@ -13,6 +13,7 @@ kernel again in every call, which is why convcli does not use it for large kerne
 from __future__ import annotations
 
 import functools
+import threading
 
 import numpy as np
 
@@ -23,6 +24,8 @@ import numpy as np
 _BLOCK_KERNELS = 8
 _MIN_TRANSFORM = 384
 _MAX_TRANSFORM = 1280
+#: kernel spectra a correlator keeps, each for one transform size
+_SPECTRA_KEPT = 16
 
 
 def smooth_length(n: int, odd_primes: tuple[int, ...]) -> int:
@@ -68,6 +71,7 @@ class BlockCorrelator:
         self.weights = np.ascontiguousarray(weights)
         self.kh, self.kw = self.weights.shape
         self._spectra: dict[tuple[int, int], np.ndarray] = {}
+        self._lock = threading.Lock()  # tiles are computed side by side
 
     @functools.cached_property
     def sizes(self) -> tuple[int, int]:
@@ -80,7 +84,13 @@ class BlockCorrelator:
         if found is None:
             padded = np.zeros((dh, dw), self.weights.dtype)
             padded[: self.kh, : self.kw] = self.weights
-            found = self._spectra[(dh, dw)] = cv2.dft(padded)
+            found = cv2.dft(padded)
+            # an image needs four sizes at most (whole blocks, the last column, row and
+            # corner); a batch of images of many sizes must not keep them all
+            with self._lock:
+                if len(self._spectra) >= _SPECTRA_KEPT:
+                    self._spectra.pop(next(iter(self._spectra)))  # the oldest
+                self._spectra[(dh, dw)] = found
         return found
 
     def valid(self, ext: np.ndarray, out: np.ndarray) -> None:
