@@ -269,6 +269,32 @@ def test_over_the_budget_and_not_streamable(cli, tmp_path, photos, big_tiff):
     assert not (tmp_path / "o.png").exists()
 
 
+def test_an_image_filtered_in_memory_has_its_header_read_once(tmp_path, photos, monkeypatch):
+    """Whether an image fits in memory is decided from the header its decoder reads: one
+    open per image, not one to decide and another to decode."""
+    from PIL import Image
+
+    from convcli.io import decode
+    from convcli.run.process import process
+    from convcli.run.request import build_request
+    from convcli.run.sources import Source
+
+    Image.fromarray(photos["astronaut"]).save(tmp_path / "a.jpg")
+    opened = []
+    real = decode._pillow_open
+
+    def counting(source, label):  # type: ignore[no-untyped-def]
+        opened.append(label)
+        return real(source, label)
+
+    monkeypatch.setattr(decode, "_pillow_open", counting)
+    (tmp_path / "o").mkdir()
+    request = build_request(["box"], out_dir=tmp_path / "o")
+    outcome = process(Source("a.jpg", tmp_path / "a.jpg"), request)
+    assert outcome.error is None and len(outcome.written) == 1
+    assert opened == ["a.jpg"]
+
+
 def test_memory_env_variable(cli, big_tiff, tmp_path, monkeypatch):
     monkeypatch.setenv("CONVCLI_MEMORY", "1MiB")
     r = cli("apply", "-k", "box", str(big_tiff), "-o", str(tmp_path / "o.png"))

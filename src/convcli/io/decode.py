@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,7 +88,17 @@ def _pillow_open(source: Path | bytes, label: str) -> Iterator[Any]:
         yield im
 
 
-def open_image(source: Path | bytes, name: str | None = None, *, bgr: bool = False) -> Picture:
+class TooLarge(Exception):
+    """An image that ``open_image``'s ``fits`` refused, from its header (nothing decoded)."""
+
+
+def open_image(
+    source: Path | bytes,
+    name: str | None = None,
+    *,
+    bgr: bool = False,
+    fits: Callable[[tuple[int, ...], str], bool] | None = None,
+) -> Picture:
     """Decode an image from a path or from bytes (stdin), naming it in every error. With
     ``bgr``, colour that OpenCV decodes may come in its order, blue first (``Picture.bgr``
     says whether it did): for a caller whose work is the same on every channel and whose
@@ -99,22 +109,28 @@ def open_image(source: Path | bytes, name: str | None = None, *, bgr: bool = Fal
     the decoders' warnings and log records go where the program running convcli sends them
     (the command line keeps them off stderr), and Pillow's own pixel limit is the program's
     (see :mod:`convcli.io.limits`).
+
+    ``fits(shape, sample type)``, when given, is asked once the header is read, before
+    anything is decoded: an image it refuses raises :class:`TooLarge` (a caller that streams
+    such images reads the header once, not once to decide and again to decode).
     """
     from PIL import Image, UnidentifiedImageError
 
     label = name or str(source if isinstance(source, Path) else "<stdin>")
     try:
         with _pillow_open(source, label) as im:
-            return _decode(im, source, label, bgr)
-    except ConvcliError:
+            return _decode(im, source, label, bgr, fits)
+    except (ConvcliError, TooLarge):
         raise
     except Image.DecompressionBombError:
         raise pillow_limit_error(source, label) from None
     except UnidentifiedImageError:
         if is_tiff(source) and has_tifffile() and tiff_allowed():
             try:  # float colour and other TIFFs Pillow does not open
+                if fits is not None and not fits(*probe_tiff(source, label)):
+                    raise TooLarge
                 return Picture(decode_tiff(source, label), "TIFF")
-            except ConvcliError:
+            except (ConvcliError, TooLarge):
                 raise
             except Exception as exc:
                 raise InputError(
@@ -127,12 +143,20 @@ def open_image(source: Path | bytes, name: str | None = None, *, bgr: bool = Fal
         raise InputError(f"corrupt or truncated image ({reason(exc)})", subject=label) from None
 
 
-def _decode(im: Any, source: Path | bytes, label: str, bgr: bool = False) -> Picture:
+def _decode(
+    im: Any,
+    source: Path | bytes,
+    label: str,
+    bgr: bool = False,
+    fits: Callable[[tuple[int, ...], str], bool] | None = None,
+) -> Picture:
     from PIL import ImageOps
 
     width, height = im.size
     check_pixels(width, height, label)
     check_contained(im.format, source, label)
+    if fits is not None and not fits(*_layout_of(im, source, label)):
+        raise TooLarge
     png_complete = _check_png_chunks(source, label) if im.format == "PNG" else False
     fmt = im.format
     icc = im.info.get("icc_profile")
@@ -222,15 +246,7 @@ def probe_image(source: Path | bytes, name: str | None = None) -> tuple[tuple[in
             w, h = im.size
             check_pixels(w, h, label)
             check_contained(im.format, source, label)
-            if im.format == "TIFF" and needs_tifffile(im):
-                return probe_tiff(source, label)
-            channels, dtype = _MODE_LAYOUT.get(im.mode, (3, "uint8"))
-            if im.mode == "P" and "transparency" in im.info:
-                channels = 4
-            if _is_png16(im, source):
-                check_png16(label)
-                dtype = "uint16"
-            orientation = _orientation(im)
+            return _layout_of(im, source, label)
     except ConvcliError:
         raise
     except Image.DecompressionBombError:
@@ -243,7 +259,20 @@ def probe_image(source: Path | bytes, name: str | None = None) -> tuple[tuple[in
         raise
     except Exception as exc:
         raise InputError(f"corrupt image header ({reason(exc)})", subject=label) from None
-    if orientation in (5, 6, 7, 8):  # EXIF rotations by 90 degrees swap the sides
+
+
+def _layout_of(im: Any, source: Path | bytes, label: str) -> tuple[tuple[int, ...], str]:
+    """The shape and sample type an opened image will be decoded as (its header only)."""
+    if im.format == "TIFF" and needs_tifffile(im):
+        return probe_tiff(source, label)
+    w, h = im.size
+    channels, dtype = _MODE_LAYOUT.get(im.mode, (3, "uint8"))
+    if im.mode == "P" and "transparency" in im.info:
+        channels = 4
+    if _is_png16(im, source):
+        check_png16(label)
+        dtype = "uint16"
+    if _orientation(im) in (5, 6, 7, 8):  # EXIF rotations by 90 degrees swap the sides
         w, h = h, w
     shape = (h, w) if channels == 1 else (h, w, channels)
     return shape, dtype

@@ -22,7 +22,7 @@ from convcli.errors import ConvcliError, InputError, LimitError, OutputError, Us
 from convcli.io.arrays import npy_header, parse_array, read_array
 from convcli.io.atomic import is_stream, sweep_stale_parts, write_bands
 from convcli.io.colour import probe_colour
-from convcli.io.decode import open_image, probe_image
+from convcli.io.decode import TooLarge, open_image, probe_image
 from convcli.io.encode import encode, write_image
 from convcli.io.formats import ARRAY_FORMATS
 from convcli.io.frames import probe as probe_frames
@@ -131,10 +131,16 @@ def _process(source: Source, request: Request, outcome: Outcome) -> None:
         if _all_exist(output_targets(source, request, ext)):
             outcome.skipped = True
             return
-    if source.path is not None and not writes_stdout(request) and too_big(source, request):
+    streams = source.path is not None and not writes_stdout(request)
+    if streams and source.is_array and too_big(source, request):
         _stream(source, request, outcome)
         return
-    loaded = load(source, request.memory, bgr=channel_blind(request))
+    try:  # an image's header decides, read once for that and the decoding
+        fits = _fits_in_memory(source, request) if streams else None
+        loaded = load(source, request.memory, bgr=channel_blind(request), fits=fits)
+    except TooLarge:
+        _stream(source, request, outcome)
+        return
     fmt, ext = format_and_ext(source, request, loaded.format)
     result = _compute(loaded, source, request, outcome, to_array=fmt in ARRAY_FORMATS.values())
     if out.print_result:
@@ -250,22 +256,36 @@ def too_big(source: Source, request: Request) -> bool:
             shape, array_dtype = npy_header(source.path, source.label)
         except ConvcliError:
             return False  # read_array names the problem
-        itemsize = array_dtype.itemsize
         if len(shape) < 2:
             return False
-    else:
-        try:
-            shape, sample_type = probe_image(source.path, source.label)
-        except ConvcliError:
-            return False  # the full read names the problem
-        itemsize = np.dtype(sample_type).itemsize
+        return _over_budget(shape, array_dtype.itemsize, request)
+    try:
+        shape, sample_type = probe_image(source.path, source.label)
+    except ConvcliError:
+        return False  # the full read names the problem
+    return not _fits_in_memory(source, request)(shape, sample_type)
+
+
+def _fits_in_memory(source: Source, request: Request) -> Callable[[tuple[int, ...], str], bool]:
+    """Whether an image of this shape and sample type is filtered in memory (else it is
+    streamed band by band): within the budget, or holding more than one frame (the frames
+    of a multi-page TIFF are filtered one at a time, and a bad one is named by that route)."""
+    assert source.path is not None
+    path = source.path
+
+    def fits(shape: tuple[int, ...], sample_type: str) -> bool:
+        over = _over_budget(shape, np.dtype(sample_type).itemsize, request)
+        return not over or not _one_frame(path, source.label)
+
+    return fits
+
+
+def _over_budget(shape: tuple[int, ...], itemsize: int, request: Request) -> bool:
     pixels = int(np.prod(shape))
     members = max(1, len(request.stack_labels))
     # the decoded input, the result's samples (up to float64), its encoded copy, one band
     needed = pixels * (itemsize + 2 * 8 * members) + BAND_BYTES
-    if needed <= memory_budget(request):
-        return False
-    return source.is_array or _one_frame(source.path, source.label)
+    return needed > memory_budget(request)
 
 
 def _one_frame(path: Path, label: str) -> bool:
@@ -368,10 +388,16 @@ def _stream(source: Source, request: Request, outcome: Outcome) -> None:
         write_streamed(plan, job, request, outcome, job.bands(stats), stats)
 
 
-def load(source: Source, memory: int = 0, bgr: bool = False) -> Loaded:
+def load(
+    source: Source,
+    memory: int = 0,
+    bgr: bool = False,
+    fits: Callable[[tuple[int, ...], str], bool] | None = None,
+) -> Loaded:
     """An input's contents; a text array within ``memory`` bytes (0: the default budget).
     With ``bgr``, an image's colour may come in OpenCV's order (``Loaded.bgr`` says whether
-    it did): for work that treats every colour channel alike (:func:`channel_blind`)."""
+    it did): for work that treats every colour channel alike (:func:`channel_blind`). An
+    image file that ``fits`` refuses from its header raises :class:`TooLarge`."""
     if source.inline is not None:
         return Loaded(parse_array(source.inline, source.label, memory or None), is_array=True)
     if source.stdin is not None:
@@ -382,7 +408,7 @@ def load(source: Source, memory: int = 0, bgr: bool = False) -> Loaded:
     assert source.path is not None
     if source.is_array:
         return Loaded(read_array(source.path, memory or None), is_array=True)
-    picture = open_image(source.path, source.label, bgr=bgr)
+    picture = open_image(source.path, source.label, bgr=bgr, fits=fits)
     return Loaded(picture.pixels, picture.format, picture.icc_profile, bgr=picture.bgr)
 
 
