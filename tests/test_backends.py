@@ -33,6 +33,20 @@ def test_help_imports_no_heavy_module():
         assert heavy not in modules, heavy
 
 
+def test_filtering_an_image_imports_no_volume_or_linear_light_code(tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (8, 8), (10, 200, 30)).save(tmp_path / "a.png")
+    modules = _imported_after(
+        "from convcli.cli import app\n"
+        f"try:\n    app(['apply', '-q', '-k', 'box', {str(tmp_path / 'a.png')!r}, "
+        f"'-o', {str(tmp_path / 'b.png')!r}])\nexcept SystemExit:\n    pass"
+    )
+    assert (tmp_path / "b.png").exists()
+    assert "convcli.compute.volume" not in modules
+    assert "convcli.compute.transfer" not in modules
+
+
 def test_filtering_with_scipy_never_imports_torch():
     modules = _imported_after(
         "import convcli\nconvcli.convolve([[1, 2], [3, 4]], 'box', backend='scipy')"

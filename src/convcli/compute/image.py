@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,9 +29,11 @@ from convcli.compute.evaluate import (
 from convcli.compute.evaluate import bands as stream_bands
 from convcli.compute.exact import ExactFilter, exact_filter
 from convcli.compute.pixels import Filtered, Layout, PixelOptions
-from convcli.compute.transfer import Transfer
 from convcli.io.rows import ArrayRows, RowReader
 from convcli.kernels.model import AnyKernel, Kernel
+
+if TYPE_CHECKING:  # linear light only: imported where --linear is used
+    from convcli.compute.transfer import Transfer
 
 #: working memory of one band of rows (input window, blocks, results): large enough that the
 #: per-band overhead vanishes, small enough to stay in the caches' neighbourhood

@@ -7,17 +7,19 @@ Everything here is per pixel, so it applies to any band of rows as well as to a 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from convcli.compute.plan import work_dtype
-from convcli.compute.transfer import Transfer
 from convcli.errors import InputError, UsageError
 from convcli.machine import has_opencv
 from convcli.numeric import finite
 from convcli.vocabulary import ALPHA_MODES, DEPTHS, RANGES
+
+if TYPE_CHECKING:  # linear light only: imported where --linear is used
+    from convcli.compute.transfer import Transfer
 
 #: ITU-R 601-2 luma, as Pillow's convert("L")
 LUMA = np.array([0.299, 0.587, 0.114])

@@ -16,8 +16,6 @@ import numpy as np
 from convcli.compute.engine import check_signal_kernels, work_dtype
 from convcli.compute.image import BAND_BYTES, BandJob, ComputePlan, plan_image
 from convcli.compute.pixels import Filtered, Layout, PixelOptions, output_dtype
-from convcli.compute.transfer import Transfer, transfer_for
-from convcli.compute.volume import VolumePlan
 from convcli.errors import ConvcliError, InputError, LimitError, OutputError, UsageError
 from convcli.io.arrays import npy_header, parse_array, read_array
 from convcli.io.atomic import is_stream, sweep_stale_parts, write_bands
@@ -36,6 +34,8 @@ from convcli.run.request import Request
 from convcli.run.sources import Source
 
 if TYPE_CHECKING:
+    from convcli.compute.transfer import Transfer
+    from convcli.compute.volume import VolumePlan
     from convcli.run.frames import FramesPlan
 
 
@@ -518,6 +518,8 @@ def linear_transfer(source: Source, request: Request) -> Transfer | None:
         )
     image = source.stdin if source.stdin is not None else source.path
     assert image is not None
+    from convcli.compute.transfer import transfer_for
+
     icc, gamma, srgb = probe_colour(image)
     return transfer_for(icc, gamma, srgb, source.label)
 

@@ -15,7 +15,6 @@ from pathlib import Path
 from convcli.compute.compat import Preset, adapt, get_preset
 from convcli.compute.engine import Options, as_operation, check_request
 from convcli.compute.pixels import PixelOptions, parse_offset
-from convcli.compute.volume import check_volume_request
 from convcli.errors import UsageError
 from convcli.io.allowed import allowed_formats
 from convcli.io.formats import format_for
@@ -130,6 +129,8 @@ def build_request(
         operation = adapt(operation, preset, correlate)
     options = _options(preset, mode, boundary, fill_value, correlate, normalize, method)
     if volume:
+        from convcli.compute.volume import check_volume_request
+
         check_volume_request(operation, options, backend=backend, device=device)
     else:
         check_request(operation, options, backend=backend, device=device)
