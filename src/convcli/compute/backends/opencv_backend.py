@@ -192,7 +192,7 @@ def _whole_vectors(filt: Filter, kw: int) -> Filter:
         rows = src.shape[0]
         ext = _scratch("ext", (rows, wide, *src.shape[2:]), src.dtype)
         out = _scratch("out", (rows, wide, *dst.shape[2:]), dst.dtype)
-        cv2.copyMakeBorder(src[:, start:], 0, 0, 0, wide - strip, border, dst=ext)
+        ext = cv2.copyMakeBorder(src[:, start:], 0, 0, 0, wide - strip, border, dst=ext)
         filt(ext, out, anchor, border)
         dst[:, width - keep :] = out[:, strip - keep : strip]
 
