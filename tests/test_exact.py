@@ -251,6 +251,46 @@ def test_random_integer_kernels(
     _same(job)
 
 
+@pytest.mark.parametrize("name", ["sobel-x", "laplacian", "sharpen", "emboss", "prewitt-y"])
+@pytest.mark.parametrize("range_", ["clip", "abs"])
+@pytest.mark.parametrize("offset", [(0.0, False), (128.0, False), (-40.0, False), (50.0, True)])
+def test_shifted_integer_sums_count_and_map_as_the_plain_ones(photo, name, range_, offset):
+    """Integer sums come from OpenCV shifted by the kernel's reach (all at least 0, so that
+    their histogram is small): the samples and every clipping figure are those of the
+    unshifted sums."""
+    from convcli.compute import exact
+    from convcli.compute import pixels as pixels_module
+
+    pixels = PixelOptions(range=range_, offset=offset[0], offset_percent=offset[1])
+    histogram = pixels_module.integer_histogram
+    results = []
+    for int16_max in (exact._INT16_MAX, 0):  # 0: no reach is small enough to shift
+        shifts: list[int] = []
+
+        def spy(sums, reach, shift=0, shifts=shifts):  # type: ignore[no-untyped-def]
+            shifts.append(shift)
+            return histogram(sums, reach, shift)
+
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(exact, "_INT16_MAX", int16_max)
+            mp.setattr(pixels_module, "integer_histogram", spy)
+            job = _job(photo, name, pixels)
+            assert job.exact is not None and job.exact.float_filter is None
+            stats = Filtered(np.empty(0), None)
+            stats.pixels = job.collect(stats)
+            results.append(stats)
+        if offset[1]:  # 127.5 levels: the general rules map them, from the sums unshifted
+            assert not shifts
+        else:
+            assert shifts and all(s == (job.exact.reach if int16_max else 0) for s in shifts)
+    shifted, plain = results
+    np.testing.assert_array_equal(shifted.pixels, plain.pixels)
+    assert vars(shifted).keys() == vars(plain).keys()
+    for field in vars(plain):
+        if field != "pixels":
+            assert getattr(shifted, field) == getattr(plain, field), field
+
+
 def test_rank_one_kernels_run_as_two_integer_passes(photo):
     job = _job(photo, "sobel-x")
     assert job.exact is not None and job.exact.factors is not None

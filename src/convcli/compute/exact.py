@@ -43,6 +43,8 @@ from convcli.kernels.model import Kernel
 if TYPE_CHECKING:  # OpenCV is imported only where the backend is used
     from convcli.compute.backends.opencv_backend import Filter
 
+_INT16_MAX = 32767
+
 #: bytes of samples and results per OpenCV call: blocks several times a large kernel's
 #: height, whose halo rows are recomputed per call, and few calls an image (measured on the
 #: 12 MP photo, sobel-x on one thread: 1 MB a call 113 ms, 4 MB 82 ms, 8 MB 77 ms, 16 MB
@@ -115,10 +117,11 @@ class ExactFilter:
         return window, first
 
     def _pieces(
-        self, reader: RowReader, r0: int, r1: int, rounded: bool = False
+        self, reader: RowReader, r0: int, r1: int, rounded: bool = False, shift: int = 0
     ) -> Iterator[np.ndarray]:
         """The results of every run of ``sub_rows`` outputs, in order; with ``rounded``, the
-        float route's results as 8-bit samples."""
+        float route's results as 8-bit samples; the integer route's sums plus ``shift``
+        (which OpenCV adds exactly, as its ``delta``)."""
         import cv2
 
         window, first = self._window(reader, r0, r1)
@@ -139,16 +142,30 @@ class ExactFilter:
             elif self.factors is not None:
                 row, col = self.factors
                 out = cv2.sepFilter2D(
-                    block, self.depth, row, col, anchor=self.anchor, borderType=self.border
+                    block,
+                    self.depth,
+                    row,
+                    col,
+                    anchor=self.anchor,
+                    delta=shift,
+                    borderType=self.border,
                 )
             else:
                 out = cv2.filter2D(
-                    block, self.depth, self.weights, anchor=self.anchor, borderType=self.border
+                    block,
+                    self.depth,
+                    self.weights,
+                    anchor=self.anchor,
+                    delta=shift,
+                    borderType=self.border,
                 )
             yield out[at : at + b - a]
 
-    def values(self, sums: np.ndarray, compute: np.dtype) -> np.ndarray:
-        """The general path's float results: the sums in its working dtype, plus the offset."""
+    def values(self, sums: np.ndarray, compute: np.dtype, shift: int = 0) -> np.ndarray:
+        """The general path's float results: the sums (less the ``shift`` they were given)
+        in its working dtype, plus the offset."""
+        if shift:
+            sums = sums.astype(np.int32) - shift
         values = sums.astype(compute, copy=False)
         if self.offset:
             values = values + compute.type(self.offset)
@@ -169,7 +186,11 @@ class ExactFilter:
         write straight into, rather than into arrays of their own copied there after."""
         parts = []
         done = 0  # rows of ``into`` written
-        for sums in self._pieces(reader, r0, r1, self.rounds):
+        # integer sums come shifted by the reach, all at least 0: their histogram then
+        # needs 2 x reach + 1 bins, not 65536 (sobel-x on 12 MP: 14 ms against 19)
+        integer = self.float_filter is None and not self.offset
+        shift = self.reach if integer and 2 * self.reach <= _INT16_MAX else 0
+        for sums in self._pieces(reader, r0, r1, self.rounds, shift):
             dst = None if into is None else into[done : done + len(sums)]
             fast: np.ndarray | None = None
             if self.rounds:
@@ -179,9 +200,10 @@ class ExactFilter:
                 values = self.values(sums, layout.compute)
                 fast = layout.rounded_samples(values, self.bounds, stats, dst)
             elif not self.offset:
-                fast = layout.integer_samples(sums, self.reach, stats, span, dst)
+                fast = layout.integer_samples(sums, self.reach, stats, span, dst, shift)
             if fast is None:
-                fast = layout.interleaved_samples(self.values(sums, layout.compute), stats, span)
+                values = self.values(sums, layout.compute, shift)
+                fast = layout.interleaved_samples(values, stats, span)
             if dst is None:
                 parts.append(fast)
             else:

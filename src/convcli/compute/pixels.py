@@ -169,39 +169,47 @@ def clipping(
     return result
 
 
-def integer_histogram(sums: np.ndarray, reach: int) -> np.ndarray:
-    """How many of the 16-bit integers ``sums`` (at most ``reach`` in magnitude) take each
-    value -reach..reach (OpenCV's histogram, exact below 2**24 counts a call)."""
+def integer_histogram(sums: np.ndarray, reach: int, shift: int = 0) -> np.ndarray:
+    """How many of the 16-bit integers ``sums`` (at most ``reach`` in magnitude, after less
+    ``shift``: 0, or ``reach`` itself) take each value -reach..reach (OpenCV's histogram,
+    exact below 2**24 counts a call)."""
     import cv2
 
-    flat = sums.reshape(sums.shape[0], -1).view(np.uint16)  # -x is 65536 - x: no pass
-    total = np.zeros(2**16, np.int64)
+    # as unsigned 16-bit integers, without a pass: shifted sums are 0..2 x reach as they
+    # are; unshifted, -x reads as 65536 - x and every 16-bit value needs its bin
+    flat = sums.reshape(sums.shape[0], -1).view(np.uint16)
+    bins = 2 * reach + 1 if shift else 2**16
+    total = np.zeros(bins, np.int64)
     step = max(1, _HISTOGRAM_COUNTS // flat.shape[1])
     for r in range(0, flat.shape[0], step):
         part = flat[r : r + step]
-        total += cv2.calcHist([part], [0], None, [2**16], [0, 2**16]).ravel().astype(np.int64)
+        total += cv2.calcHist([part], [0], None, [bins], [0, bins]).ravel().astype(np.int64)
+    if shift:
+        return total
     return np.concatenate([total[2**16 - reach :], total[: reach + 1]])
 
 
 def _saturated(
-    sums: np.ndarray, absolute: bool, offset: int, into: np.ndarray | None = None
+    sums: np.ndarray, absolute: bool, offset: int, into: np.ndarray | None = None, shift: int = 0
 ) -> np.ndarray:
-    """16-bit integers (|sums| + |offset| <= 32767: nothing wraps around), their magnitudes
-    with ``absolute``, plus ``offset``, clipped to 0..255 as 8-bit samples: in one OpenCV
-    pass where it saturates exactly so (on one channel: a scalar adds to every sample).
-    ``into``: a contiguous 8-bit array of the same shape that OpenCV writes them into."""
+    """16-bit integers less ``shift`` (|sums - shift| + |offset| <= 32767: nothing wraps
+    around), their magnitudes with ``absolute``, plus ``offset``, clipped to 0..255 as 8-bit
+    samples: in one OpenCV pass where it saturates exactly so (on one channel: a scalar adds
+    to every sample; the shift is taken in the same pass). ``into``: a contiguous 8-bit
+    array of the same shape that OpenCV writes them into."""
     import cv2
 
     flat = sums.reshape(sums.shape[0], -1)
     dst = None if into is None else into.reshape(flat.shape)
     if not absolute:
-        out = cv2.add(flat, offset, dst=dst, dtype=cv2.CV_8U)
+        out = cv2.add(flat, offset - shift, dst=dst, dtype=cv2.CV_8U)
     elif offset >= 0:  # min(255, |x|) + offset saturates as |x| + offset does
-        out = cv2.convertScaleAbs(flat, dst=dst)
+        out = cv2.convertScaleAbs(flat, dst=dst, alpha=1, beta=-shift)
         if offset:
             out = cv2.add(out, offset, dst=out)
     else:
-        out = np.clip(np.abs(sums) + np.int16(offset), 0, 255).astype(np.uint8)
+        exact = sums.astype(np.int32) - shift if shift else sums
+        out = np.clip(np.abs(exact) + offset, 0, 255).astype(np.uint8)
     return out.reshape(sums.shape)
 
 
@@ -399,14 +407,16 @@ class Layout:
         stats: Filtered,
         span: tuple[float, float] | None,
         into: np.ndarray | None = None,
+        shift: int = 0,
     ) -> np.ndarray | None:
         """8-bit samples straight from exact 16-bit integer results (at most ``reach`` in
-        magnitude) laid out like the samples, where the mapping keeps them whole numbers:
-        8-bit in and out, clip or abs, an offset of whole levels. Rounding whole numbers
-        changes nothing, so this is :meth:`interleaved_samples` of the same values, bit for
-        bit, without converting to float; what clipping cuts is counted exactly from a
-        histogram of the integers. None where the mapping needs the general rules.
-        ``into``: where to write them (a contiguous array of their shape)."""
+        magnitude once ``shift`` is taken off: 0, or ``reach``) laid out like the samples,
+        where the mapping keeps them whole numbers: 8-bit in and out, clip or abs, an offset
+        of whole levels. Rounding whole numbers changes nothing, so this is
+        :meth:`interleaved_samples` of the same values, bit for bit, without converting to
+        float; what clipping cuts is counted exactly from a histogram of the integers. None
+        where the mapping needs the general rules. ``into``: where to write them (a
+        contiguous array of their shape)."""
         o = self.options
         if not (
             sums.dtype == np.int16
@@ -421,7 +431,7 @@ class Layout:
         if offset != round(offset) or reach + abs(offset) > 32767:
             return None
         offset = int(offset)
-        counts = integer_histogram(sums, reach)
+        counts = integer_histogram(sums, reach, shift)
         values = np.arange(-reach, reach + 1)
         if o.range == "abs":
             values = np.abs(values)
@@ -432,7 +442,7 @@ class Layout:
             stats.add(clipping(values, 255, o, counts))
         elif not o.offset and present.max() > 255 / 2.0 + 0.5:
             stats.offset_unknown = True  # as clip_counts says of a plane that does not clip
-        return _saturated(sums, o.range == "abs", offset, into)
+        return _saturated(sums, o.range == "abs", offset, into, shift)
 
     def rounded_samples(
         self,
