@@ -170,9 +170,9 @@ def clipping(
 
 
 def integer_histogram(sums: np.ndarray, reach: int, shift: int = 0) -> np.ndarray:
-    """How many of the 16-bit integers ``sums`` (at most ``reach`` in magnitude, after less
-    ``shift``: 0, or ``reach`` itself) take each value -reach..reach (OpenCV's histogram,
-    exact below 2**24 counts a call)."""
+    """How many of the 16-bit integers ``sums`` take each value -reach..reach once ``shift``
+    (0, or ``reach`` itself) is taken off them (OpenCV's histogram, exact below 2**24 counts
+    a call)."""
     import cv2
 
     # as unsigned 16-bit integers, without a pass: shifted sums are 0..2 x reach as they
