@@ -13,7 +13,6 @@ kernel again in every call, which is why convcli does not use it for large kerne
 from __future__ import annotations
 
 import functools
-import threading
 
 import numpy as np
 
@@ -70,28 +69,20 @@ class BlockCorrelator:
     def __init__(self, weights: np.ndarray) -> None:
         self.weights = np.ascontiguousarray(weights)
         self.kh, self.kw = self.weights.shape
-        self._spectra: dict[tuple[int, int], np.ndarray] = {}
-        self._lock = threading.Lock()  # tiles are computed side by side
+        # an image needs four transform sizes at most (whole blocks, the last column, row
+        # and corner); a batch of images of many sizes must not keep a spectrum for each
+        self._spectrum = functools.lru_cache(maxsize=_SPECTRA_KEPT)(self._make_spectrum)
 
     @functools.cached_property
     def sizes(self) -> tuple[int, int]:
         return transform_size(self.kh), transform_size(self.kw)
 
-    def _spectrum(self, dh: int, dw: int) -> np.ndarray:
+    def _make_spectrum(self, dh: int, dw: int) -> np.ndarray:
         import cv2
 
-        found = self._spectra.get((dh, dw))
-        if found is None:
-            padded = np.zeros((dh, dw), self.weights.dtype)
-            padded[: self.kh, : self.kw] = self.weights
-            found = cv2.dft(padded)
-            # an image needs four sizes at most (whole blocks, the last column, row and
-            # corner); a batch of images of many sizes must not keep them all
-            with self._lock:
-                if len(self._spectra) >= _SPECTRA_KEPT:
-                    self._spectra.pop(next(iter(self._spectra)))  # the oldest
-                self._spectra[(dh, dw)] = found
-        return found
+        padded = np.zeros((dh, dw), self.weights.dtype)
+        padded[: self.kh, : self.kw] = self.weights
+        return cv2.dft(padded)
 
     def valid(self, ext: np.ndarray, out: np.ndarray) -> None:
         """Write the valid correlation of the extended plane ``ext`` into ``out`` (of shape
@@ -129,13 +120,9 @@ class BlockCorrelator:
 def correlator(weights: np.ndarray) -> BlockCorrelator:
     """The correlator of ``weights``, kept for the calls that follow (the tiles of one image
     and the images of a batch share the kernel's spectra)."""
-    key = (weights.dtype.str, weights.shape, weights.tobytes())
-    found = _CORRELATORS.get(key)
-    if found is None:
-        if len(_CORRELATORS) >= 8:
-            _CORRELATORS.pop(next(iter(_CORRELATORS)))
-        found = _CORRELATORS[key] = BlockCorrelator(weights)
-    return found
+    return _kept_correlator(weights.dtype.str, weights.shape, weights.tobytes())
 
 
-_CORRELATORS: dict[tuple, BlockCorrelator] = {}
+@functools.lru_cache(maxsize=8)
+def _kept_correlator(dtype: str, shape: tuple[int, ...], data: bytes) -> BlockCorrelator:
+    return BlockCorrelator(np.frombuffer(data, dtype).reshape(shape))
