@@ -136,7 +136,7 @@ def _process(source: Source, request: Request, outcome: Outcome) -> None:
         _stream(source, request, outcome)
         return
     try:  # an image's header decides, read once for that and the decoding
-        fits = _fits_in_memory(source, request) if streams else None
+        fits = _fits_in_memory(source, request) if streams and not source.is_array else None
         loaded = load(source, request.memory, bgr=channel_blind(request), fits=fits)
     except TooLarge:
         _stream(source, request, outcome)
