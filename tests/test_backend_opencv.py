@@ -238,6 +238,32 @@ def test_every_sample_has_the_same_arithmetic_at_any_width(rng, kernel, channels
         np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("taps", [3, 5])
+@pytest.mark.parametrize("sign", [1, -1])
+def test_short_symmetric_rows_are_summed_as_8_bit_rows_are(rng, taps, sign):
+    """OpenCV sums float32 rows of 3 or 5 (anti)symmetric taps in pairs but 8-bit rows tap by
+    tap; the backend's float32 pass sums them tap by tap too, so a plane converted from 8-bit
+    samples gets the numbers of the samples themselves (what lets the 8-bit route skip the
+    conversion: tests/test_exact.py), and still the reference's to float32 tolerance."""
+    from convcli.compute.backends.opencv_backend import filter_for
+
+    half = rng.uniform(0.1, 1.0, taps // 2)
+    middle = [rng.uniform(0.5, 1.0)] if sign == 1 else [0.0]
+    row = np.concatenate([half, middle, sign * half[::-1]])
+    kernel = np.outer([0.25, 0.5, 0.25], row)
+    plan = plan_kernel(Kernel(kernel), Options(method="separable"), backend="opencv")
+    samples = rng.integers(0, 256, size=(40, 300)).astype(np.uint8)
+    filt = filter_for(plan, np.dtype(np.float32))
+    anchor = (plan.centre[1], plan.centre[0])
+    from_samples = np.empty(samples.shape, np.float32)
+    from_floats = np.empty(samples.shape, np.float32)
+    filt(samples, from_samples, anchor, cv2.BORDER_REFLECT)
+    filt(samples.astype(np.float32), from_floats, anchor, cv2.BORDER_REFLECT)
+    np.testing.assert_array_equal(from_floats, from_samples)
+    got = convcli.convolve(samples.astype(np.float32), kernel, backend="opencv", method="separable")
+    close32(got, reference(samples, kernel, "same", "reflect"))
+
+
 # -- parity with the scipy backend ----------------------------------------------------------------
 @pytest.mark.parametrize("kernel", PARITY_KERNELS)
 @pytest.mark.parametrize("mode", MODES)

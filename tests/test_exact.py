@@ -195,6 +195,8 @@ def test_kernels_that_cannot_clip_round_in_the_filter(photo, width):
     for kernel in ("gaussian:size=5", "gaussian:sigma=2", "box:size=7"):
         job = _job(wide, kernel)
         assert job.exact is not None and job.exact.rounds
+        # and reads the samples as they are: the filter is the whole computation
+        assert job.exact.one_pass
         _same(job)
         _same(_job(wide, kernel, PixelOptions(range="abs")))
         offset = _job(wide, kernel, PixelOptions(offset=10.0))

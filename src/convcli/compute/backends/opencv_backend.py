@@ -119,7 +119,7 @@ def filter_for(plan: Plan, dtype: np.dtype) -> Filter:
     channels are laid out."""
     kh, kw = plan.shape
     if two_passes(plan):
-        return _whole_vectors(_separable(plan, dtype), kw)
+        return _whole_vectors(_separable(plan, dtype), kw + 1)  # a zero tap may follow
     # direct and fft; also a 1-row or 1-column kernel, which is one pass anyway
     weights = np.ascontiguousarray(plan.weights, dtype)
 
@@ -140,7 +140,7 @@ def two_passes(plan: Plan) -> bool:
 def _separable(plan: Plan, dtype: np.dtype) -> Filter:
     """sepFilter2D (threaded by OpenCV) per factor pair, summed when the rank is above 1."""
     pairs = [
-        (np.ascontiguousarray(row, dtype), np.ascontiguousarray(col, dtype))
+        (_in_tap_order(np.ascontiguousarray(row, dtype)), np.ascontiguousarray(col, dtype))
         for col, row in plan.factors
     ]
     scratch: list[np.ndarray] = []  # one buffer for the terms of rank > 1, reused per plane
@@ -157,6 +157,22 @@ def _separable(plan: Plan, dtype: np.dtype) -> Filter:
             cv2.add(dst, term, dst=dst)
 
     return separable
+
+
+def _in_tap_order(row: np.ndarray) -> np.ndarray:
+    """A float32 row of 3 or 5 (anti)symmetric taps with a zero tap after its last.
+
+    OpenCV sums float32 rows of such kernels in pairs (``w1 (x[-1] + x[1]) + ...``) but rows
+    of 8-bit samples, like any other kernel's, tap by tap: the zero tap, which adds exactly
+    nothing (the samples are finite: NaN and infinity are refused), makes the float32 pass
+    sum tap by tap too. A float32 plane converted from 8-bit samples then gets the numbers of
+    the samples filtered as they are, which lets the 8-bit route read them without a
+    conversion pass (a 12 MP photo's gaussian:size=5 in one OpenCV call). The float32 pass
+    costs about 8% more (a 12 MP plane, 5 taps: 9.9 -> 10.9 ms)."""
+    symmetric = np.array_equal(row, row[::-1]) or np.array_equal(row, -row[::-1])
+    if row.dtype != np.float32 or len(row) not in (3, 5) or not symmetric:
+        return row
+    return np.append(row, np.float32(0))
 
 
 #: samples at the end of a row that OpenCV may sum one by one, after its vectors: 31 at
