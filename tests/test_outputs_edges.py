@@ -577,3 +577,64 @@ def test_a_process_lists_an_output_folder_once(tmp_path, monkeypatch):
         atomic.atomic_write(tmp_path / f"{i}.bin", b"x")
     assert len(listed) == 1
     assert sorted(os.listdir(tmp_path)) == [f"{i}.bin" for i in range(5)]
+
+
+def test_large_writes_reach_the_kernel_in_pieces(tmp_path, monkeypatch):
+    """A part file hands the kernel at most WRITE_PIECE bytes a write (one write of several
+    megabytes into a new file is many times slower on Linux 6.18 with ext4), and the file
+    holds every byte, in order, whatever the buffer's shape."""
+    sizes: list[int] = []
+    real_write = io.FileIO.write
+
+    class Recording(io.FileIO):
+        def write(self, data):  # type: ignore[no-untyped-def]
+            sizes.append(memoryview(data).nbytes)
+            return real_write(self, data)
+
+    monkeypatch.setattr(atomic.io, "FileIO", Recording)
+    big = np.random.default_rng(0).integers(0, 256, (700, 999, 3), dtype=np.uint8)
+    with atomic.atomic_file(tmp_path / "out.raw") as fh:
+        assert fh.write(big.data) == big.nbytes
+        fh.write(b"tail")
+    assert max(sizes) <= atomic.WRITE_PIECE and len(sizes) > big.nbytes // atomic.WRITE_PIECE
+    assert (tmp_path / "out.raw").read_bytes() == big.tobytes() + b"tail"
+
+
+@pytest.mark.parametrize(
+    ("dtype", "shape"),
+    [
+        (np.uint8, (3000, 1000, 3)),
+        (np.uint8, (2, 5, 3)),
+        (np.uint8, (700, 300)),
+        (np.uint16, (400, 500, 3)),  # 16-bit colour: tifffile's alone
+        (np.float32, (300, 700, 3)),
+    ],
+)
+def test_an_uncompressed_tiff_written_in_pieces_is_tifffiles_own(tmp_path, dtype, shape):
+    """Uncompressed TIFF pixels go to tifffile row piece by row piece (it would hand a whole
+    array to one write): the file is byte for byte the one it writes from the whole array."""
+    tifffile = pytest.importorskip("tifffile")
+    from convcli.io.encode import write_image
+
+    pixels = np.random.default_rng(1).random(shape).astype(dtype)
+    if dtype != np.float32:
+        pixels = (pixels * np.iinfo(dtype).max).astype(dtype)
+    out = tmp_path / "out.tif"
+    write_image(pixels, out)
+    whole = io.BytesIO()
+    with tifffile.TiffFile(out) as tif:
+        page = tif.pages[0]
+        assert len(page.dataoffsets) == 1  # one strip, as from the whole array
+        photometric = page.photometric
+    tifffile.imwrite(whole, pixels, photometric=photometric, metadata=None)
+    assert out.read_bytes() == whole.getvalue()
+    np.testing.assert_array_equal(tifffile.imread(out), pixels)
+
+
+@pytest.mark.parametrize("shape", [(3000, 1000, 3), (1, 10), (5, 300000)])
+def test_row_pieces_are_whole_rows_of_at_most_a_write_piece(shape):
+    pixels = np.arange(np.prod(shape), dtype=np.uint8).reshape(shape)
+    pieces = list(atomic.row_pieces(pixels))
+    np.testing.assert_array_equal(np.concatenate(pieces), pixels)
+    row = pixels[0].nbytes
+    assert all(p.nbytes <= max(atomic.WRITE_PIECE, row) for p in pieces)

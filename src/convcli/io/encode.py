@@ -12,7 +12,7 @@ import numpy as np
 
 from convcli.errors import OutputError
 from convcli.io.arrays import encode_array_into
-from convcli.io.atomic import atomic_file, atomic_write, is_stream
+from convcli.io.atomic import atomic_file, atomic_write, is_stream, row_pieces
 from convcli.io.decode import bgr_to_rgb
 from convcli.io.formats import ARRAY_FORMATS, format_for
 from convcli.io.inputs import reason
@@ -237,9 +237,14 @@ def _write_tifffile(out: Any, pixels: np.ndarray, compress: int | None) -> None:
     extras = ["unassalpha"] if channels in (2, 4) else None
     import tifffile
 
+    # uncompressed, the pixels follow the header as they are: in pieces of whole rows, which
+    # tifffile writes one by one (one write of them all is slow: atomic.WRITE_PIECE)
+    data = pixels if compress else row_pieces(np.ascontiguousarray(pixels))
     tifffile.imwrite(
         out,
-        pixels,
+        data,
+        shape=pixels.shape,
+        dtype=pixels.dtype,
         photometric=photometric,
         extrasamples=extras,
         compression="zlib" if compress else None,
