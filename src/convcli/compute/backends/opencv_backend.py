@@ -139,14 +139,18 @@ def two_passes(plan: Plan) -> bool:
 
 def _separable(plan: Plan, dtype: np.dtype) -> Filter:
     """sepFilter2D (threaded by OpenCV) per factor pair, summed when the rank is above 1."""
-    pairs = [
-        (_in_tap_order(np.ascontiguousarray(row, dtype)), np.ascontiguousarray(col, dtype))
+    as_given = [
+        (np.ascontiguousarray(row, dtype), np.ascontiguousarray(col, dtype))
         for col, row in plan.factors
     ]
+    # float32 samples get the rows in tap order; 8-bit samples are summed so already, and a
+    # zero tap would cost them a seventh more (a 12 MP photo's 5x5: 16.8 -> 18.4 ms)
+    in_order = [(_in_tap_order(row), col) for row, col in as_given]
     scratch: list[np.ndarray] = []  # one buffer for the terms of rank > 1, reused per plane
 
     def separable(src: np.ndarray, dst: np.ndarray, anchor: tuple[int, int], border: int) -> None:
         depth = _DEPTHS.get(dst.dtype, -1)
+        pairs = in_order if src.dtype == np.float32 else as_given
         row, col = pairs[0]
         cv2.sepFilter2D(src, depth, row, col, dst=dst, anchor=anchor, borderType=border)
         for row, col in pairs[1:]:
@@ -161,7 +165,7 @@ def _separable(plan: Plan, dtype: np.dtype) -> Filter:
 
 def _in_tap_order(row: np.ndarray) -> np.ndarray:
     """A float32 row of 3 or 5 (anti)symmetric taps with a zero tap after its last; any other
-    row as it is.
+    row as it is. For float32 samples only.
 
     OpenCV sums float32 rows of such kernels in pairs (``w1 (x[-1] + x[1]) + ...``) but rows
     of 8-bit samples, like any other kernel's, tap by tap: the zero tap, which adds exactly
