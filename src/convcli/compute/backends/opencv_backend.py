@@ -188,7 +188,7 @@ ROW_TAIL = 64
 
 def _whole_vectors(filt: Filter, kw: int) -> Filter:
     """``filt`` with the last ``ROW_TAIL`` samples of every row computed again, as part of a
-    strip of the row's end made a whole number of ``ROW_TAIL`` samples wide.
+    strip of the row's end a whole number of ``ROW_TAIL`` samples wide.
 
     OpenCV sums the samples left over at the end of a row (after its last whole vector)
     with scalar code whose rounding differs from the vectors'. Which samples those are
@@ -196,7 +196,9 @@ def _whole_vectors(filt: Filter, kw: int) -> Filter:
     with others would get different last bits there. Computed again in a strip of whole
     vectors, every sample gets the vectors' arithmetic: the same numbers for any width and
     any layout of the channels. The strip starts far enough left that the outputs kept read
-    only real samples, and is extended on the right by the call's own border."""
+    only real samples. Where the image is wide enough, it is a view of the image's last
+    columns (no copy), so OpenCV extends its right end by the call's own border; else a
+    copy, extended on the right by that border."""
 
     def whole_vectors(
         src: np.ndarray, dst: np.ndarray, anchor: tuple[int, int], border: int
@@ -209,9 +211,16 @@ def _whole_vectors(filt: Filter, kw: int) -> Filter:
         keep = min(width, -(-ROW_TAIL // channels))  # pixels computed again
         start = max(0, width - keep - anchor[0])  # outputs kept read columns from here on
         step = ROW_TAIL // np.gcd(channels, ROW_TAIL)  # strip widths of whole vectors
+        rows = src.shape[0]
+        strip = -(-(width - start) // step) * step
+        if strip <= width:
+            # the image's last columns, moved left to a width of whole vectors
+            out = _scratch("out", (rows, strip, *dst.shape[2:]), dst.dtype)
+            filt(src[:, width - strip :], out, anchor, border)
+            dst[:, width - keep :] = out[:, strip - keep :]
+            return
         strip = width - start
         wide = -(-(strip + kw - 1 - anchor[0]) // step) * step
-        rows = src.shape[0]
         ext = _scratch("ext", (rows, wide, *src.shape[2:]), src.dtype)
         out = _scratch("out", (rows, wide, *dst.shape[2:]), dst.dtype)
         ext = cv2.copyMakeBorder(src[:, start:], 0, 0, 0, wide - strip, border, dst=ext)
