@@ -16,6 +16,7 @@ True
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -73,6 +74,7 @@ def pillow_formats() -> set[str]:
     return set(Image.OPEN)
 
 
+@functools.cache  # a plugin once imported stays so: each set of formats loads once
 def load_plugins(formats: frozenset[str] | None) -> None:
     """Load Pillow's plugins for ``formats`` (None: all of them). Within the default six,
     only theirs are imported: importing Pillow's forty takes 40-70 ms, a quarter of a small

@@ -124,15 +124,16 @@ def atomic_file(path: Path) -> Iterator[Any]:
         for _ in range(100):
             tmp = directory / part_name(path.name)
             try:  # mode 0o666 less the umask, as for any new file
-                os.close(os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666))
+                fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
                 break
             except FileExistsError:
                 continue  # another writer's part file: never ours to remove
         else:
             tmp = None
             raise OutputError("cannot find a free temporary name beside it", subject=str(path))
-        # by name: writers such as tifffile want one
-        with _PieceWrites(io.FileIO(tmp, "w+")) as fh:
+        raw = io.FileIO(fd, "r+")
+        raw.name = str(tmp)  # writers such as tifffile want a name (the descriptor's: a number)
+        with _PieceWrites(raw) as fh:
             yield fh
             fh.flush()
             keep_owner_and_mode(fh.fileno(), path)

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from convcli.errors import UsageError
 
@@ -87,4 +87,5 @@ def extension_for(fmt: str) -> str:
 
 
 def is_array_path(path: str | Path) -> bool:
-    return Path(path).suffix.lower() in ARRAY_FORMATS
+    suffix = path.suffix if isinstance(path, PurePath) else PurePath(path).suffix
+    return suffix.lower() in ARRAY_FORMATS
