@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -414,6 +416,51 @@ def test_colour_channels_keep_their_order_on_every_route(
         np.testing.assert_array_equal(np.load(target), expected)
     else:
         np.testing.assert_array_equal(convcli.read_image(target), expected)
+
+
+def _script(tmp_path, prelude: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``convcli ARGS`` through the script's entry point, after ``prelude`` (Python code)."""
+    code = f"{prelude}\nimport sys\nsys.argv = ['convcli', *{list(args)!r}]\n"
+    code += "from convcli.cli import main\nmain()\n"
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120
+    )
+
+
+def test_the_script_leaves_with_the_exit_code_its_streams_flushed_and_exit_handlers_run(
+    tmp_path, cli
+):
+    """The script ends without taking the interpreter apart (30-40 ms a command), but as
+    any exit does: exit handlers run, every byte written reaches stdout, exit codes hold."""
+    marker = tmp_path / "handler-ran"
+    handler = f"import atexit\natexit.register(lambda: open({str(marker)!r}, 'w').close())"
+    done = _script(tmp_path, handler, "list-kernels", "--json")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == cli("list-kernels", "--json").stdout
+    assert marker.exists()
+    refused = _script(tmp_path, "", "apply", "-k", "box", "missing.png")
+    assert refused.returncode == cli("apply", "-k", "box", "missing.png").exit_code != 0
+    assert refused.stderr.count("\n") == 1 and "missing.png" in refused.stderr
+    assert _script(tmp_path, "", "apply", "--no-such-option").returncode == 2
+
+
+def test_the_script_ends_as_usual_while_another_thread_runs(tmp_path):
+    """A thread still running when the command ends is waited for, as the interpreter does."""
+    marker = tmp_path / "thread-done"
+    thread = (
+        "import threading, time\n"
+        f"def late():\n    time.sleep(0.5)\n    open({str(marker)!r}, 'w').close()\n"
+        "threading.Thread(target=late).start()"
+    )
+    done = _script(tmp_path, thread, "list-kernels")
+    assert done.returncode == 0, done.stderr
+    assert marker.exists()
+
+
+def test_a_message_as_exit_code_is_printed_and_exits_1():
+    code = "from convcli.cli.program import _leave\n_leave('stopped: because')"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert (done.returncode, done.stderr) == (1, "stopped: because\n")
 
 
 def test_the_script_builds_the_command_named_first_and_all_of_them_otherwise(monkeypatch):
