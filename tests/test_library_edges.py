@@ -136,6 +136,24 @@ def test_an_array_kernel_changed_in_place_is_used_as_it_is_now():
     assert as_operation(k) is as_operation(k.copy())  # the same values: one kernel
 
 
+def test_large_array_kernels_are_kept_by_value_up_to_a_megabyte():
+    """A 255x255 kernel's factors (an SVD, 11 ms) are found once for a loop over images;
+    a changed array is a new kernel; arrays over a megabyte are not kept."""
+    from convcli.compute.engine import as_operation
+
+    rng = np.random.default_rng(6)
+    k = rng.standard_normal((255, 255))
+    assert as_operation(k) is as_operation(k.copy())
+    x = rng.random((40, 30))
+    k71 = k[:71, :71].copy()  # more values than the small kernels kept
+    before = convcli.convolve(x, k71, boundary="fill")
+    k71[35, 35] += 1.0  # changed in place: the centre tap
+    after = convcli.convolve(x, k71, boundary="fill")
+    np.testing.assert_allclose(after - before, x, atol=1e-9)
+    huge = rng.standard_normal((400, 400))  # 1.28 MB
+    assert as_operation(huge) is not as_operation(huge.copy())
+
+
 def test_integer_input_needs_no_finiteness_check():
     x = np.arange(30, dtype=np.int64).reshape(5, 6)
     got = convcli.convolve(x, RANK_ONE, boundary="fill")

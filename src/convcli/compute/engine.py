@@ -65,20 +65,29 @@ def as_operation(kernel: Any, combine: str | None = None) -> AnyKernel:
     return KernelChain(tuple(items), name="+".join(i.name for i in items))
 
 
-_ARRAY_KERNEL_VALUES = 4096  # larger arrays are rarer, and cost less to check than to hash
+#: arrays kept by value: many small ones, and a few large ones (a 255x255 kernel's SVD takes
+#: 11 ms, hashing its values 0.12 ms); larger arrays are checked and factored every call
+_SMALL_KERNEL_VALUES = 4096
+_LARGE_KERNEL_BYTES = 1 << 20
 
 
 def _array_kernel(values: np.ndarray) -> Kernel:
-    """The kernel of an array's values. Small ones are kept by value: a loop convolving with
-    the same array checks it and finds its factors (an SVD) once, not in every call."""
-    if values.size > _ARRAY_KERNEL_VALUES or values.dtype.kind not in "biuf":
+    """The kernel of an array's values. Arrays of up to a megabyte are kept by value: a loop
+    convolving with the same array checks it and finds its factors (an SVD) once, not in
+    every call."""
+    if values.dtype.kind not in "biuf" or values.nbytes > _LARGE_KERNEL_BYTES:
         return Kernel(values, name="array")
-    return _kept_array_kernel(values.dtype.str, values.shape, values.tobytes())
+    kept = _kept_array_kernel if values.size <= _SMALL_KERNEL_VALUES else _kept_large_kernel
+    return kept(values.dtype.str, values.shape, values.tobytes())
 
 
-@functools.lru_cache(maxsize=64)
-def _kept_array_kernel(dtype: str, shape: tuple[int, ...], data: bytes) -> Kernel:
+def _kernel_of(dtype: str, shape: tuple[int, ...], data: bytes) -> Kernel:
     return Kernel(np.frombuffer(data, dtype).reshape(shape), name="array")
+
+
+_kept_array_kernel = functools.lru_cache(maxsize=64)(_kernel_of)
+#: at most a few megabytes held: each entry is its values twice (key and kernel)
+_kept_large_kernel = functools.lru_cache(maxsize=4)(_kernel_of)
 
 
 def _plain_rows(value: Any) -> Any:
