@@ -132,7 +132,7 @@ def atomic_file(path: Path) -> Iterator[Any]:
             tmp = None
             raise OutputError("cannot find a free temporary name beside it", subject=str(path))
         raw = io.FileIO(fd, "r+")
-        raw.name = str(tmp)  # writers such as tifffile want a name (the descriptor's: a number)
+        raw.name = str(tmp)  # writers such as tifffile want the file's name, not its number
         with _PieceWrites(raw) as fh:
             yield fh
             fh.flush()
