@@ -268,7 +268,7 @@ def test_short_symmetric_rows_are_summed_as_8_bit_rows_are(rng, taps, sign):
 
 def test_8_bit_samples_get_the_row_without_the_zero_tap(rng, monkeypatch):
     """The zero tap is for float32 samples only: 8-bit rows are summed tap by tap already,
-    and the extra tap would cost their pass about 7%. Either way the numbers are the same."""
+    and the extra tap would cost their pass about 9%. Either way the numbers are the same."""
     from convcli.compute.backends import opencv_backend
     from convcli.compute.backends.opencv_backend import filter_for
 
