@@ -302,7 +302,7 @@ class StripEngine:
         starts = np.cumsum(
             [0] + [len(rows) if keep is None else keep.stop - keep.start for rows, keep in pieces]
         )
-        runs: list[np.ndarray | None] = [None] * len(group)
+        results: list[np.ndarray | None] = [None] * len(group)  # each step's, made once
         made = threading.Lock()
 
         def work(job: tuple[int, tuple[np.ndarray, slice | None]]) -> None:
@@ -310,17 +310,17 @@ class StripEngine:
             for m, out in enumerate(self._group(window, rows, group)):
                 part = out if keep is None else out[:, keep]
                 with made:
-                    if runs[m] is None:
-                        runs[m] = np.empty(
+                    if results[m] is None:
+                        results[m] = np.empty(
                             (part.shape[0], int(starts[-1]), *part.shape[2:]), part.dtype
                         )
-                target = runs[m]
+                target = results[m]
                 assert target is not None
                 target[:, at : at + part.shape[1]] = part
 
         for _ in _in_order(work, list(enumerate(pieces))):
             pass
-        done = [r for r in runs if r is not None]
+        done = [r for r in results if r is not None]
         assert len(done) == len(group)  # every tile gives every step's rows
         return done
 

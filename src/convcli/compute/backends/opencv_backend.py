@@ -212,14 +212,13 @@ def _whole_vectors(filt: Filter, kw: int) -> Filter:
         start = max(0, width - keep - anchor[0])  # outputs kept read columns from here on
         step = ROW_TAIL // np.gcd(channels, ROW_TAIL)  # strip widths of whole vectors
         rows = src.shape[0]
-        strip = -(-(width - start) // step) * step
-        if strip <= width:
-            # the image's last columns, moved left to a width of whole vectors
-            out = _scratch("out", (rows, strip, *dst.shape[2:]), dst.dtype)
-            filt(src[:, width - strip :], out, anchor, border)
-            dst[:, width - keep :] = out[:, strip - keep :]
+        strip = width - start  # the columns the kept outputs read
+        view = -(-strip // step) * step  # the image's last columns, whole vectors wide
+        if view <= width:
+            out = _scratch("out", (rows, view, *dst.shape[2:]), dst.dtype)
+            filt(src[:, width - view :], out, anchor, border)
+            dst[:, width - keep :] = out[:, view - keep :]
             return
-        strip = width - start
         wide = -(-(strip + kw - 1 - anchor[0]) // step) * step
         ext = _scratch("ext", (rows, wide, *src.shape[2:]), src.dtype)
         out = _scratch("out", (rows, wide, *dst.shape[2:]), dst.dtype)
