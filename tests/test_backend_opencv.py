@@ -136,7 +136,7 @@ class Filter2DSpy:
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("boundary", ["reflect", "mirror", "fill", "wrap"])
+@pytest.mark.parametrize("boundary", ["reflect", "mirror", "nearest", "fill", "wrap"])
 def test_fft_runs_in_tiles_of_whole_blocks(rng, monkeypatch, mode, boundary):
     """The FFT method is computed in tiles of rows at fixed places (no call sees the whole
     image), each a whole number of convcli's own DFT blocks, side by side, and matches
@@ -147,9 +147,9 @@ def test_fft_runs_in_tiles_of_whole_blocks(rng, monkeypatch, mode, boundary):
     shapes: list[tuple[int, int]] = []
     valid = blocks.BlockCorrelator.valid
 
-    def spy(self, ext, out):  # type: ignore[no-untyped-def]
+    def spy(self, plane, out, *extension):  # type: ignore[no-untyped-def]
         shapes.append(out.shape)
-        valid(self, ext, out)
+        valid(self, plane, out, *extension)
 
     monkeypatch.setattr(blocks.BlockCorrelator, "valid", spy)
     for k in [Kernel(rng.normal(size=(15, 15))), Kernel(rng.normal(size=(12, 14)), origin=(1, 11))]:

@@ -146,3 +146,47 @@ def pad(
     rows = index_map(x.shape[-2], *pads[0], boundary)
     cols = index_map(x.shape[-1], *pads[1], boundary)
     return x[..., rows[:, None], cols[None, :]]
+
+
+def window_into(
+    dst: np.ndarray,
+    x: np.ndarray,
+    rows: tuple[int, int],
+    cols: tuple[int, int],
+    boundary: Boundary,
+    fill: float = 0.0,
+) -> None:
+    """Write rows ``rows[0]:rows[1]`` and columns ``cols[0]:cols[1]`` of the 2-D ``x``
+    extended without end by the boundary rule (positions outside ``x`` allowed) into ``dst``
+    (of that shape): what ``pad`` and a slice give, without extending all of ``x``. The part
+    inside ``x`` is one sliced copy; only the frame around it is looked up."""
+    import numpy as np
+
+    (r0, r1), (c0, c1) = rows, cols
+    h, w = x.shape
+    # the window's positions inside x: one run along each axis
+    a, b = min(max(-r0, 0), r1 - r0), max(min(h - r0, r1 - r0), 0)
+    c, d = min(max(-c0, 0), c1 - c0), max(min(w - c0, c1 - c0), 0)
+    b, d = max(a, b), max(c, d)
+    if b > a and d > c:
+        dst[a:b, c:d] = x[r0 + a : r0 + b, c0 + c : c0 + d]
+    if a == 0 and b == r1 - r0 and c == 0 and d == c1 - c0:
+        return  # the window lies inside x
+    if boundary is Boundary.FILL:
+        dst[:a] = fill
+        dst[b:] = fill
+        dst[a:b, :c] = fill
+        dst[a:b, d:] = fill
+        return
+    ri = source_index(np.arange(r0, r1), h, boundary)
+    ci = source_index(np.arange(c0, c1), w, boundary)
+    if a:
+        dst[:a] = x[np.ix_(ri[:a], ci)]
+    if b < len(ri):
+        dst[b:] = x[np.ix_(ri[b:], ci)]
+    if b > a:
+        middle = x[r0 + a : r0 + b]
+        if c:
+            dst[a:b, :c] = middle[:, ci[:c]]
+        if d < len(ci):
+            dst[a:b, d:] = middle[:, ci[d:]]

@@ -89,19 +89,16 @@ class OpenCVBackend(Backend):
 
 
 def _blocks_fft(planes: np.ndarray, plan: Plan, boundary: Boundary, fill: float) -> np.ndarray:
-    """The FFT method: each plane extended as the plan says (rows a band brings already
-    extended), then its valid correlation in fixed blocks with the kernel's spectrum made
-    once (:mod:`convcli.compute.blocks`)."""
+    """The FFT method: each plane's valid correlation, extended as the plan says (rows a
+    band brings already extended), in fixed blocks with the kernel's spectrum made once
+    (:mod:`convcli.compute.blocks`), each block copied from the plane with its extension."""
     n, h, w = planes.shape
     kh, kw = plan.shape
     (top, bottom), (left, right) = plan.pads
     blocks = correlator(np.ascontiguousarray(plan.weights, planes.dtype))
     out = np.empty((n, h + top + bottom - kh + 1, w + left + right - kw + 1), planes.dtype)
     for i in range(n):
-        src = _rows_contiguous(planes[i])
-        if top or bottom or left or right:
-            src = cv2.copyMakeBorder(src, top, bottom, left, right, _BORDER[boundary], value=fill)
-        blocks.valid(src, out[i])
+        blocks.valid(planes[i], out[i], plan.pads, boundary, fill)
     return out
 
 
