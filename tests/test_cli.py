@@ -444,6 +444,25 @@ def test_the_script_leaves_with_the_exit_code_its_streams_flushed_and_exit_handl
     assert _script(tmp_path, "", "apply", "--no-such-option").returncode == 2
 
 
+def test_the_script_leaves_quickly_after_its_compute_threads_worked(tmp_path):
+    """The compute threads kept between calls are idle once the command is over: they are
+    ended, and the script still leaves without taking the interpreter apart."""
+    rng = np.random.default_rng(5)
+    np.save(tmp_path / "in.npy", rng.random((900, 300)).astype(np.float32))
+    marker = tmp_path / "left"
+    prelude = (
+        "import os\nreal = os._exit\n"
+        f"def leave(code):\n    open({str(marker)!r}, 'w').write(str(code))\n    real(code)\n"
+        "os._exit = leave"
+    )
+    args = ("apply", "-k", "gaussian:size=63", "--method", "fft", "in.npy", "-o", "out.npy")
+    done = _script(tmp_path, prelude, *args)
+    assert done.returncode == 0, done.stderr
+    assert marker.read_text() == "0"
+    want = convcli.convolve(np.load(tmp_path / "in.npy"), "gaussian:size=63", method="fft")
+    np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), want)
+
+
 def test_the_script_ends_as_usual_while_another_thread_runs(tmp_path):
     """A thread still running when the command ends is waited for, as the interpreter does."""
     marker = tmp_path / "thread-done"

@@ -4,6 +4,8 @@ boundary, chain and bank; TIFF and .npy read and written incrementally; the memo
 from __future__ import annotations
 
 import itertools
+import os
+import threading
 
 import numpy as np
 import pytest
@@ -325,3 +327,72 @@ def test_streamed_modes_through_the_cli(cli, big_tiff, tmp_path, mode, boundary)
     np.testing.assert_array_equal(
         convcli.read_image(tmp_path / "s.tif"), convcli.read_image(tmp_path / "m.tif")
     )
+
+
+def _tile_threads(monkeypatch) -> list[int]:
+    """The threads that run convcli's FFT blocks, recorded as they run."""
+    from convcli.compute import blocks
+
+    seen: list[int] = []
+    valid = blocks.BlockCorrelator.valid
+
+    def spy(self, *args):  # type: ignore[no-untyped-def]
+        seen.append(threading.get_ident())
+        valid(self, *args)
+
+    monkeypatch.setattr(blocks.BlockCorrelator, "valid", spy)
+    return seen
+
+
+def test_tiles_run_on_threads_kept_between_calls(rng, monkeypatch):
+    """A call's tiles run side by side on the process's compute threads, the same threads in
+    the next call (starting them per call cost a 1 MP FFT a quarter of its time); another
+    number of threads gets a pool of its own, and closing them ends them."""
+    from convcli import machine
+    from convcli.compute import evaluate
+
+    x = rng.random((900, 300)).astype(np.float32)
+    k = Kernel(rng.normal(size=(63, 63)))
+    seen = _tile_threads(monkeypatch)
+    monkeypatch.setattr(machine, "_threads", 2)
+    first = convcli.convolve(x, k, method="fft")
+    threads = set(seen)
+    seen.clear()
+    again = convcli.convolve(x, k, method="fft")
+    assert len(threads) == 2 and threading.get_ident() not in threads
+    assert set(seen) <= threads  # no new thread
+    np.testing.assert_array_equal(first, again)
+    monkeypatch.setattr(machine, "_threads", 1)
+    seen.clear()
+    np.testing.assert_array_equal(convcli.convolve(x, k, method="fft"), first)
+    assert set(seen) == {threading.get_ident()}  # one thread: this one
+    monkeypatch.setattr(machine, "_threads", 2)
+    convcli.convolve(x, k, method="fft")
+    evaluate.close_threads()
+    assert not [t for t in threading.enumerate() if t.name.startswith(evaluate.BAND_THREAD)]
+
+
+def _convolve_in_child(x, k, results) -> None:  # type: ignore[no-untyped-def]
+    results.put(convcli.convolve(x, k, method="fft"))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_gets_compute_threads_of_its_own(rng, monkeypatch):
+    """A child forked after the parent computed inherits the pool without its threads: it
+    makes its own rather than waiting on threads that do not exist."""
+    import multiprocessing
+
+    from convcli import machine
+
+    monkeypatch.setattr(machine, "_threads", 2)
+    x = rng.random((900, 300)).astype(np.float32)
+    k = Kernel(rng.normal(size=(63, 63)))
+    want = convcli.convolve(x, k, method="fft")  # the parent's pool now exists
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    child = context.Process(target=_convolve_in_child, args=(x, k, results))
+    child.start()
+    got = results.get(timeout=60)
+    child.join(timeout=60)
+    assert child.exitcode == 0
+    np.testing.assert_array_equal(got, want)

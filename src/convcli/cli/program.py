@@ -233,6 +233,9 @@ def _leave(code: Any) -> NoReturn:
     ``vips`` takes for a small image's whole run. Every output is complete and renamed by
     then. Where a thread other than the main one is still running, or a stream cannot be
     flushed, the interpreter ends as it always does."""
+    evaluator = sys.modules.get("convcli.compute.evaluate")
+    if evaluator is not None:
+        evaluator.close_threads()  # idle, but not daemon threads: they would count below
     others = [t for t in threading.enumerate() if t is not threading.main_thread()]
     if any(not t.daemon for t in others):
         sys.exit(code)

@@ -16,6 +16,7 @@ from the bottom of the image) and chains, where each step extends its own input.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -318,7 +319,9 @@ class StripEngine:
                 assert target is not None
                 target[:, at : at + part.shape[1]] = part
 
-        for _ in _in_order(work, list(enumerate(pieces))):
+        # side by side on the cores (the libraries release the GIL); in this thread within a
+        # band that already runs beside others
+        for _ in ordered_map(work, list(enumerate(pieces))):
             pass
         done = [r for r in results if r is not None]
         assert len(done) == len(group)  # every tile gives every step's rows
@@ -378,15 +381,6 @@ def _pieces(run: np.ndarray, step: _Step) -> list[tuple[np.ndarray, slice | None
         whole_tile = keep.start == 0 and keep.stop == stop - start
         pieces.append((np.arange(start, stop), None if whole_tile else keep))
     return pieces
-
-
-def _in_order(work: Any, pieces: list[Any]) -> Iterator[Any]:
-    """``work`` of every piece, in order: side by side on the cores for the tiles of one
-    call (the libraries release the GIL), in this thread within a band that already runs
-    beside others."""
-    if len(pieces) == 1 or threading.current_thread().name.startswith(BAND_THREAD):
-        return map(work, pieces)
-    return ordered_map(work, pieces)
 
 
 def _runs(rows: np.ndarray) -> list[np.ndarray]:
@@ -457,13 +451,44 @@ BAND_THREAD = "convcli-band"
 
 def ordered_map(work: Any, items: list[Any]) -> Iterator[Any]:
     """``work(item)`` for every item (a band, a tile), on up to :func:`thread_count`
-    threads, in order; at most one more than there are threads is held at a time."""
+    threads, in order; at most one more than there are threads is held at a time. On one of
+    those threads already (work that maps again), in this thread."""
     threads = min(thread_count(), len(items))
-    if threads <= 1:
+    if threads <= 1 or threading.current_thread().name.startswith(BAND_THREAD):
         yield from map(work, items)
         return
-    with ThreadPoolExecutor(threads, thread_name_prefix=BAND_THREAD) as pool:
-        yield from ordered(lambda item: pool.submit(work, item), items, ahead=threads + 1)
+    pool = _shared_pool(thread_count())
+    yield from ordered(lambda item: pool.submit(work, item), items, ahead=threads + 1)
+
+
+#: the process's compute threads, kept between calls: starting a pool's threads for each
+#: call cost a 1 MP plane's FFT (two tiles, 5 ms) a quarter of its time, the second tile
+#: often starting only once the first was done
+_pool: tuple[int, int, ThreadPoolExecutor] | None = None  # (process id, threads, pool)
+_pool_lock = threading.Lock()
+
+
+def _shared_pool(threads: int) -> ThreadPoolExecutor:
+    """The pool of ``threads`` compute threads, made on first use, made again in a forked
+    child (whose copy has no threads) or for another number of threads."""
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool[:2] != (os.getpid(), threads):
+            if _pool is not None and _pool[0] == os.getpid():
+                _pool[2].shutdown(wait=False)  # its work in flight still finishes
+            pool = ThreadPoolExecutor(threads, thread_name_prefix=BAND_THREAD)
+            _pool = (os.getpid(), threads, pool)
+        return _pool[2]
+
+
+def close_threads() -> None:
+    """End the compute threads (idle between calls), as a program about to end without the
+    interpreter's own shutdown does; a later call starts them again."""
+    global _pool
+    with _pool_lock:
+        if _pool is not None and _pool[0] == os.getpid():
+            _pool[2].shutdown(wait=True)
+        _pool = None
 
 
 def thread_count() -> int:
