@@ -329,15 +329,15 @@ def test_streamed_modes_through_the_cli(cli, big_tiff, tmp_path, mode, boundary)
     )
 
 
-def _tile_threads(monkeypatch) -> list[int]:
+def _tile_threads(monkeypatch) -> list[threading.Thread]:
     """The threads that run convcli's FFT blocks, recorded as they run."""
     from convcli.compute import blocks
 
-    seen: list[int] = []
+    seen: list[threading.Thread] = []
     valid = blocks.BlockCorrelator.valid
 
     def spy(self, *args):  # type: ignore[no-untyped-def]
-        seen.append(threading.get_ident())
+        seen.append(threading.current_thread())
         valid(self, *args)
 
     monkeypatch.setattr(blocks.BlockCorrelator, "valid", spy)
@@ -345,9 +345,9 @@ def _tile_threads(monkeypatch) -> list[int]:
 
 
 def test_tiles_run_on_threads_kept_between_calls(rng, monkeypatch):
-    """A call's tiles run side by side on the process's compute threads, the same threads in
-    the next call (starting them per call cost a 1 MP FFT a quarter of its time); another
-    number of threads gets a pool of its own, and closing them ends them."""
+    """A call's tiles run on this thread and the process's compute threads, the same ones
+    in every call (starting threads per call cost a 1 MP FFT a quarter of its time); with
+    one thread, all in this one; closing them ends them."""
     from convcli import machine
     from convcli.compute import evaluate
 
@@ -356,20 +356,89 @@ def test_tiles_run_on_threads_kept_between_calls(rng, monkeypatch):
     seen = _tile_threads(monkeypatch)
     monkeypatch.setattr(machine, "_threads", 2)
     first = convcli.convolve(x, k, method="fft")
-    threads = set(seen)
-    seen.clear()
-    again = convcli.convolve(x, k, method="fft")
-    assert len(threads) == 2 and threading.get_ident() not in threads
-    assert set(seen) <= threads  # no new thread
-    np.testing.assert_array_equal(first, again)
+    for _ in range(5):
+        np.testing.assert_array_equal(convcli.convolve(x, k, method="fft"), first)
+    helpers = set(seen) - {threading.current_thread()}
+    assert all(t.name.startswith(evaluate.BAND_THREAD) for t in helpers)
+    assert len(helpers) <= 2  # the pool's two threads at most, over six calls
     monkeypatch.setattr(machine, "_threads", 1)
     seen.clear()
     np.testing.assert_array_equal(convcli.convolve(x, k, method="fft"), first)
-    assert set(seen) == {threading.get_ident()}  # one thread: this one
+    assert set(seen) == {threading.current_thread()}
     monkeypatch.setattr(machine, "_threads", 2)
     convcli.convolve(x, k, method="fft")
     evaluate.close_threads()
     assert not [t for t in threading.enumerate() if t.name.startswith(evaluate.BAND_THREAD)]
+
+
+def test_ordered_map_shares_items_with_a_compute_thread(monkeypatch):
+    """Items 0 and 1 each wait for the other to start: they can only finish on two threads
+    at once, this one and a compute thread. Results come in order."""
+    from convcli import machine
+    from convcli.compute.evaluate import ordered_map
+
+    monkeypatch.setattr(machine, "_threads", 2)
+    both = threading.Barrier(2, timeout=30)
+    where: dict[int, threading.Thread] = {}
+
+    def work(i: int) -> int:
+        where[i] = threading.current_thread()
+        if i < 2:
+            both.wait()
+        return i * i
+
+    assert list(ordered_map(work, list(range(8)))) == [i * i for i in range(8)]
+    assert where[0] is not where[1]
+
+
+def test_ordered_map_raises_in_order_and_works_alone_when_the_pool_is_busy(monkeypatch):
+    """An item's exception is raised where its result would come, after the earlier ones;
+    with every compute thread busy elsewhere, this thread does all the items itself rather
+    than wait for one to come free."""
+    from convcli import machine
+    from convcli.compute import evaluate
+
+    monkeypatch.setattr(machine, "_threads", 2)
+    release = threading.Event()
+    pool = evaluate._shared_pool(2)
+    blockers = [pool.submit(release.wait, 30) for _ in range(2)]
+    try:
+        where = set()
+
+        def work(i: int) -> int:
+            where.add(threading.current_thread())
+            if i == 5:
+                raise ValueError("item 5")
+            return i
+
+        got = []
+        with pytest.raises(ValueError, match="item 5"):
+            for value in evaluate.ordered_map(work, list(range(9))):
+                got.append(value)
+        assert got == [0, 1, 2, 3, 4]
+        assert where == {threading.current_thread()}
+    finally:
+        release.set()
+        for blocker in blockers:
+            blocker.result(timeout=30)
+
+
+def test_ordered_map_takes_at_most_a_few_items_ahead(monkeypatch):
+    """At most one more item than there are threads is taken at a time, counting the one
+    being handed back (bands of a large image bound the memory so)."""
+    from convcli import machine
+    from convcli.compute.evaluate import ordered_map
+
+    monkeypatch.setattr(machine, "_threads", 2)
+    started: list[int] = []
+
+    def work(i: int) -> int:
+        started.append(i)
+        return i
+
+    for value in ordered_map(work, list(range(40))):
+        assert max(started) <= value + 2
+    assert sorted(started) == list(range(40))
 
 
 def _convolve_in_child(x, k, results) -> None:  # type: ignore[no-untyped-def]

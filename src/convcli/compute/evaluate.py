@@ -33,7 +33,6 @@ from convcli.errors import InputError, UsageError
 from convcli.io.rows import ArrayRows, RowReader
 from convcli.kernels.model import AnyKernel, Kernel, KernelBank, KernelChain
 from convcli.machine import threads_per_worker
-from convcli.schedule import ordered
 
 
 # -- the evaluation ----------------------------------------------------------------------------
@@ -450,15 +449,96 @@ BAND_THREAD = "convcli-band"
 
 
 def ordered_map(work: Any, items: list[Any]) -> Iterator[Any]:
-    """``work(item)`` for every item (a band, a tile), on up to :func:`thread_count`
-    threads, in order; at most one more than there are threads is held at a time. On one of
-    those threads already (work that maps again), in this thread."""
+    """``work(item)`` for every item (a band, a tile), in order, on up to
+    :func:`thread_count` threads: this one and compute threads, each taking the next item
+    as it is free (:class:`_Shared`). At most one more than there are threads is held at a
+    time. On a compute thread already (work that maps again), all in this thread."""
     threads = min(thread_count(), len(items))
     if threads <= 1 or threading.current_thread().name.startswith(BAND_THREAD):
         yield from map(work, items)
         return
+    shared = _Shared(work, items, ahead=threads + 1)
     pool = _shared_pool(thread_count())
-    yield from ordered(lambda item: pool.submit(work, item), items, ahead=threads + 1)
+    for _ in range(threads - 1):
+        pool.submit(shared.help)
+    try:
+        for i in range(len(items)):
+            yield shared.result(i)
+    finally:
+        shared.stop()
+
+
+class _Shared:
+    """Items shared out between the thread that wants their results, in order, and compute
+    threads that help: each takes the next item not yet taken. The wanting thread works
+    too, on the next free item whenever the one it waits for is not done: its core is
+    used, a helper slow to start (an idle virtual CPU wakes in milliseconds) delays
+    nothing, and a helper that never starts (the pool busy with other calls) leaves all
+    the work here rather than waited for. At most ``ahead`` items past the one wanted are
+    taken, which bounds the results held."""
+
+    def __init__(self, work: Any, items: list[Any], ahead: int) -> None:
+        self._work = work
+        self._items = items
+        self._ahead = ahead
+        self._changed = threading.Condition()
+        self._taken = 0  # items 0 .. _taken - 1 are taken
+        self._wanted = 0  # the item whose result is wanted next
+        self._done: dict[int, tuple[bool, Any]] = {}  # finished: (raised?, value)
+        self._stopped = False
+
+    def _take(self) -> int | None:
+        """The next item free to take, marked taken; None if there is none now."""
+        i = self._taken
+        if self._stopped or i >= len(self._items) or i >= self._wanted + self._ahead:
+            return None
+        self._taken += 1
+        return i
+
+    def _run(self, i: int) -> None:
+        try:
+            outcome = (False, self._work(self._items[i]))
+        except BaseException as exc:  # handed to the wanting thread, raised there in order
+            outcome = (True, exc)
+        with self._changed:
+            self._done[i] = outcome
+            self._changed.notify_all()
+
+    def help(self) -> None:
+        """On a compute thread: take and do items until every one is taken."""
+        while True:
+            with self._changed:
+                i = self._take()
+                while i is None:
+                    if self._stopped or self._taken >= len(self._items):
+                        return
+                    self._changed.wait()  # for the wanted item to move on
+                    i = self._take()
+            self._run(i)
+
+    def result(self, i: int) -> Any:
+        """Item ``i``'s result, doing free items while it is not done."""
+        while True:
+            with self._changed:
+                self._wanted = i
+                self._changed.notify_all()  # helpers may take further items now
+                if i in self._done:
+                    raised, value = self._done.pop(i)
+                    break
+                mine = self._take()
+                if mine is None:
+                    self._changed.wait()  # a helper is doing item i
+                    continue
+            self._run(mine)
+        if raised:
+            raise value
+        return value
+
+    def stop(self) -> None:
+        """Take no more items (those being done still finish)."""
+        with self._changed:
+            self._stopped = True
+            self._changed.notify_all()
 
 
 #: the process's compute threads, kept between calls: starting a pool's threads for each
