@@ -20,13 +20,11 @@ file keeps its permission bits, and its owner and group as far as the writer may
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import os
 import re
-import secrets
-import socket
 import stat
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -199,23 +197,30 @@ def keep_owner_and_mode(fd: int, path: Path) -> None:
 
 def part_name(name: str) -> str:
     """A fresh part file name for output ``name``: ``.NAME.PID-TOKEN.part``."""
-    return f".{_short(name)}.{os.getpid()}-{HOST_TAG}{secrets.token_hex(2)}.part"
+    return f".{_short(name)}.{os.getpid()}-{HOST_TAG}{os.urandom(2).hex()}.part"
 
 
 def _short(name: str) -> str:
     raw = os.fsencode(name)
     if len(raw) <= PART_NAME_KEEPS:
         return name
+    import hashlib  # only for long names (hashlib and its OpenSSL take 3 ms to import)
+
     digest = hashlib.sha256(raw).hexdigest()[:12]
     return os.fsdecode(raw[: PART_NAME_KEEPS - 20]) + "~" + digest
 
 
 def _host_tag() -> str:
     """Four hex digits naming this machine (and its pid namespace) in part file names."""
-    seed = socket.gethostname()
+    if hasattr(os, "uname"):
+        seed = os.uname().nodename  # the host name, without importing socket
+    else:  # pragma: no cover - not POSIX
+        import socket
+
+        seed = socket.gethostname()
     with contextlib.suppress(OSError):
         seed += os.readlink("/proc/self/ns/pid")
-    return hashlib.sha256(seed.encode("utf-8", "surrogateescape")).hexdigest()[:4]
+    return f"{zlib.crc32(seed.encode('utf-8', 'surrogateescape')) & 0xFFFF:04x}"
 
 
 HOST_TAG = _host_tag()

@@ -6,17 +6,15 @@ Workers are separate processes that receive the request once, when they start.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from convcli.errors import Stopped
 from convcli.run.naming import clashing_outputs
@@ -24,6 +22,12 @@ from convcli.run.process import Outcome, process
 from convcli.run.request import Request
 from convcli.run.sources import Source
 from convcli.schedule import Window
+
+if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
+
+# multiprocessing and the process pool are imported where workers start (13 ms alone, part
+# of every command's start otherwise, one input or many)
 
 
 @dataclass
@@ -214,6 +218,8 @@ def _worker_context() -> Any:
     run, a forked child can inherit it mid-use and hang, so such a process spawns fresh
     interpreters instead. (A fork server is no way out: killed with kill -9, its parent
     would leave it and its workers running.)"""
+    import multiprocessing
+
     from convcli.compute.backends import has_computed
 
     if sys.platform.startswith("linux") and not has_computed():
@@ -231,6 +237,9 @@ def _pool_round(
 ) -> tuple[bool, list[Source]]:
     """One pool's run over the queue: whether --fail-fast stopped it, and the inputs in
     flight when a worker died (the pool is then gone)."""
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
     threads = max(1, (os.cpu_count() or 1) // jobs)
     with ProcessPoolExecutor(
         max_workers=jobs,
@@ -255,6 +264,8 @@ def _pool_round(
 
 
 def _submitter(pool: ProcessPoolExecutor) -> Callable[[Source], Future[Outcome]]:
+    from concurrent.futures.process import BrokenProcessPool
+
     def submit(source: Source) -> Future[Outcome]:
         try:
             return pool.submit(_work, source)
