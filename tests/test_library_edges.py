@@ -89,6 +89,59 @@ def test_nan_and_infinity_are_refused_by_every_backend_and_method(backend, metho
         convcli.convolve(image, RANK_ONE, backend=backend, method=method)
 
 
+#: kernels of nonzero taps only (their results' rows show whether the input was finite) and
+#: kernels with zero taps (the input is checked before): a shift is the extreme case
+EVERY_TAP = [np.full((3, 3), 0.5), np.outer([1.0, 2.0, 1.0], [1.0, 3.0, 1.0]), "gaussian:size=5"]
+SOME_ZERO = [RANK_ONE, np.array([[0.0, 0.0], [0.0, 1.0]]), np.array([[0.0, 0.0, 1.0]])]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("mode", ["same", "full", "valid"])
+@pytest.mark.parametrize("boundary", ["fill", "reflect", "wrap"])
+def test_one_bad_sample_anywhere_is_refused(backend, method, mode, boundary):
+    """A NaN or an infinity at any place of a plane (corners, edges, every row between the
+    rows whose sums are checked) is refused, for kernels with and without zero taps."""
+    rng = np.random.default_rng(3)
+    h, w = 11, 9
+    kernels = EVERY_TAP + SOME_ZERO + [rng.random((4, 6)) + 0.5]
+    for k in kernels:
+        for row in range(h):
+            for col in (0, 4, w - 1):
+                image = rng.random((h, w))
+                image[row, col] = (np.nan, np.inf, -np.inf)[(row + col) % 3]
+                with pytest.raises(InputError, match="NaN or infinity"):
+                    convcli.convolve(
+                        image, k, mode=mode, boundary=boundary, backend=backend, method=method
+                    )
+
+
+def test_the_input_is_checked_before_only_where_the_results_cannot_tell(monkeypatch):
+    """A kernel of nonzero taps only leaves the check to its results (no pass over the
+    input first); a kernel with a zero tap, a chain and a bank have the input checked."""
+    from convcli.compute import engine
+
+    checked = []
+    real = engine.check_finite_input
+    monkeypatch.setattr(engine, "check_finite_input", lambda a: (checked.append(a), real(a)))
+    image = np.random.default_rng(4).random((40, 30))
+    for k in EVERY_TAP:
+        convcli.convolve(image, k)
+    assert checked == []
+    for k in [*SOME_ZERO, ["box", "gaussian:size=5"]]:
+        convcli.convolve(image, k)
+    convcli.convolve(image, ["box", "gaussian:size=5"], combine="sum")
+    assert len(checked) == len(SOME_ZERO) + 2
+
+
+def test_finite_input_whose_sums_overflow_keeps_its_infinite_results():
+    """Finite samples whose sums pass the largest float32: the results hold infinity, as
+    the arithmetic gives, and nothing is refused (the input is checked and found finite)."""
+    image = np.full((12, 10), np.finfo(np.float32).max / 2, np.float32)
+    got = convcli.convolve(image, np.ones((3, 3)), boundary="nearest")
+    assert np.isinf(got).all()
+
+
 def test_nan_is_refused_by_filter_image_too():
     image = np.ones((12, 12, 3), np.float32)
     image[5, 5, 1] = np.nan
