@@ -99,9 +99,11 @@ SOME_ZERO = [RANK_ONE, np.array([[0.0, 0.0], [0.0, 1.0]]), np.array([[0.0, 0.0, 
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("mode", ["same", "full", "valid"])
 @pytest.mark.parametrize("boundary", ["fill", "reflect", "wrap"])
+@pytest.mark.filterwarnings("error")  # refused without a warning first
 def test_one_bad_sample_anywhere_is_refused(backend, method, mode, boundary):
     """A NaN or an infinity at any place of a plane (corners, edges, every row between the
-    rows whose sums are checked) is refused, for kernels with and without zero taps."""
+    rows whose sums are checked) is refused, for kernels with and without zero taps, with
+    no warning from the arithmetic first."""
     rng = np.random.default_rng(3)
     h, w = 11, 9
     kernels = EVERY_TAP + SOME_ZERO + [rng.random((4, 6)) + 0.5]
@@ -117,8 +119,9 @@ def test_one_bad_sample_anywhere_is_refused(backend, method, mode, boundary):
 
 
 def test_the_input_is_checked_before_only_where_the_results_cannot_tell(monkeypatch):
-    """A kernel of nonzero taps only leaves the check to its results (no pass over the
-    input first); a kernel with a zero tap, a chain and a bank have the input checked."""
+    """A kernel of nonzero taps only leaves the check to its results on OpenCV (no pass
+    over the input first); a kernel with a zero tap, a chain, a bank and another backend
+    have the input checked."""
     from convcli.compute import engine
 
     checked = []
@@ -131,7 +134,8 @@ def test_the_input_is_checked_before_only_where_the_results_cannot_tell(monkeypa
     for k in [*SOME_ZERO, ["box", "gaussian:size=5"]]:
         convcli.convolve(image, k)
     convcli.convolve(image, ["box", "gaussian:size=5"], combine="sum")
-    assert len(checked) == len(SOME_ZERO) + 2
+    convcli.convolve(image, EVERY_TAP[0], backend="scipy")
+    assert len(checked) == len(SOME_ZERO) + 3
 
 
 def test_finite_input_whose_sums_overflow_keeps_its_infinite_results():

@@ -220,9 +220,10 @@ def _telling_rows(engine: StripEngine) -> slice | None:
     weight: a NaN or an infinity anywhere makes one of its sums NaN or infinite, by every
     method (the FFT spreads it further; sums never drop a nonzero term). None where that
     does not hold: a chain, a bank, kept edges, a kernel with a zero tap (a shift reads
-    some samples into no output at all); and without OpenCV, whose sum of strided rows is
-    what makes the check cheaper (numpy's takes longer than checking the input)."""
-    if sys.modules.get("cv2") is None:
+    some samples into no output at all); and off the OpenCV backend: its sum of strided
+    rows is what makes the check cheaper (numpy's takes longer than checking the input),
+    and numpy's arithmetic would warn about NaN before the refusal."""
+    if engine.backend.name != "opencv":
         return None
     steps = engine.steps()
     if len(steps) != 1 or steps[0].member_of or engine.options.keep_edges:
