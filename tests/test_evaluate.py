@@ -441,6 +441,22 @@ def test_ordered_map_takes_at_most_a_few_items_ahead(monkeypatch):
     assert sorted(started) == list(range(40))
 
 
+def test_a_program_ends_with_the_compute_threads_idle():
+    """A program that convolved (its compute threads kept, idle) ends as usual."""
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np, convcli\n"
+        "from convcli import machine\n"
+        "machine.set_threads_per_worker(2)\n"
+        "x = np.random.default_rng(1).random((900, 300)).astype(np.float32)\n"
+        "print(convcli.convolve(x, np.ones((63, 63)), method='fft').shape)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "(900, 300)\n", "")
+
+
 def _convolve_in_child(x, k, results) -> None:  # type: ignore[no-untyped-def]
     results.put(convcli.convolve(x, k, method="fft"))
 
