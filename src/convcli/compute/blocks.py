@@ -13,8 +13,6 @@ kernel again in every call, which is why convcli does not use it for large kerne
 from __future__ import annotations
 
 import functools
-import threading
-from collections.abc import Callable
 
 import numpy as np
 
@@ -111,9 +109,9 @@ class BlockCorrelator:
         dh, dw = self.sizes
         bh, bw = dh - kh + 1, dw - kw + 1
         flags = cv2.DFT_SCALE | cv2.DFT_REAL_OUTPUT
-        # each size's buffers, kept: the block (then its correlation) and its spectrum,
-        # multiplied in place
-        buffers = _kept_buffers(plane.dtype)
+        # each size's two buffers, reused by its blocks: the block (then its correlation)
+        # and its spectrum, multiplied in place
+        buffers: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
         for i in range(0, h, bh):
             rows = min(bh, h - i)
             for j in range(0, w, bw):
@@ -123,7 +121,9 @@ class BlockCorrelator:
                 # evaluator's tiles are (at 1 MP, a quarter of the transforms were padding)
                 ph, pw = rows + kh - 1, cols + kw - 1
                 size = (min(dh, fast_size(ph)), min(dw, fast_size(pw)))
-                src, spectra = buffers(size)
+                if size not in buffers:
+                    buffers[size] = (np.empty(size, plane.dtype), np.empty(size, plane.dtype))
+                src, spectra = buffers[size]
                 window = (i - top, i - top + ph), (j - left, j - left + pw)
                 window_into(src[:ph, :pw], plane, *window, boundary, fill)
                 src[ph:] = 0
@@ -132,36 +132,6 @@ class BlockCorrelator:
                 cv2.mulSpectrums(spectra, self._spectrum(*size), 0, spectra, conjB=True)
                 cv2.idft(spectra, dst=src, flags=flags)  # the block is no longer needed
                 out[i : i + rows, j : j + cols] = src[:rows, :cols]
-
-
-#: each thread's block buffers (a thread computes one block at a time)
-_threads_buffers = threading.local()
-#: the most a thread keeps in block buffers between calls
-_BUFFERS_KEPT = 32 << 20
-
-
-def _kept_buffers(dtype: np.dtype) -> Callable[[tuple[int, int]], tuple[np.ndarray, np.ndarray]]:
-    """This thread's two buffers of a transform size (the block, then its correlation; and
-    its spectrum), kept for the blocks and calls that follow, the newest up to
-    ``_BUFFERS_KEPT`` bytes: arrays of a megabyte made afresh come as fresh pages, faulted in
-    one by one (after another library's FFT trimmed the heap, that doubled a 1 MP plane's
-    call)."""
-    kept: dict[tuple[tuple[int, int], str], tuple[np.ndarray, np.ndarray]]
-    kept = _threads_buffers.__dict__.setdefault("kept", {})
-
-    def buffers(size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-        key = (size, np.dtype(dtype).str)
-        pair = kept.pop(key, None)
-        if pair is None:
-            pair = (np.empty(size, dtype), np.empty(size, dtype))
-        kept[key] = pair  # the newest last
-        total = sum(a.nbytes + b.nbytes for a, b in kept.values())
-        while total > _BUFFERS_KEPT and len(kept) > 1:
-            old = kept.pop(next(iter(kept)))
-            total -= old[0].nbytes + old[1].nbytes
-        return pair
-
-    return buffers
 
 
 def correlator(weights: np.ndarray) -> BlockCorrelator:
