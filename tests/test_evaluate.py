@@ -423,6 +423,33 @@ def test_ordered_map_raises_in_order_and_works_alone_when_the_pool_is_busy(monke
             blocker.result(timeout=30)
 
 
+def test_ctrl_c_in_the_callers_own_item_stops_it_at_once(monkeypatch):
+    """Ctrl-C (or a stop signal) during an item this thread took stops it there and then,
+    not once that item's turn comes after items still running elsewhere."""
+    import time
+
+    from convcli import machine
+    from convcli.compute.evaluate import ordered_map
+
+    monkeypatch.setattr(machine, "_threads", 2)
+    caller = threading.current_thread()
+    release = threading.Event()
+
+    def work(i: int) -> int:
+        if threading.current_thread() is caller:
+            raise KeyboardInterrupt
+        release.wait(30)  # a compute thread's item, still running
+        return i
+
+    started = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            list(ordered_map(work, list(range(6))))
+        assert time.monotonic() - started < 15
+    finally:
+        release.set()
+
+
 def test_ordered_map_takes_at_most_a_few_items_ahead(monkeypatch):
     """At most one more item than there are threads is taken at a time, counting the one
     being handed back (bands of a large image bound the memory so)."""

@@ -495,10 +495,12 @@ class _Shared:
         self._taken += 1
         return i
 
-    def _run(self, i: int) -> None:
+    def _run(self, i: int, catch: type[BaseException]) -> None:
+        """Do item ``i``; what it raises of ``catch`` is its outcome, raised in order by the
+        wanting thread."""
         try:
             outcome = (False, self._work(self._items[i]))
-        except BaseException as exc:  # handed to the wanting thread, raised there in order
+        except catch as exc:
             outcome = (True, exc)
         with self._changed:
             self._done[i] = outcome
@@ -514,7 +516,7 @@ class _Shared:
                         return
                     self._changed.wait()  # for the wanted item to move on
                     i = self._take()
-            self._run(i)
+            self._run(i, BaseException)  # whatever it raises: the item must be done
 
     def result(self, i: int) -> Any:
         """Item ``i``'s result, doing free items while it is not done."""
@@ -529,7 +531,9 @@ class _Shared:
                 if mine is None:
                     self._changed.wait()  # a helper is doing item i
                     continue
-            self._run(mine)
+            # Ctrl-C and a stop signal arrive in this thread: they stop it now, not at
+            # their item's turn
+            self._run(mine, Exception)
         if raised:
             raise value
         return value
@@ -544,21 +548,20 @@ class _Shared:
 #: the process's compute threads, kept between calls: starting a pool's threads for each
 #: call cost a 1 MP plane's FFT (two tiles, 5 ms) a quarter of its time, the second tile
 #: often starting only once the first was done
-_pool: tuple[int, int, ThreadPoolExecutor] | None = None  # (process id, threads, pool)
+_pool: tuple[int, ThreadPoolExecutor] | None = None  # (threads, pool)
 _pool_lock = threading.Lock()
 
 
 def _shared_pool(threads: int) -> ThreadPoolExecutor:
-    """The pool of ``threads`` compute threads, made on first use, made again in a forked
-    child (whose copy has no threads) or for another number of threads."""
+    """The pool of ``threads`` compute threads, made on first use and again for another
+    number of threads."""
     global _pool
     with _pool_lock:
-        if _pool is None or _pool[:2] != (os.getpid(), threads):
-            if _pool is not None and _pool[0] == os.getpid():
-                _pool[2].shutdown(wait=False)  # its work in flight still finishes
-            pool = ThreadPoolExecutor(threads, thread_name_prefix=BAND_THREAD)
-            _pool = (os.getpid(), threads, pool)
-        return _pool[2]
+        if _pool is None or _pool[0] != threads:
+            if _pool is not None:
+                _pool[1].shutdown(wait=False)  # its work in flight still finishes
+            _pool = (threads, ThreadPoolExecutor(threads, thread_name_prefix=BAND_THREAD))
+        return _pool[1]
 
 
 def close_threads() -> None:
@@ -566,9 +569,20 @@ def close_threads() -> None:
     interpreter's own shutdown does; a later call starts them again."""
     global _pool
     with _pool_lock:
-        if _pool is not None and _pool[0] == os.getpid():
-            _pool[2].shutdown(wait=True)
+        if _pool is not None:
+            _pool[1].shutdown(wait=True)
         _pool = None
+
+
+def _forget_threads() -> None:
+    """In a forked child: the parent's pool has no threads here, and its lock may have been
+    held by one of them."""
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_threads)
 
 
 def thread_count() -> int:
