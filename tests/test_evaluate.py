@@ -484,14 +484,28 @@ def test_a_program_ends_with_the_compute_threads_idle():
     assert (done.returncode, done.stdout, done.stderr) == (0, "(900, 300)\n", "")
 
 
-def _convolve_in_child(x, k, results) -> None:  # type: ignore[no-untyped-def]
-    results.put(convcli.convolve(x, k, method="fft"))
+def _in_child(x, k, results) -> None:  # type: ignore[no-untyped-def]
+    """In a forked child: a convolution, and two items that finish only side by side."""
+    from convcli.compute.evaluate import ordered_map
+
+    both = threading.Barrier(2, timeout=10)
+
+    def meet(i: int) -> int:
+        both.wait()
+        return i
+
+    try:
+        paired = list(ordered_map(meet, [0, 1]))
+    except threading.BrokenBarrierError:
+        paired = "no compute thread came"
+    results.put((convcli.convolve(x, k, method="fft"), paired))
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_a_forked_child_gets_compute_threads_of_its_own(rng, monkeypatch):
     """A child forked after the parent computed inherits the pool without its threads: it
-    makes its own rather than waiting on threads that do not exist."""
+    makes its own (whose threads do come), rather than queueing work for threads that do
+    not exist."""
     import multiprocessing
 
     from convcli import machine
@@ -502,9 +516,10 @@ def test_a_forked_child_gets_compute_threads_of_its_own(rng, monkeypatch):
     want = convcli.convolve(x, k, method="fft")  # the parent's pool now exists
     context = multiprocessing.get_context("fork")
     results = context.Queue()
-    child = context.Process(target=_convolve_in_child, args=(x, k, results))
+    child = context.Process(target=_in_child, args=(x, k, results))
     child.start()
-    got = results.get(timeout=60)
+    got, paired = results.get(timeout=60)
     child.join(timeout=60)
     assert child.exitcode == 0
     np.testing.assert_array_equal(got, want)
+    assert paired == [0, 1]
