@@ -136,6 +136,10 @@ def test_the_input_is_checked_before_only_where_the_results_cannot_tell(monkeypa
     convcli.convolve(image, ["box", "gaussian:size=5"], combine="sum")
     convcli.convolve(image, EVERY_TAP[0], backend="scipy")
     assert len(checked) == len(SOME_ZERO) + 3
+    checked.clear()
+    for k in ([1.0, 0.0, -1.0], [1.0, 2.0, 1.0]):  # a signal: checked first, and once
+        convcli.convolve(image[0], k)
+    assert len(checked) == 2
 
 
 def test_finite_input_whose_sums_overflow_keeps_its_infinite_results():

@@ -184,13 +184,14 @@ def convolve(
         raise InputError(f"expected a 1-D signal, a 2-D array or an image, got {arr.ndim}-D")
     if arr.size == 0:
         raise InputError("the input array is empty")
-    if arr.ndim != 2 and not (arr.ndim == 3 and channel_axis is not None):
-        check_finite_input(arr)  # a signal or a volume: checked before, as always
-    if arr.ndim == 1:
+    signal, volume = arr.ndim == 1, arr.ndim == 3 and channel_axis is None
+    if signal or volume:
+        check_finite_input(arr)  # a signal or a volume: checked first, as always
+    if signal:
         operation = for_ndim(operation, 1)
         check_signal_kernels(operation)
     compute = np.dtype(dtype) if dtype is not None else work_dtype(arr.dtype)
-    if arr.ndim == 3 and channel_axis is None:
+    if volume:
         from convcli.compute.volume import convolve_volume
 
         chosen = get_backend(
@@ -201,9 +202,11 @@ def convolve(
     chosen = get_backend(backend, boundary=options.boundary, fill=options.fill_value, device=device)
     # the banded evaluator with one band: every entry point computes the same numbers
     engine = StripEngine(operation, options, chosen, planes.shape[1:], dtype=compute)
-    telling = _telling_rows(engine) if arr.dtype.kind == "f" else None
-    if telling is None:
-        check_finite_input(arr)
+    telling = None
+    if not signal:  # (a signal was checked already)
+        telling = _telling_rows(engine) if arr.dtype.kind == "f" else None
+        if telling is None:
+            check_finite_input(arr)
     out = evaluate_band(engine, lambda rows: _rows_of(planes, rows), 0, engine.out_shape[0])
     if telling is not None and not _rows_finite(out, telling):
         check_finite_input(arr)  # NaN or infinity came in, or finite sums overflowed

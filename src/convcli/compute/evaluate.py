@@ -453,12 +453,13 @@ def ordered_map(work: Any, items: list[Any]) -> Iterator[Any]:
     :func:`thread_count` threads: this one and compute threads, each taking the next item
     as it is free (:class:`_Shared`). At most one more than there are threads is held at a
     time. On a compute thread already (work that maps again), all in this thread."""
-    threads = min(thread_count(), len(items))
+    count = thread_count()
+    threads = min(count, len(items))
     if threads <= 1 or threading.current_thread().name.startswith(BAND_THREAD):
         yield from map(work, items)
         return
     shared = _Shared(work, items, ahead=threads + 1)
-    pool = _shared_pool(thread_count())
+    pool = _shared_pool(count)
     for _ in range(threads - 1):
         pool.submit(shared.help)
     try:
