@@ -60,8 +60,9 @@ class _PieceWrites(io.BufferedRandom):
 
 
 def row_pieces(pixels: np.ndarray) -> Iterator[np.ndarray]:
-    """``pixels`` (C-contiguous) in runs of whole rows of about :data:`WRITE_PIECE` bytes: for
-    writers that hand each array to the kernel in one write (``ndarray.tofile``)."""
+    """``pixels`` (made C-contiguous) in runs of whole rows of about :data:`WRITE_PIECE`
+    bytes: for writers that hand each array to the kernel in one write (``ndarray.tofile``)."""
+    pixels = np.ascontiguousarray(pixels)
     row_bytes = max(1, pixels.nbytes // max(len(pixels), 1))
     rows = max(1, WRITE_PIECE // row_bytes)
     for r in range(0, len(pixels), rows):
@@ -287,7 +288,7 @@ def write_bands(
     extras = ["unassalpha"] if channels in (2, 4) else None
     data = (band for _, _, band in bands)
     if not compress:  # written as they come, contiguously: in pieces of whole rows
-        data = (piece for band in data for piece in row_pieces(np.ascontiguousarray(band)))
+        data = (piece for band in data for piece in row_pieces(band))
     with atomic_file(path) as fh:
         tifffile.imwrite(
             fh,

@@ -239,7 +239,7 @@ def _write_tifffile(out: Any, pixels: np.ndarray, compress: int | None) -> None:
 
     # uncompressed, the pixels follow the header as they are: in pieces of whole rows, which
     # tifffile writes one by one (one write of them all is slow: atomic.WRITE_PIECE)
-    data = pixels if compress else row_pieces(np.ascontiguousarray(pixels))
+    data = pixels if compress else row_pieces(pixels)
     tifffile.imwrite(
         out,
         data,
